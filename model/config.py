@@ -1,0 +1,87 @@
+"""Model hyper-parameters, stored as a Hugging Face Llama ``config.json``.
+
+Field names follow ``transformers.LlamaConfig`` on purpose: a checkpoint we write loads in
+``LlamaForCausalLM.from_pretrained`` and a small Llama checkpoint written by someone else loads here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 8000
+    hidden_size: int = 256
+    intermediate_size: int = 688
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 8
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 512
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+    bos_token_id: int = 1
+    eos_token_id: int = 2
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError("num_attention_heads must be divisible by num_key_value_heads")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def to_hf_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            model_type="llama",
+            architectures=["LlamaForCausalLM"],
+            hidden_act="silu",
+            attention_bias=False,
+            mlp_bias=False,
+            attention_dropout=0.0,
+            initializer_range=0.02,
+            head_dim=self.head_dim,
+            torch_dtype="float32",
+            use_cache=True,
+        )
+        return d
+
+    @classmethod
+    def from_hf_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        model_type = d.get("model_type", "llama")
+        if model_type not in ("llama", "mistral", "qwen2"):
+            raise ValueError(f"unsupported model_type {model_type!r}: only Llama-architecture checkpoints load")
+        if d.get("hidden_act", "silu") != "silu":
+            raise ValueError(f"unsupported hidden_act {d['hidden_act']!r}")
+        if d.get("attention_bias") or d.get("mlp_bias"):
+            raise ValueError("checkpoints with attention or MLP biases are not supported")
+        if d.get("rope_scaling") not in (None, {}):
+            raise ValueError("rope_scaling is not supported")
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        kwargs.setdefault("num_key_value_heads", d.get("num_attention_heads", cls.num_attention_heads))
+        # HF allows a list of eos ids; our config keeps the primary one (the others live in
+        # generation_config.json and are honoured as stop tokens).
+        for key in ("eos_token_id", "bos_token_id", "pad_token_id"):
+            if isinstance(kwargs.get(key), list):
+                kwargs[key] = kwargs[key][0]
+            if kwargs.get(key) is None:
+                kwargs.pop(key, None)
+        if "head_dim" in d and d["head_dim"] != d["hidden_size"] // d["num_attention_heads"]:
+            raise ValueError("head_dim different from hidden_size / num_attention_heads is not supported")
+        return cls(**kwargs)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_hf_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelConfig:
+        return cls.from_hf_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,407 @@
+"""The generation engine: a KV cache of fixed slots and continuous batching, in its own thread.
+
+Each loop iteration (all torch work happens in the engine thread):
+
+1. drop cancelled requests and free their slots;
+2. admit waiting requests into free slots: prefill their prompts (batched, padded, in chunks) and sample
+   each sequence's first token; a request for ``n`` continuations is prefilled once and its prompt KV is
+   copied into ``n`` slots (prefix sharing);
+3. one decode step over every active sequence at once, each row at its own position, each sampled with
+   its own parameters and random generator;
+4. emit token events and retire finished sequences (stop token, max tokens, cancel).
+
+Active sequences always occupy slots ``0..n_active``: a finished one's slot is refilled by moving the last
+active sequence into it, so the decode step reads the cache as a view. Callers get a :class:`RequestHandle`
+whose events arrive on an asyncio queue (or a plain queue for synchronous callers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from model.kv_cache import KVCache
+from model.sampling import SamplingParams, SequenceSamplingState, sample_next
+from model.transformer import Transformer
+
+log = logging.getLogger("tinyllm.engine")
+
+
+class EngineError(Exception):
+    pass
+
+
+class QueueFullError(EngineError):
+    """The waiting queue is at capacity: the caller should retry later."""
+
+
+class PromptTooLongError(EngineError):
+    def __init__(self, prompt_tokens: int, max_tokens: int, context: int) -> None:
+        super().__init__(f"This model's maximum context length is {context} tokens. However, you requested "
+                         f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} for "
+                         f"the completion). Please reduce the prompt or the completion length.")
+        self.prompt_tokens, self.max_tokens, self.context = prompt_tokens, max_tokens, context
+
+
+@dataclass
+class EngineConfig:
+    max_batch: int = 32  # KV slots = sequences decoded together
+    max_queue: int = 256  # waiting requests before submit() refuses
+    max_seq_len: int | None = None  # defaults to the model's context
+    prefill_chunk: int = 256  # tokens per row per prefill forward
+    prefill_batch_tokens: int = 4096  # padded tokens per prefill forward (bounds memory and others' stall)
+    num_threads: int | None = None
+
+
+@dataclass
+class TokenEvent:
+    index: int  # which of the request's n sequences
+    token_id: int | None
+    logprob: float | None = None
+    top_logprobs: list[tuple[int, float]] | None = None
+    finish_reason: str | None = None  # None, "stop", "length", "cancelled" or "error"
+
+
+@dataclass
+class GenerationResult:
+    token_ids: list[int]
+    finish_reason: str
+    logprobs: list[float | None]
+
+
+@dataclass
+class EngineStats:
+    running: int
+    waiting: int
+    slots_total: int
+    slots_used: int
+    last_batch_size: int
+
+
+class RequestHandle:
+    """The caller's side of a request: its events and a cancel switch. Safe to use from any thread."""
+
+    _ids = itertools.count()
+
+    def __init__(self, n: int, wake: Callable[[], None]) -> None:
+        self.request_id = next(self._ids)
+        self.n = n
+        self.cancelled = False
+        self._wake = wake
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self._async_queue: asyncio.Queue[TokenEvent] | None = asyncio.Queue()
+        except RuntimeError:
+            self._loop, self._async_queue = None, None
+        self._sync_queue: queue.SimpleQueue[TokenEvent] = queue.SimpleQueue()
+
+    def cancel(self) -> None:
+        """Stop generating; the engine frees the slots before its next step."""
+        if not self.cancelled:
+            self.cancelled = True
+            self._wake()
+
+    def _push(self, event: TokenEvent) -> None:
+        if self._loop is None:
+            self._sync_queue.put(event)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._async_queue.put_nowait, event)
+        except RuntimeError:  # the caller's event loop is gone; nobody is listening any more
+            self.cancelled = True
+
+    async def stream(self) -> AsyncIterator[TokenEvent]:
+        if self._async_queue is None:
+            raise RuntimeError("stream() needs the handle to be submitted from a running event loop")
+        remaining = self.n
+        while remaining:
+            event = await self._async_queue.get()
+            remaining -= event.finish_reason is not None
+            yield event
+
+    def iter_sync(self) -> Iterator[TokenEvent]:
+        remaining = self.n
+        while remaining:
+            event = self._sync_queue.get()
+            remaining -= event.finish_reason is not None
+            yield event
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    params: SamplingParams
+    n: int
+    handle: RequestHandle
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Sequence:
+    request: _Request
+    index: int
+    slot: int
+    state: SequenceSamplingState
+    pos: int = 0  # tokens already in the cache
+    last_token: int = -1  # sampled but not yet fed to the model
+    finished: bool = False
+
+
+class Engine:
+    def __init__(self, model: Transformer, config: EngineConfig | None = None,
+                 eos_token_ids: list[int] | tuple[int, ...] = ()) -> None:
+        self.model = model
+        self.config = config or EngineConfig()
+        model_config = model.config
+        self.max_seq_len = min(self.config.max_seq_len or model_config.max_position_embeddings,
+                               model_config.max_position_embeddings)
+        self.vocab_size = model_config.vocab_size
+        self.eos_token_ids = tuple(eos_token_ids)
+        self.cache = KVCache(model_config, self.config.max_batch, self.max_seq_len)
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._active: list[_Sequence] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._accepting = False
+        self._last_batch_size = 0
+        self._step_listeners: list[Callable[[int, float], None]] = []
+
+    # ---- caller side -------------------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        self._accepting = True
+        self._thread = threading.Thread(target=self._run, name="tinyllm-engine", daemon=True)
+        self._thread.start()
+
+    def add_step_listener(self, listener: Callable[[int, float], None]) -> None:
+        """``listener(batch_size, seconds)`` runs in the engine thread after every decode step: keep it cheap."""
+        self._step_listeners.append(listener)
+
+    def check_prompt(self, prompt_tokens: int, max_tokens: int) -> None:
+        """Raise PromptTooLongError if the prompt and the completion cannot fit in the context."""
+        if prompt_tokens + max_tokens > self.max_seq_len:
+            raise PromptTooLongError(prompt_tokens, max_tokens, self.max_seq_len)
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams, n: int = 1) -> RequestHandle:
+        """Queue a request for ``n`` continuations of ``prompt_ids``. Raises before any work is done:
+        ValueError on bad arguments, PromptTooLongError, QueueFullError, EngineError when stopped."""
+        if not prompt_ids:
+            raise ValueError("the prompt is empty")
+        if not 1 <= n <= self.config.max_batch:
+            raise ValueError(f"n must be between 1 and {self.config.max_batch}")
+        if any(not 0 <= t < self.vocab_size for t in prompt_ids):
+            raise ValueError("prompt token id out of range")
+        params.validate(self.vocab_size)
+        self.check_prompt(len(prompt_ids), params.max_tokens)
+        handle = RequestHandle(n, self._notify)
+        with self._cond:
+            if not self._accepting:
+                raise EngineError("the engine is not accepting requests (not started or shutting down)")
+            if len(self._waiting) >= self.config.max_queue:
+                raise QueueFullError(f"the waiting queue is full ({self.config.max_queue} requests)")
+            self._waiting.append(_Request(list(prompt_ids), params, n, handle))
+            self._cond.notify()
+        return handle
+
+    def generate(self, prompt_ids: list[int], params: SamplingParams, n: int = 1) -> list[GenerationResult]:
+        """Blocking convenience for scripts and evaluation: returns the n finished sequences."""
+        handle = self.submit(prompt_ids, params, n)
+        results = [GenerationResult([], "", []) for _ in range(n)]
+        for event in handle.iter_sync():
+            result = results[event.index]
+            if event.token_id is not None:
+                result.token_ids.append(event.token_id)
+                result.logprobs.append(event.logprob)
+            if event.finish_reason is not None:
+                result.finish_reason = event.finish_reason
+        return results
+
+    def stats(self) -> EngineStats:
+        with self._cond:
+            return EngineStats(running=len(self._active), waiting=len(self._waiting),
+                               slots_total=self.config.max_batch, slots_used=len(self._active),
+                               last_batch_size=self._last_batch_size)
+
+    def stop_accepting(self) -> None:
+        with self._cond:
+            self._accepting = False
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop admitting, let running and queued requests finish for up to ``timeout`` seconds, then
+        cancel what is left and stop the thread."""
+        self.stop_accepting()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._active or self._waiting) and time.monotonic() < deadline:
+                self._cond.wait(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+            for request in list(self._waiting) + [s.request for s in self._active]:
+                request.handle.cancelled = True
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    # ---- engine thread -----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while True:
+                with self._cond:
+                    while not (self._waiting or self._active or self._stopping):
+                        self._cond.wait()
+                    if self._stopping and not self._active and not self._waiting:
+                        return
+                try:
+                    self._drop_cancelled()
+                    self._admit()
+                    if self._active:
+                        self._decode_step()
+                except Exception:  # keep serving others; the requests in flight end with "error"
+                    log.exception("engine step failed")
+                    self._fail_all_active()
+                if self._stopping:
+                    self._drop_cancelled()
+
+    def _drop_cancelled(self) -> None:
+        with self._cond:
+            cancelled = [r for r in self._waiting if r.handle.cancelled]
+            for request in cancelled:
+                self._waiting.remove(request)
+        for request in cancelled:
+            for i in range(request.n):
+                request.handle._push(TokenEvent(i, None, finish_reason="cancelled"))
+        for seq in self._active:
+            if seq.request.handle.cancelled:
+                self._finish(seq, "cancelled")
+        self._retire()
+
+    def _admit(self) -> None:
+        batch: list[_Request] = []
+        free = self.config.max_batch - len(self._active)
+        budget = self.config.prefill_batch_tokens
+        with self._cond:
+            while self._waiting and self._waiting[0].n <= free:
+                request = self._waiting[0]
+                longest = max([len(r.prompt_ids) for r in batch] + [len(request.prompt_ids)])
+                if batch and longest * (len(batch) + 1) > budget:
+                    break
+                batch.append(self._waiting.popleft())
+                free -= request.n
+        if batch:
+            self._prefill(batch)
+
+    def _prefill(self, batch: list[_Request]) -> None:
+        """Prefill the batch's prompts into consecutive slots, then fork each into its n slots."""
+        first = len(self._active)
+        lengths = torch.tensor([len(r.prompt_ids) for r in batch])
+        width = int(lengths.max())
+        ids = torch.full((len(batch), width), 0, dtype=torch.long)
+        for row, request in enumerate(batch):
+            ids[row, :len(request.prompt_ids)] = torch.tensor(request.prompt_ids)
+        last = lengths - 1
+        logits = torch.empty(len(batch), self.vocab_size)
+        chunk = self.config.prefill_chunk
+        for start in range(0, width, chunk):
+            piece = ids[:, start:start + chunk]
+            # Each row's logits come from its own last prompt token, in whichever chunk that falls.
+            index = (last - start).clamp(0, piece.shape[1] - 1)
+            out = self.model.forward_cached(piece, torch.full((len(batch),), start), self.cache, first, index)
+            in_chunk = (last >= start) & (last < start + piece.shape[1])
+            logits[in_chunk] = out[in_chunk].float()
+
+        # Primaries sit in slots first..first+len(batch); their forks follow.
+        primaries = [self._new_sequence(request, 0, first + row) for row, request in enumerate(batch)]
+        rows = list(range(len(batch)))
+        forks: list[_Sequence] = []
+        slot = first + len(batch)
+        for row, request in enumerate(batch):
+            for i in range(1, request.n):
+                self.cache.copy_slot(first + row, slot, len(request.prompt_ids))
+                forks.append(self._new_sequence(request, i, slot))
+                rows.append(row)
+                slot += 1
+        sequences = primaries + forks
+        with self._cond:
+            self._active.extend(sequences)
+        self._accept_tokens(sequences, logits[rows])
+
+    def _new_sequence(self, request: _Request, index: int, slot: int) -> _Sequence:
+        state = SequenceSamplingState.create(request.params, request.prompt_ids, seed_offset=index)
+        return _Sequence(request, index, slot, state, pos=len(request.prompt_ids))
+
+    def _decode_step(self) -> None:
+        started = time.perf_counter()
+        batch = list(self._active)
+        tokens = torch.tensor([[s.last_token] for s in batch])
+        positions = torch.tensor([s.pos for s in batch])
+        logits = self.model.forward_cached(tokens, positions, self.cache, 0)
+        for seq in batch:
+            seq.pos += 1
+        self._accept_tokens(batch, logits)
+        self._last_batch_size = len(batch)
+        elapsed = time.perf_counter() - started
+        for listener in self._step_listeners:
+            listener(len(batch), elapsed)
+
+    def _accept_tokens(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
+        sampled = sample_next(logits, [s.state for s in sequences], self.eos_token_ids)
+        for seq, token in zip(sequences, sampled, strict=True):
+            params = seq.request.params
+            if token.token_id in self.eos_token_ids or token.token_id in params.stop_token_ids:
+                self._finish(seq, "stop")
+                continue
+            seq.last_token = token.token_id
+            done = seq.state.num_generated >= params.max_tokens or seq.pos + 1 >= self.max_seq_len
+            seq.request.handle._push(TokenEvent(seq.index, token.token_id, token.logprob, token.top_logprobs,
+                                                "length" if done else None))
+            seq.finished = done
+        self._retire()
+
+    def _finish(self, seq: _Sequence, reason: str) -> None:
+        if not seq.finished:
+            seq.finished = True
+            seq.request.handle._push(TokenEvent(seq.index, None, finish_reason=reason))
+
+    def _retire(self) -> None:
+        """Remove finished sequences, moving the last active sequence into each freed slot."""
+        if not any(s.finished for s in self._active):
+            return
+        with self._cond:
+            active = self._active  # invariant: active[i].slot == i
+            # From the end, so every sequence after i is already known to be running.
+            for i in reversed(range(len(active))):
+                if not active[i].finished:
+                    continue
+                tail = active.pop()
+                if i < len(active):
+                    self.cache.copy_slot(tail.slot, i, tail.pos)
+                    tail.slot = i
+                    active[i] = tail
+            self._cond.notify_all()
+
+    def _fail_all_active(self) -> None:
+        for seq in self._active:
+            self._finish(seq, "error")
+        self._retire()

@@ -1,0 +1,186 @@
+"""A Llama-family decoder: RMSNorm, rotary positions, grouped-query attention, SwiGLU.
+
+Module and parameter names mirror Hugging Face's ``LlamaForCausalLM`` (minus its ``model.`` prefix) so the
+checkpoint mapping is one line. Two forward paths share every layer:
+
+* ``forward(ids)``: the plain causal pass over whole sequences, used by training and as the reference.
+* ``forward_cached(ids, start_pos, cache, first_slot)``: writes the new tokens' keys/values into a
+  :class:`~model.kv_cache.KVCache` and attends over each row's cached prefix; used by the engine for
+  prefill (many tokens) and batched decode (one token per row, each row at its own position).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import ModelConfig
+from model.kv_cache import KVCache
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32 as Llama does, so low-precision weights don't change the statistics.
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+class RotaryEmbedding(nn.Module):
+    """Precomputed cos/sin tables; rotation uses Llama's "rotate half" layout (not interleaved pairs)."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x: [B, H, T, D]; positions: [B, T] absolute positions of each token."""
+        cos = self.cos[positions].unsqueeze(1).to(x.dtype)
+        sin = self.sin[positions].unsqueeze(1).to(x.dtype)
+        half = x.shape[-1] // 2
+        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+        return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = config.num_attention_heads
+        self.n_kv_heads = config.num_key_value_heads
+        self.head_dim = config.head_dim
+        self.q_proj = nn.Linear(config.hidden_size, self.n_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * self.head_dim, config.hidden_size, bias=False)
+
+    def _project(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor):
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        return rope(q, positions), rope(k, positions), v
+
+    def _out(self, y: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = y.shape
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
+
+    def forward(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._project(x, rope, positions)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_heads != self.n_heads)
+        return self._out(y)
+
+    def forward_cached(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor,
+                       cache_k: torch.Tensor, cache_v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """cache_k/v: this layer's rows for the batch, [B, kv_heads, max_len, D] (a view into the cache).
+        mask: [B, 1, T, L] boolean, True where a query may attend a cached key."""
+        q, k, v = self._project(x, rope, positions)
+        rows = torch.arange(x.shape[0]).unsqueeze(1)
+        # Advanced indices split by a slice put their dims first: [B, T, kv_heads, D].
+        cache_k[rows, :, positions] = k.transpose(1, 2)
+        cache_v[rows, :, positions] = v.transpose(1, 2)
+        length = mask.shape[-1]
+        y = F.scaled_dot_product_attention(q, cache_k[:, :, :length], cache_v[:, :, :length], attn_mask=mask,
+                                           enable_gqa=self.n_kv_heads != self.n_heads)
+        return self._out(y)
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), rope, positions)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+    def forward_cached(self, x, rope, positions, cache_k, cache_v, mask) -> torch.Tensor:
+        x = x + self.self_attn.forward_cached(self.input_layernorm(x), rope, positions, cache_k, cache_v, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        self.rope = RotaryEmbedding(config.head_dim, config.max_position_embeddings, config.rope_theta)
+        self.apply(self._init_weights)
+        # GPT-2 style: shrink the residual-branch outputs so the residual stream's variance stays ~1 at depth.
+        for name, p in self.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.num_hidden_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Causal forward over whole sequences: [B, T] token ids → [B, T, vocab] logits."""
+        t = input_ids.shape[1]
+        if t > self.config.max_position_embeddings:
+            raise ValueError(f"sequence of {t} tokens exceeds the context of {self.config.max_position_embeddings}")
+        positions = torch.arange(t).unsqueeze(0).expand(input_ids.shape[0], t)
+        x = self.embed_tokens(input_ids)
+        for layer in self.layers:
+            x = layer(x, self.rope, positions)
+        return self.lm_head(self.norm(x))
+
+    def forward_cached(self, input_ids: torch.Tensor, start_pos: torch.Tensor, cache: KVCache,
+                       first_slot: int = 0, logit_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Run new tokens against the cache of slots ``first_slot .. first_slot + B``.
+
+        input_ids: [B, T] new tokens; row b's tokens sit at positions ``start_pos[b] .. start_pos[b] + T``.
+        Rows shorter than T may be right-padded: padding writes cache entries past the row's length,
+        which are overwritten before any later query can see them. Returns logits [B, vocab] of one token
+        per row: the last one, or the one at ``logit_index[b]`` (so padded rows give their real last token).
+        The vocabulary projection runs only on those rows, not on all B*T tokens.
+        """
+        b, t = input_ids.shape
+        positions = start_pos.unsqueeze(1) + torch.arange(t).unsqueeze(0)
+        length = int(positions.max()) + 1
+        if length > cache.max_len:
+            raise ValueError(f"position {length - 1} is beyond the cache length {cache.max_len}")
+        mask = (torch.arange(length).view(1, 1, 1, length) <= positions.view(b, 1, t, 1))
+        rows = slice(first_slot, first_slot + b)
+        x = self.embed_tokens(input_ids)
+        for i, layer in enumerate(self.layers):
+            x = layer.forward_cached(x, self.rope, positions, cache.k[i, rows], cache.v[i, rows], mask)
+        x = x[:, -1] if logit_index is None else x[torch.arange(b), logit_index]
+        return self.lm_head(self.norm(x))
