@@ -51,6 +51,8 @@ class ModelConfig:
             head_dim=self.head_dim,
             torch_dtype="float32",
             use_cache=True,
+            # transformers >= 5 reads rope_parameters; older versions read the top-level rope_theta.
+            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta},
         )
         return d
 
@@ -63,10 +65,13 @@ class ModelConfig:
             raise ValueError(f"unsupported hidden_act {d['hidden_act']!r}")
         if d.get("attention_bias") or d.get("mlp_bias"):
             raise ValueError("checkpoints with attention or MLP biases are not supported")
-        if d.get("rope_scaling") not in (None, {}):
-            raise ValueError("rope_scaling is not supported")
+        rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
+        if rope.get("rope_type", rope.get("type", "default")) != "default":
+            raise ValueError(f"rope scaling {rope!r} is not supported")
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
+        if "rope_theta" in rope:
+            kwargs["rope_theta"] = rope["rope_theta"]
         kwargs.setdefault("num_key_value_heads", d.get("num_attention_heads", cls.num_attention_heads))
         # HF allows a list of eos ids; our config keeps the primary one (the others live in
         # generation_config.json and are honoured as stop tokens).

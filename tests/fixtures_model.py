@@ -48,5 +48,5 @@ def make_checkpoint(directory: Path, tokenizer_path: Path, seed: int = 0, **over
     model = Transformer(tiny_config(vocab, **overrides))
     # Larger-than-init weights so random models produce varied (non-degenerate) token distributions.
     with torch.no_grad():
-        model.embed_tokens.weight.normal_(0, 1.0)
+        model.embed_tokens.weight.normal_(0, 0.1)
     return save_checkpoint(directory, model, tokenizer_path)

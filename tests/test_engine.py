@@ -1,0 +1,185 @@
+"""The engine: cached continuous batching gives the plain forward pass's tokens; slots, queue, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.engine import Engine, EngineConfig, EngineError, PromptTooLongError, QueueFullError
+from model.sampling import SamplingParams
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_checkpoint):
+    return load_checkpoint(tiny_checkpoint)
+
+
+def reference_greedy(model, prompt: list[int], steps: int, stop_ids=()) -> list[int]:
+    """The naive loop: recompute the whole sequence for every token."""
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(steps):
+            token = int(model(torch.tensor([ids]))[0, -1].argmax())
+            if token in stop_ids:
+                break
+            ids.append(token)
+    return ids[len(prompt):]
+
+
+def collect(handle) -> dict[int, tuple[list[int], str]]:
+    out: dict[int, tuple[list[int], str]] = {}
+    for event in handle.iter_sync():
+        tokens, _ = out.get(event.index, ([], ""))
+        if event.token_id is not None:
+            tokens.append(event.token_id)
+        out[event.index] = (tokens, event.finish_reason or "")
+    return out
+
+
+def make_engine(loaded, **config) -> Engine:
+    engine = Engine(loaded.model, EngineConfig(**config), eos_token_ids=[])
+    engine.start()
+    return engine
+
+
+def test_batched_cached_decoding_matches_uncached_forward(loaded):
+    """Sequences of different lengths join the running batch at different steps; chunked prefill too."""
+    engine = make_engine(loaded, max_batch=4, prefill_chunk=7)
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(10, loaded.config.vocab_size, (n,), generator=g).tolist() for n in (3, 20, 9, 1, 33, 12)]
+    lengths = [12, 5, 20, 9, 7, 15]
+    handles = []
+    for prompt, steps in zip(prompts, lengths, strict=True):
+        handles.append(engine.submit(prompt, SamplingParams(temperature=0, max_tokens=steps)))
+        time.sleep(0.002)  # let some decode steps run so later requests join a running batch
+    try:
+        for prompt, steps, handle in zip(prompts, lengths, handles, strict=True):
+            tokens, reason = collect(handle)[0]
+            assert tokens == reference_greedy(loaded.model, prompt, steps)
+            assert reason == "length"
+    finally:
+        engine.shutdown()
+
+
+def test_prefix_sharing_forks_n_sequences(loaded):
+    engine = make_engine(loaded, max_batch=8)
+    prompt = loaded.tokenizer.encode("你好 hello world")
+    try:
+        greedy = collect(engine.submit(prompt, SamplingParams(temperature=0, max_tokens=10), n=3))
+        expected = reference_greedy(loaded.model, prompt, 10)
+        assert [greedy[i][0] for i in range(3)] == [expected] * 3
+        sampled = collect(engine.submit(prompt, SamplingParams(temperature=1.0, seed=5, max_tokens=10), n=4))
+        assert len({tuple(sampled[i][0]) for i in range(4)}) > 1  # each fork has its own generator
+        again = collect(engine.submit(prompt, SamplingParams(temperature=1.0, seed=5, max_tokens=10), n=4))
+        assert again == sampled  # seed s+i for sequence i: reproducible
+    finally:
+        engine.shutdown()
+
+
+def test_stop_tokens_end_a_sequence_without_emitting_them(loaded):
+    prompt = loaded.tokenizer.encode("hello")
+    free_run = reference_greedy(loaded.model, prompt, 8)
+    stop = free_run[3]
+    engine = make_engine(loaded)
+    try:
+        tokens, reason = collect(engine.submit(prompt, SamplingParams(temperature=0, max_tokens=8,
+                                                                      stop_token_ids=(stop,))))[0]
+        assert reason == "stop" and tokens == free_run[:free_run.index(stop)]
+    finally:
+        engine.shutdown()
+
+
+def test_cancel_frees_the_slot(loaded):
+    engine = make_engine(loaded, max_batch=2)
+    try:
+        handle = engine.submit([5, 6, 7], SamplingParams(temperature=0, max_tokens=200, ignore_eos=True))
+        events = handle.iter_sync()
+        next(events)
+        assert engine.stats().slots_used == 1
+        handle.cancel()
+        reasons = [e.finish_reason for e in events]
+        assert reasons[-1] == "cancelled"
+        deadline = time.monotonic() + 5
+        while engine.stats().slots_used and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.stats().slots_used == 0
+    finally:
+        engine.shutdown()
+
+
+def test_full_queue_is_reported_not_hung(loaded):
+    engine = make_engine(loaded, max_batch=1, max_queue=2)
+    try:
+        params = SamplingParams(temperature=0, max_tokens=200, ignore_eos=True)
+        running = engine.submit([1, 2, 3], params)
+        next(running.iter_sync())  # it holds the only slot now
+        queued = [engine.submit([1, 2, 3], params) for _ in range(2)]
+        assert engine.stats().waiting == 2
+        with pytest.raises(QueueFullError):
+            engine.submit([1, 2, 3], params)
+        for handle in [running, *queued]:
+            handle.cancel()
+    finally:
+        engine.shutdown()
+
+
+def test_too_long_prompt_is_refused_before_any_work(loaded):
+    engine = make_engine(loaded)
+    try:
+        context = loaded.config.max_position_embeddings
+        with pytest.raises(PromptTooLongError) as err:
+            engine.submit([5] * (context - 10), SamplingParams(max_tokens=20))
+        assert err.value.context == context and "maximum context length" in str(err.value)
+        assert engine.stats().waiting == 0
+        with pytest.raises(ValueError):
+            engine.submit([], SamplingParams())
+    finally:
+        engine.shutdown()
+
+
+def test_async_stream_from_an_event_loop(loaded):
+    engine = make_engine(loaded)
+
+    async def run() -> list[list[int]]:
+        handles = [engine.submit([3, 4, 5 + i], SamplingParams(temperature=0, max_tokens=6)) for i in range(5)]
+
+        async def consume(h):
+            return [e.token_id async for e in h.stream() if e.token_id is not None]
+
+        return await asyncio.gather(*(consume(h) for h in handles))
+
+    try:
+        results = asyncio.run(run())
+        assert [len(r) for r in results] == [6] * 5
+        assert results[0] == reference_greedy(loaded.model, [3, 4, 5], 6)
+    finally:
+        engine.shutdown()
+
+
+def test_shutdown_drains_then_refuses(loaded):
+    engine = make_engine(loaded)
+    handle = engine.submit([1, 2], SamplingParams(temperature=0, max_tokens=5))
+    results = {}
+    reader = threading.Thread(target=lambda: results.update(collect(handle)))
+    reader.start()
+    engine.shutdown(timeout=10)
+    reader.join(5)
+    assert results[0][1] == "length" and len(results[0][0]) == 5
+    with pytest.raises(EngineError):
+        engine.submit([1], SamplingParams())
+
+
+def test_step_listener_sees_batch_sizes(loaded):
+    engine = make_engine(loaded, max_batch=4)
+    sizes: list[int] = []
+    engine.add_step_listener(lambda size, seconds: sizes.append(size))
+    try:
+        collect(engine.submit([7, 8], SamplingParams(temperature=0, max_tokens=4), n=3))
+        assert sizes and max(sizes) == 3
+    finally:
+        engine.shutdown()

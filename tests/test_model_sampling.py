@@ -1,0 +1,100 @@
+"""Sampling: each parameter changes the draw the way it is documented to."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.sampling import SamplingParams, SequenceSamplingState, sample_next
+
+V = 50
+
+
+def draw(logits: torch.Tensor, params: SamplingParams, steps: int = 1, prompt=(1, 2), eos=()) -> list[int]:
+    state = SequenceSamplingState.create(params, list(prompt))
+    return [sample_next(logits.unsqueeze(0), [state], eos)[0].token_id for _ in range(steps)]
+
+
+@pytest.fixture
+def logits():
+    torch.manual_seed(0)
+    return torch.randn(V) * 3
+
+
+def test_greedy_is_argmax(logits):
+    assert draw(logits, SamplingParams(temperature=0), 5) == [int(logits.argmax())] * 5
+
+
+def test_same_seed_same_tokens_different_seed_differs(logits):
+    a = draw(logits, SamplingParams(temperature=1.5, seed=7), 30)
+    b = draw(logits, SamplingParams(temperature=1.5, seed=7), 30)
+    c = draw(logits, SamplingParams(temperature=1.5, seed=8), 30)
+    assert a == b and a != c
+
+
+def test_top_k_one_and_tiny_top_p_are_greedy(logits):
+    best = int(logits.argmax())
+    assert set(draw(logits, SamplingParams(top_k=1, seed=1), 20)) == {best}
+    assert set(draw(logits, SamplingParams(top_p=1e-6, seed=1), 20)) == {best}
+
+
+def test_top_k_restricts_to_k_best(logits):
+    allowed = set(torch.topk(logits, 3).indices.tolist())
+    drawn = set(draw(logits, SamplingParams(top_k=3, temperature=5.0, seed=3), 200))
+    assert drawn <= allowed and len(drawn) > 1
+
+
+def test_min_p_drops_unlikely_tokens(logits):
+    probs = torch.softmax(logits, -1)
+    allowed = set(torch.nonzero(probs >= 0.2 * probs.max()).flatten().tolist())
+    assert set(draw(logits, SamplingParams(min_p=0.2, seed=3), 200)) <= allowed
+
+
+def test_logit_bias_forces_and_bans(logits):
+    worst = int(logits.argmin())
+    assert draw(logits, SamplingParams(temperature=0, logit_bias={worst: 100.0}), 3) == [worst] * 3
+    best = int(logits.argmax())
+    assert best not in draw(logits, SamplingParams(temperature=0, logit_bias={best: -100.0}), 1)
+
+
+def test_presence_and_frequency_penalties_discourage_repeats(logits):
+    plain = draw(logits, SamplingParams(temperature=0), 4)
+    penalised = draw(logits, SamplingParams(temperature=0, frequency_penalty=2.0, presence_penalty=2.0), 4)
+    assert len(set(plain)) == 1 and len(set(penalised)) > 1
+
+
+def test_repetition_penalty_covers_prompt_tokens(logits):
+    best = int(logits.argmax())
+    assert draw(logits, SamplingParams(temperature=0, repetition_penalty=50.0), 1, prompt=[best]) != [best]
+
+
+def test_min_tokens_and_ignore_eos_ban_stop_tokens(logits):
+    eos = int(logits.argmax())
+    state = SequenceSamplingState.create(SamplingParams(temperature=0, min_tokens=2), [1])
+    tokens = [sample_next(logits.unsqueeze(0), [state], (eos,))[0].token_id for _ in range(3)]
+    assert tokens[0] != eos and tokens[1] != eos and tokens[2] == eos
+    assert eos not in draw(logits, SamplingParams(temperature=0, ignore_eos=True), 5, eos=(eos,))
+
+
+def test_logprobs_are_raw_log_softmax_with_top_alternatives(logits):
+    state = SequenceSamplingState.create(SamplingParams(temperature=0, logprobs=3), [1])
+    token = sample_next(logits.unsqueeze(0), [state])[0]
+    reference = torch.log_softmax(logits, -1)
+    assert token.logprob == pytest.approx(float(reference[token.token_id]), abs=1e-5)
+    assert [i for i, _ in token.top_logprobs] == torch.topk(reference, 3).indices.tolist()
+
+
+def test_rows_use_their_own_parameters(logits):
+    rows = torch.stack([logits, -logits])
+    states = [SequenceSamplingState.create(SamplingParams(temperature=0), [1]),
+              SequenceSamplingState.create(SamplingParams(temperature=0), [1])]
+    out = sample_next(rows, states)
+    assert [t.token_id for t in out] == [int(logits.argmax()), int((-logits).argmax())]
+
+
+@pytest.mark.parametrize("field,value", [("temperature", -1.0), ("temperature", float("nan")), ("top_p", 1.5),
+                                         ("top_p", 0.0), ("max_tokens", 0), ("logit_bias", {V + 5: 1.0}),
+                                         ("presence_penalty", 3.0), ("min_p", 2.0)])
+def test_validation_names_the_parameter(field, value):
+    with pytest.raises(ValueError, match=field):
+        SamplingParams(**{field: value}).validate(V)
