@@ -68,9 +68,8 @@ def split_reasoning(text: str) -> tuple[str | None, str]:
 def _clean_span(span: str) -> str | None:
     """Reduce a candidate answer span to the answer itself, or None when nothing is left."""
     span = span.strip().strip("$*`\"'“”「」").strip().rstrip(_TRAILING_PUNCT)
-    assignment = _ASSIGNMENT_RE.fullmatch(span)
-    if assignment:
-        span = assignment.group(2).strip()
+    if "=" in span:  # "x=5", "12*7-10=74": the answer is what the last "=" gives
+        span = span.rsplit("=", 1)[1].strip()
     unit = _UNIT_RE.fullmatch(span) if parse_number(span) is None else None  # keep "3分之2" whole
     if unit:
         span = unit.group(1)

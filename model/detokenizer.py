@@ -2,55 +2,43 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 
 from model.tokenizer import Tokenizer
 
-# Byte-fallback pieces of a multi-byte character decode to U+FFFD until the character is complete.
-_REPLACEMENT = "\ufffd"
-
 
 class IncrementalDetokenizer:
-    """Turns a stream of token ids into text deltas.
+    """Turns a stream of token ids into text deltas that never split a character.
 
-    Each push decodes a short window of recent tokens and emits only what is new, holding text back
-    while it ends in an incomplete UTF-8 sequence. Decoding a window (not single tokens) keeps
-    SentencePiece's whitespace handling right at token boundaries.
+    Tokens are turned into their bytes and fed to Python's incremental UTF-8 decoder: an incomplete
+    character waits for its next bytes, and an invalid byte sequence (a model can sample byte tokens that
+    never complete a character) is dropped rather than sent as U+FFFD. O(1) per token.
     """
 
     def __init__(self, tokenizer: Tokenizer, skip_special: bool = True) -> None:
         self.tokenizer = tokenizer
         self.skip_special = skip_special
         self.ids: list[int] = []
-        self._prefix_offset = 0  # window start
-        self._read_offset = 0  # tokens before this are already emitted
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        self._at_start = tokenizer.adds_dummy_prefix
 
     def push(self, token_id: int) -> str:
         if self.skip_special and token_id in self.tokenizer.special_ids:
             return ""
         self.ids.append(token_id)
-        return self._emit(final=False)
+        text = self._decoder.decode(self.tokenizer.token_bytes(token_id))
+        if self._at_start and text:
+            self._at_start = False
+            text = text.removeprefix(" ")
+        return text
 
     def flush(self) -> str:
-        """Text still held back at the end of the stream (an incomplete character is dropped, not sent
-        as U+FFFD)."""
-        return self._emit(final=True)
-
-    def _emit(self, final: bool) -> str:
-        decode = self.tokenizer.sp.decode
-        prefix_text = decode(self.ids[self._prefix_offset:self._read_offset])
-        new_text = decode(self.ids[self._prefix_offset:])
-        if len(new_text) <= len(prefix_text) or (new_text.endswith(_REPLACEMENT) and not final):
-            return ""
-        delta = new_text[len(prefix_text):]
-        if final:
-            delta = delta.replace(_REPLACEMENT, "")
-        self._prefix_offset = self._read_offset
-        self._read_offset = len(self.ids)
-        return delta
+        """Text still held at the end of the stream; an incomplete trailing character is dropped."""
+        return self._decoder.decode(b"", final=True)
 
     def text(self) -> str:
-        return self.tokenizer.sp.decode(self.ids)
+        return self.tokenizer.decode(self.ids)
 
 
 class StopStringMatcher:

@@ -64,6 +64,9 @@ class Tokenizer:
         self.think_end_id = self.token_id(THINK_END)
         self.stop_token_ids = sorted({i for i in (self.eos_id, self.end_id) if i is not None and i >= 0})
         self._byte_ids = [self.token_id(f"<0x{b:02X}>") for b in range(256)]
+        # A tokenizer trained with a dummy prefix ("▁" before the first word) drops that space on decode.
+        self.adds_dummy_prefix = self.sp.encode("a", out_type=str)[:1] == ["\u2581a"]
+        self._token_bytes: dict[int, bytes] = {}
 
     @classmethod
     def from_directory(cls, directory: str | Path) -> Tokenizer:
@@ -82,6 +85,20 @@ class Tokenizer:
 
     def id_to_piece(self, token_id: int) -> str:
         return self.sp.id_to_piece(token_id)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The UTF-8 bytes a token stands for (a byte-fallback piece is a single, possibly partial, byte)."""
+        cached = self._token_bytes.get(token_id)
+        if cached is None:
+            piece = self.sp.id_to_piece(token_id)
+            if self.sp.is_byte(token_id):
+                cached = bytes([int(piece[3:5], 16)])
+            elif self.sp.is_unknown(token_id):
+                cached = " \u2047 ".encode()  # what sp.decode writes for <unk>
+            else:
+                cached = piece.replace("\u2581", " ").encode()
+            self._token_bytes[token_id] = cached
+        return cached
 
     def encode(self, text: str) -> list[int]:
         """Encode plain text. A literal special-token string in the text is encoded as its bytes, so text

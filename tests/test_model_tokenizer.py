@@ -110,3 +110,12 @@ def test_stop_strings_across_chunks(chunks, stops, expected):
             break
     out += matcher.flush()
     assert (out, matched) == expected
+
+
+def test_invalid_byte_sequences_are_dropped_not_replaced(tok):
+    bad = [tok.token_id("<0xC4>"), tok.token_id("<0xC4>")]
+    ids = bad + tok.encode("U你") + [tok.token_id("<0xE5>")] + tok.encode("好")
+    detok = IncrementalDetokenizer(tok)
+    deltas = [detok.push(i) for i in ids] + [detok.flush()]
+    assert "".join(deltas) == "U你好"
+    assert not any("\ufffd" in d for d in deltas)

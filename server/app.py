@@ -1,0 +1,122 @@
+"""Builds the FastAPI app: settings, lifespan (load, quantize, start the engine, drain on shutdown),
+middleware and error handlers. Routes live in :mod:`server.api_server`.
+
+Middleware, outermost first (all pure ASGI, so streamed responses pass through unbuffered):
+request id + access log -> metrics -> auth (``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from model.checkpoint import LoadedCheckpoint, load_checkpoint
+from model.engine import Engine, EngineConfig
+from model.quantization import quantize_int8
+from server import api_server
+from server.auth import AuthMiddleware, KeyStore
+from server.body_limit import BodySizeLimitMiddleware
+from server.errors import install_error_handlers
+from server.logging import RequestContextMiddleware
+from server.metrics import Metrics, MetricsMiddleware
+from server.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from server.serving_chat import ServingChat
+from server.serving_completions import ServingCompletions
+from server.serving_engine import Lifecycle, ServingContext, system_fingerprint
+from server.settings import Settings
+
+logger = logging.getLogger("tinyllm.server")
+
+
+@dataclass
+class ServerState:
+    """Everything the routes need, kept on ``app.state.tinyllm``."""
+
+    settings: Settings
+    keys: KeyStore
+    limiter: RateLimiter
+    metrics: Metrics
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    engine: Engine | None = None
+    context: ServingContext | None = None
+    chat: ServingChat | None = None
+    completions: ServingCompletions | None = None
+
+
+def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None) -> FastAPI:
+    """The app for ``settings``. ``checkpoint`` is a checkpoint already loaded with
+    :func:`model.checkpoint.load_checkpoint` (``tinyllm serve`` loads it before binding the port, to fail
+    fast with a clear error); without it the lifespan loads ``settings.model``.
+
+    Raises :class:`server.auth.ConfigError` when no API key is configured and auth is not disabled.
+    """
+    keys = KeyStore.from_settings(settings)
+    metrics = Metrics()
+    state = ServerState(settings=settings, keys=keys, metrics=metrics,
+                        limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        loaded = checkpoint or await asyncio.to_thread(load_checkpoint, settings.model)
+        model = loaded.model
+        if settings.quantize == "int8":
+            model = await asyncio.to_thread(quantize_int8, model)  # a copy: ``loaded.model`` stays float
+        engine = Engine(model, EngineConfig(max_batch=settings.max_batch, max_queue=settings.max_queue,
+                                            num_threads=settings.threads or None),
+                        eos_token_ids=list(loaded.tokenizer.stop_token_ids))
+        engine.add_step_listener(metrics.observe_step)
+        engine.start()
+        ctx = ServingContext(settings=settings, engine=engine, tokenizer=loaded.tokenizer, limiter=state.limiter,
+                             metrics=metrics, lifecycle=state.lifecycle,
+                             generation_defaults=dict(loaded.generation_config),
+                             fingerprint=system_fingerprint(loaded.config.to_hf_dict(), settings.quantize))
+        state.engine, state.context = engine, ctx
+        state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
+        state.lifecycle.ready = True
+        logger.info("ready", extra={"model": settings.served_model_name, "checkpoint": str(loaded.path),
+                                    "quantize": settings.quantize, "context": engine.max_seq_len,
+                                    "max_batch": settings.max_batch, "parameters": loaded.model.num_parameters(),
+                                    "startup_s": round(time.perf_counter() - started, 2)})
+        try:
+            yield
+        finally:
+            await _drain(state)
+
+    app = FastAPI(
+        title="TinyLLM", version="0.1.0", lifespan=lifespan,
+        description="OpenAI-compatible API for a small Llama-family model trained on a CPU.",
+        docs_url="/docs" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None, redoc_url=None)
+    app.state.tinyllm = state
+    install_error_handlers(app)
+    app.include_router(api_server.router)
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeadersMiddleware, limiter=state.limiter)
+    app.add_middleware(AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+async def _drain(state: ServerState) -> None:
+    """Stop admitting (503), give in-flight requests up to the grace period, then cancel what is left.
+
+    Under ``tinyllm serve`` the drain starts at the signal (see :mod:`server.cli`) and uvicorn has already
+    waited for open responses; this is the last word, and the whole story under other ASGI servers.
+    """
+    state.lifecycle.begin_drain()
+    deadline = time.monotonic() + state.settings.shutdown_grace_seconds
+    while state.lifecycle.inflight > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if state.engine is not None:
+        await asyncio.to_thread(state.engine.shutdown, 1.0)
+    state.lifecycle.ready = False
+    logger.info("stopped", extra={"cancelled_in_flight": state.lifecycle.inflight})

@@ -1,0 +1,69 @@
+"""Request body size limit (``TINYLLM_MAX_BODY_BYTES``) with an OpenAI-shaped 413.
+
+A declared ``Content-Length`` over the limit is refused before a byte of the body is read. A chunked body
+is counted as it arrives; crossing the limit raises an HTTPException(413) from ``receive``, which FastAPI
+passes through its body reader to our error handler. (Starlette's own ``RequestBodyLimitMiddleware``
+answers in plain text, hence this small version.)
+
+Before answering 413 the rest of the body is read and discarded, up to a bound: a server that closes the
+connection while the client is still sending makes the client's kernel see a reset instead of our 413.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.errors import error_response
+
+DRAIN_LIMIT = 16 * 1024 * 1024  # read at most this much of a refused body; beyond it, just close
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        budget -= len(message.get("body", b""))
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+                break
+        if declared is not None and declared > self.max_body_bytes:
+            if declared <= DRAIN_LIMIT:
+                await _drain(receive, declared)
+            response = error_response(413, f"Request body too large: {declared} bytes, the limit is "
+                                           f"{self.max_body_bytes}.", code="request_too_large",
+                                      headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    if message.get("more_body", False):
+                        await _drain(receive, DRAIN_LIMIT - received)
+                    raise HTTPException(413, "Request body too large.")
+            return message
+
+        await self.app(scope, limited_receive, send)

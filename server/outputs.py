@@ -1,0 +1,102 @@
+"""One choice's output as token events arrive: text deltas, stop strings, token counts and logprobs.
+
+The incremental detokenizer only releases whole characters; the stop-string matcher holds back text that
+could be the start of a stop string, so a client never sees part of one, even across token boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from model.detokenizer import IncrementalDetokenizer, StopStringMatcher
+from model.engine import TokenEvent
+from model.tokenizer import Tokenizer
+
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+class TokenTexts:
+    """Text and UTF-8 bytes of single tokens, for logprobs. A token that is part of a multi-byte character
+    is shown as ``bytes:\\xe4\\xbd`` (as OpenAI does), never as U+FFFD; ``bytes`` carries the exact value."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self._cache: dict[int, tuple[str, list[int]]] = {}
+
+    def get(self, token_id: int) -> tuple[str, list[int]]:
+        cached = self._cache.get(token_id)
+        if cached is None:
+            piece = self.tokenizer.id_to_piece(token_id)
+            m = _BYTE_PIECE.match(piece)
+            raw = bytes([int(m.group(1), 16)]) if m else piece.replace("\u2581", " ").encode("utf-8")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
+            cached = self._cache[token_id] = (text, list(raw))
+        return cached
+
+
+@dataclass
+class SampledLogprob:
+    token_id: int
+    logprob: float
+    top: list[tuple[int, float]]
+    text_offset: int
+
+
+class ChoiceState:
+    """One choice's output as its token events arrive."""
+
+    def __init__(self, index: int, tokenizer: Tokenizer, stops: list[str]) -> None:
+        self.index = index
+        self.detok = IncrementalDetokenizer(tokenizer)
+        self.matcher = StopStringMatcher(stops)
+        self.text = ""  # emitted so far
+        self.num_tokens = 0
+        self.finish_reason: str | None = None  # stop, length (for the client); cancelled, error (internal)
+        self.engine_finished = False  # the engine has ended this sequence (else it must be cancelled)
+        self.logprobs: list[SampledLogprob] = []
+        self._logprobs_sent = 0
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def on_event(self, event: TokenEvent) -> str:
+        """Feed one engine event; returns the text it makes safe to emit (possibly empty)."""
+        self.engine_finished = self.engine_finished or event.finish_reason is not None
+        if self.done:  # e.g. tokens already in flight after a stop string matched
+            return ""
+        out = ""
+        if event.token_id is not None:
+            now = time.perf_counter()
+            self.first_token_at = self.first_token_at or now
+            self.last_token_at = now
+            self.num_tokens += 1
+            if event.logprob is not None:
+                self.logprobs.append(SampledLogprob(event.token_id, event.logprob, event.top_logprobs or [],
+                                                  len(self.text)))
+            emit, matched = self.matcher.push(self.detok.push(event.token_id))
+            out += emit
+            if matched:
+                self.finish_reason = "stop"
+        if event.finish_reason is not None and not self.done:
+            emit, matched = self.matcher.push(self.detok.flush())
+            out += emit
+            if matched:
+                self.finish_reason = "stop"
+            else:
+                out += self.matcher.flush()
+                self.finish_reason = event.finish_reason
+        self.text += out
+        return out
+
+    def take_new_logprobs(self) -> list[SampledLogprob]:
+        new = self.logprobs[self._logprobs_sent:]
+        self._logprobs_sent = len(self.logprobs)
+        return new

@@ -1,0 +1,1 @@
+"""The ``tinyllm`` command: one entry point for serving (``server``) and training (``training``)."""

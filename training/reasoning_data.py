@@ -1,0 +1,244 @@
+"""Arithmetic reasoning problems with verified step-by-step solutions, for chain-of-thought SFT and eval.
+
+Records (JSONL): {"system", "user", "cot", "final", "answer", "lang", "stratum", "kind"}. ``cot`` has 3-8
+short sentences, each operation in its own sentence as "a op b=c" ("先算括号里的加法：3+4=7。"); ``final``
+is "答案：74。" / "The answer is 74."; ``answer`` is the ``normalize_answer`` key ("74", "3/5", "5", "8x").
+
+Kinds: ``expression`` (bare arithmetic), ``word`` (shopping, collecting, sharing, travel, ages,
+production), ``probability`` (drawing from a box, reduced fractions), ``algebra`` (solve a linear equation,
+or write an expression like 8x). Strata: ``easy`` (one or two operations, operands up to about 20) and
+``hard`` (three or four operations, two-digit operands, multi-sentence problems). Intermediate results are
+non-negative integers; division only when exact.
+
+Train and test are disjoint by construction:
+  1. Structure split. A problem's structure key is the set of equations in its chain, with the operands of
+     + and * sorted ("3+4=7;7*12=84;84-10=74"): its operator pattern and operand tuple, whatever the
+     wording or kind. ``split_of(key)`` puts a key in test when sha256(key) mod 100 < TEST_PERCENT, else in
+     train, and ``generate`` only keeps problems whose key belongs to the requested split. So no
+     computation (not even "3+4" as apples vs. as a bare sum) is in both splits. ``structure_key`` reads
+     the key back from the cot text, so anyone can re-check a finished file.
+  2. Held-out phrasing. The last template of every template list is test-only: train never uses it, test
+     uses all templates, so the eval also measures generalisation to unseen wording.
+``disjointness_report`` / ``assert_disjoint`` check both on generated records.
+
+Layout: this module has the record format, the split rule, verification and the CLI;
+``training.reasoning_problems`` draws parameters and writes the chains; ``training.reasoning_templates``
+holds the wording (question templates, names, objects, system prompts).
+
+Every answer is computed twice: by the step chain, and independently by ``model.calculator`` on an
+expression built from the problem's parameters (or, for bare expressions, parsed from the question text;
+for equations, by substituting the solution). ``verify_record`` re-checks a finished record.
+
+    python -m training.reasoning_data --split train --n 20000 --seed 0 --out data/reasoning_train.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.answers import extract_answer, normalize_answer, parse_number
+from model.calculator import CalculatorError, check_answer, evaluate
+from training import reasoning_templates as wording
+from training.reasoning_problems import BUILDERS, Chain, Context, Reject, substitute
+
+SPLITS = ("train", "test")
+STRATA = ("easy", "hard")
+LANGS = ("zh", "en")
+KINDS = ("expression", "word", "probability", "algebra")
+KIND_WEIGHTS = {"expression": 3.0, "word": 4.0, "probability": 1.5, "algebra": 1.5}
+TEST_PERCENT = 20
+MAX_ATTEMPTS = 2000
+
+# One operation per sentence: "a op b=c" (c may be a fraction when reducing "6/10=3/5"). The look-arounds
+# keep "7*8-5=51" from being read as "8-5=51" and let an English sentence end with "=7.".
+EQUATION_RE = re.compile(r"(?<![\d.)+\-*/])(\d+)\s*([+\-*/])\s*(\d+)\s*=\s*(\d+(?:/\d+)?)(?![\d/]|\.\d)")
+SYMBOLIC_EQUATION_RE = re.compile(r"(?<![\d.a-zA-Z])(\d+)\s*\*\s*([a-z])\s*=\s*(\d+)([a-z])(?![a-zA-Z\d])")
+_SENTENCE_RE = re.compile(r"[^。.!?]+[。.!?]")
+# An equation inside a question: digits, operators and one-letter variables, not letters of words.
+_EQUATION_IN_TEXT_RE = re.compile(r"(?:[\d()+\-*/=\s]|(?<![A-Za-z])[a-z](?![A-Za-z]))+")
+
+
+# ---------------------------------------------------------------- chains, keys and the split rule
+
+def chain_equations(cot: str) -> list[tuple[str, str, str, str]]:
+    """Every "a op b=c" in a chain as (a, op, b, c), including symbolic "8*x=8x"."""
+    found = [(m.start(), m.groups()) for m in EQUATION_RE.finditer(cot)]
+    found += [(m.start(), (m[1], "*", m[2], m[3] + m[4])) for m in SYMBOLIC_EQUATION_RE.finditer(cot)]
+    return [groups for _, groups in sorted(found)]
+
+
+def equation_holds(a: str, op: str, b: str, c: str) -> bool:
+    if b.isalpha():  # symbolic: coefficient times variable
+        return op == "*" and c == f"{a}{b}"
+    try:
+        return evaluate(f"{a}{op}{b}") == evaluate(c)
+    except CalculatorError:  # e.g. "5/0=1" in a corrupted file
+        return False
+
+
+def structure_key(cot: str) -> str:
+    """The problem's computation, independent of wording: its sorted set of chain equations."""
+    equations = set()
+    for a, op, b, c in chain_equations(cot):
+        if op in "+*":
+            a, b = sorted((a, b))
+        equations.add(f"{a}{op}{b}={c}")
+    return ";".join(sorted(equations))
+
+
+def split_of(key: str) -> str:
+    """"test" for TEST_PERCENT% of structure keys (by hash, so stable across runs and machines)."""
+    bucket = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % 100
+    return "test" if bucket < TEST_PERCENT else "train"
+
+
+# ---------------------------------------------------------------- records
+
+
+def _make_record(rng: random.Random, split: str, stratum: str, lang: str, kind: str) -> dict:
+    ctx, ch = Context(rng, lang, split, stratum == "hard"), Chain(lang)
+    problem = BUILDERS[kind](ctx, ch)
+    final = f"答案：{problem.display}。" if lang == "zh" else f"The answer is {problem.display}."
+    return {"system": ctx.choice(wording.SYSTEMS[lang]), "user": problem.user, "cot": ch.text(), "final": final,
+            "answer": problem.answer, "lang": lang, "stratum": stratum, "kind": kind}
+
+
+def verify_record(record: dict) -> list[str]:
+    """Problems found in a record ([] when it is sound), checked from the record's text alone."""
+    errors = []
+    cot, answer = record["cot"], record["answer"]
+    sentences = _SENTENCE_RE.findall(cot)
+    if not 3 <= len(sentences) <= 8:
+        errors.append(f"cot has {len(sentences)} sentences, expected 3-8")
+    equations = chain_equations(cot)
+    if not equations:
+        errors.append("cot has no equation")
+    errors += [f"false step {a}{op}{b}={c}" for a, op, b, c in equations if not equation_holds(a, op, b, c)]
+    if normalize_answer(extract_answer(record["final"])) != answer:
+        errors.append(f"final {record['final']!r} does not give answer {answer!r}")
+    kind = record["kind"]
+    if kind == "expression":
+        check = check_answer(record["user"], answer)
+        if check is None or not check.agrees:
+            errors.append(f"calculator disagrees: {check}")
+    elif kind == "word" and equations and normalize_answer(equations[-1][3]) != answer:
+        errors.append("last step does not give the answer")
+    elif kind == "probability" and not 0 < (parse_number(answer) or 0) < 1:
+        errors.append("probability outside (0, 1)")
+    elif kind == "algebra":
+        found = [m.strip() for m in _EQUATION_IN_TEXT_RE.findall(record["user"]) if "=" in m]
+        if found:  # solve-for-x: substitute the answer back
+            equation, value = max(found, key=len), parse_number(answer)
+            var = re.search(r"[a-z]", equation).group()
+            if value is None or len(set(substitute(equation, var, value))) != 1:
+                errors.append(f"{answer} does not solve {equation}")
+        elif equations and normalize_answer(equations[-1][3]) != answer:
+            errors.append("last step does not give the answer")
+    return errors
+
+
+def generate(split: str, n: int, seed: int, strata: Sequence[str] = STRATA, langs: Sequence[str] = LANGS,
+             kinds: Sequence[str] = KINDS) -> list[dict]:
+    """``n`` verified records of one split, deterministic for (split, seed); strata and languages
+    alternate evenly, kinds are drawn by KIND_WEIGHTS. Prompts are unique within the result."""
+    if split not in SPLITS or not set(strata) <= set(STRATA) or not set(langs) <= set(LANGS) \
+            or not set(kinds) <= set(KINDS) or not (strata and langs and kinds):
+        raise ValueError(f"bad split/strata/langs/kinds: {split!r} {strata!r} {langs!r} {kinds!r}")
+    rng = random.Random(f"tinyllm-reasoning:{split}:{seed}")  # str seeds hash the same on every run
+    weights = [KIND_WEIGHTS[k] for k in kinds]
+    records: list[dict] = []
+    seen: set[str] = set()
+    for i in range(n):
+        stratum, lang = strata[i % len(strata)], langs[(i // len(strata)) % len(langs)]
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                record = _make_record(rng, split, stratum, lang, rng.choices(kinds, weights)[0])
+            except Reject:
+                continue
+            if record["user"] not in seen and split_of(structure_key(record["cot"])) == split:
+                break
+        else:
+            raise RuntimeError(f"no new {stratum}/{lang} problem after {MAX_ATTEMPTS} attempts; n too large?")
+        errors = verify_record(record)
+        if errors:
+            raise RuntimeError(f"generator bug: {errors} in {record}")
+        seen.add(record["user"])
+        records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------- disjointness
+
+@dataclass(frozen=True)
+class DisjointReport:
+    train_records: int
+    test_records: int
+    shared_prompts: int  # identical user texts in both
+    shared_structures: int  # structure keys in both
+    misplaced: int  # records whose structure key hashes to the other split
+    train_held_out_templates: int  # train prompts written with a test-only template
+
+    @property
+    def ok(self) -> bool:
+        return not (self.shared_prompts or self.shared_structures or self.misplaced
+                    or self.train_held_out_templates)
+
+
+def disjointness_report(train: Sequence[dict], test: Sequence[dict]) -> DisjointReport:
+    train_keys = {structure_key(r["cot"]) for r in train}
+    test_keys = {structure_key(r["cot"]) for r in test}
+    misplaced = sum(split_of(k) != "train" for k in train_keys) + sum(split_of(k) != "test" for k in test_keys)
+    return DisjointReport(
+        train_records=len(train), test_records=len(test),
+        shared_prompts=len({r["user"] for r in train} & {r["user"] for r in test}),
+        shared_structures=len(train_keys & test_keys), misplaced=misplaced,
+        train_held_out_templates=sum(wording.uses_held_out_template(r["user"], r["lang"]) for r in train))
+
+
+def assert_disjoint(train: Sequence[dict], test: Sequence[dict]) -> DisjointReport:
+    report = disjointness_report(train, test)
+    if not report.ok:
+        raise AssertionError(f"train and test overlap: {report}")
+    return report
+
+
+# ---------------------------------------------------------------- CLI
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.reasoning_data", description=__doc__.split("\n")[0])
+    parser.add_argument("--split", choices=SPLITS, required=True)
+    parser.add_argument("--n", type=int, required=True, help="number of records")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="JSONL output (default data/reasoning_{split}.jsonl)")
+    parser.add_argument("--strata", default=",".join(STRATA), help="comma-separated subset of easy,hard")
+    parser.add_argument("--langs", default=",".join(LANGS), help="comma-separated subset of zh,en")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
+    args = parser.parse_args(argv)
+    try:
+        records = generate(args.split, args.n, args.seed, args.strata.split(","), args.langs.split(","),
+                           args.kinds.split(","))
+    except ValueError as exc:
+        parser.error(str(exc))
+    out = args.out or Path(f"data/reasoning_{args.split}.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    counts = Counter((r["stratum"], r["lang"], r["kind"]) for r in records)
+    print(f"wrote {len(records)} records to {out}", file=sys.stderr)
+    for (stratum, lang, kind), count in sorted(counts.items()):
+        print(f"  {stratum:4} {lang} {kind:11} {count}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
