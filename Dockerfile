@@ -1,0 +1,78 @@
+# syntax=docker/dockerfile:1
+#
+# TinyLLM inference server, CPU only.
+#
+#   docker build -t tinyllm .
+#   docker run --rm -p 8000:8000 -e TINYLLM_API_KEYS=sk-change-me tinyllm
+#
+# Two stages. "builder" installs torch and the project into a virtual environment; "runtime" starts
+# again from the bare base image and copies in only that environment and the shipped checkpoint, so
+# pip's working files, the source tree and the tests never reach the image users pull.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN python -m venv /opt/venv
+
+# torch first and alone, from the CPU wheel index: PyPI's Linux wheel depends on several GB of CUDA
+# libraries a CPU server never loads. Its own layer, so editing the code does not download it again.
+# Keep the version equal to the torch pin in pyproject.toml (tests/test_deploy_docker.py checks it).
+# The wheel's C++ headers and the C++ unit-test binaries of torch itself (about 150 MB) are for building
+# extensions and testing torch; the server does neither (no torch.compile, no cpp_extension): drop them.
+ARG TORCH_VERSION=2.13.0
+RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}" \
+ && rm -rf /opt/venv/lib/python3*/site-packages/torch/include /opt/venv/lib/python3*/site-packages/torch/test
+
+# Then the project and its runtime dependencies from PyPI. The installed "2.13.0+cpu" satisfies the
+# "torch==2.13.0" pin (a local version label is ignored when the pin has none), so pip keeps it.
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY model/ model/
+COPY server/ server/
+COPY training/ training/
+COPY tinyllm/ tinyllm/
+RUN pip install .
+
+
+FROM ${PYTHON_IMAGE} AS runtime
+
+LABEL org.opencontainers.image.title="TinyLLM" \
+      org.opencontainers.image.description="OpenAI-compatible inference server for a small Llama-family model, CPU only"
+
+# A fixed numeric id, so orchestrators that require a non-root user (runAsNonRoot) can verify it.
+RUN groupadd --system --gid 10001 tinyllm \
+ && useradd --system --uid 10001 --gid tinyllm --create-home --home-dir /home/tinyllm \
+            --shell /usr/sbin/nologin tinyllm
+
+COPY --from=builder /opt/venv /opt/venv
+
+# Owned by root and read-only for the server: nothing at run time needs to write a checkpoint.
+WORKDIR /app
+COPY checkpoints/tinyllm-default/ /app/checkpoints/tinyllm-default/
+
+# The settings default for TINYLLM_MODEL points next to the installed package, which inside the image
+# is site-packages; name the checkpoint's real place instead. Listen on all interfaces: the port is
+# only reachable from outside through the port the user publishes.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    TINYLLM_HOST=0.0.0.0 \
+    TINYLLM_PORT=8000 \
+    TINYLLM_MODEL=/app/checkpoints/tinyllm-default
+
+USER 10001:10001
+
+EXPOSE 8000
+
+# /ready answers 200 once the checkpoint is loaded and the engine runs, 503 before that and while
+# draining. The slim image has no curl, so Python's urllib asks; any error or non-2xx exits non-zero.
+# start-period covers loading and quantizing the model on a slow CPU.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('TINYLLM_PORT', '8000') + '/ready', timeout=4)"]
+
+CMD ["tinyllm", "serve"]

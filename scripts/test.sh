@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh machine (Python 3.11), then run it.
+#   ./scripts/test.sh                 # the CI suite (fast; slow tests excluded)
+#   ./scripts/test.sh -m slow         # the long tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+# Debian packages: Prometheus' binaries (promtool, prometheus) and docker-compose (offline validation of
+# docker-compose.yml, no engine needed) for the deploy tests, and the text
+# corpora the training pipeline reads (fortunes in Chinese and English, WordNet glosses).
+APT_PACKAGES="prometheus docker-compose fortunes-zh fortunes fortunes-min wordnet-base"
+missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+if [ -n "$missing" ] && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing Debian packages: $missing"
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
+# torch is pinned in pyproject.toml; on machines without a local CPU wheel, add the CPU index:
+#   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu ./scripts/test.sh
+.venv/bin/python -m pip install -q -e ".[dev]"
+exec .venv/bin/python -m pytest "$@"
