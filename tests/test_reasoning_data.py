@@ -48,6 +48,11 @@ def test_verify_record_catches_broken_records(train: list[dict]) -> None:
     assert any("does not solve" in e for e in rd.verify_record({**equation, "answer": "1000"}))
 
 
+# The partial steps of a long multiplication ("44*9=396, 396*10=3960, 44*1=44, 3960+44=4004, so 44*91=4004"):
+# one operation of the problem, however many equations it writes.
+LONG_MULTIPLICATION_STEPS = re.compile(r"\d+\*\d+=\d+[，,] ?\d+\*10=\d+(?:[，,] ?\d+\*\d+=\d+[，,] ?\d+\+\d+=\d+)?[，,] ?")
+
+
 def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict]) -> None:
     for record in train + test_split:
         steps = STEP_RE.findall(record["cot"])
@@ -59,7 +64,7 @@ def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict
             assert (a, var) == (coefficient, var2)
         sentences = [s for s in re.split(r"(?<=[。.])\s*", record["cot"]) if s]
         assert 3 <= len(sentences) <= 8, record["cot"]
-        assert len(steps) + len(symbolic) <= 5
+        assert len(STEP_RE.findall(LONG_MULTIPLICATION_STEPS.sub("", record["cot"]))) + len(symbolic) <= 5
 
 
 def test_strata_languages_and_kinds_present(train: list[dict], test_split: list[dict]) -> None:
@@ -72,7 +77,7 @@ def test_strata_languages_and_kinds_present(train: list[dict], test_split: list[
 
 def test_strata_differ_in_size(train: list[dict]) -> None:
     for record in train:
-        operations = len(STEP_RE.findall(record["cot"])) + record["cot"].count("*x=") + record["cot"].count("*y=")
+        operations = len(STEP_RE.findall(LONG_MULTIPLICATION_STEPS.sub("", record["cot"]))) + record["cot"].count("*x=") + record["cot"].count("*y=")
         if record["kind"] == "expression":
             operands = [int(n) for n in re.findall(r"\d+", record["user"])]
             if record["stratum"] == "easy":

@@ -50,7 +50,21 @@ class Chain:
             c = a // b
         if c < 0:
             raise Reject("negative intermediate result")
+        if op == "*" and min(a, b) >= 10 and max(a, b) >= 10 and min(a, b) < 100:
+            return c, self._long_multiplication(a, b, c)
         return c, f"{a}{op}{b}={c}"
+
+    def _long_multiplication(self, a: int, b: int, c: int) -> str:
+        """A two-digit multiplier is worked digit by digit, as on paper: a small model cannot multiply
+        44*91 in one step, but it can learn 44*9, times 10, 44*1 and one addition."""
+        x, m = (a, b) if a >= b else (b, a)
+        tens, units = divmod(m, 10)
+        sep = "，" if self.lang == "zh" else ", "
+        steps = [f"{x}*{tens}={x * tens}", f"{x * tens}*10={x * tens * 10}"]
+        if units:
+            steps += [f"{x}*{units}={x * units}", f"{x * tens * 10}+{x * units}={c}"]
+        so = "所以" if self.lang == "zh" else "so "
+        return sep.join(steps) + sep + f"{so}{a}*{b}={c}"
 
     def text(self) -> str:
         return ("" if self.lang == "zh" else " ").join(self.sentences)
