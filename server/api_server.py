@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.auth import Identity, bearer_scheme, current_identity
 from server.errors import APIError, error_response, retry_after_headers
+from server.json_body import StrictJSONRoute
 from server.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -27,13 +28,18 @@ from server.protocol import (
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 503)}
-_STREAM = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+# One Server-Sent Event (before OpenAPI 3.2, the schema of an event-stream media type describes each event).
+_SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "data": {"type": "string", "description": "A chunk object as JSON, an error object as JSON, or [DONE]."},
+    "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}}
+_STREAM = {200: {"content": {"text/event-stream": {"schema": _SSE_EVENT}},
                  "description": "JSON, or Server-Sent Events when stream is true."}}
 
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 
 router = APIRouter()
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(bearer_scheme)], responses=_ERRORS)
+# StrictJSONRoute: bodies are parsed by server.json_body (UTF-8 only, no lone surrogates, NUL or duplicate keys).
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(bearer_scheme)], responses=_ERRORS, route_class=StrictJSONRoute)
 
 
 def _state(request: Request) -> Any:

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
-from model.checkpoint import LoadedCheckpoint, load_checkpoint
+from model.checkpoint import LoadedCheckpoint
 from model.engine import Engine, EngineConfig
 from model.quantization import quantize_int8
 from server import api_server
 from server.auth import AuthMiddleware, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
 from server.errors import install_error_handlers
+from server.loading import load_for_serving
 from server.logging import RequestContextMiddleware
 from server.metrics import Metrics, MetricsMiddleware
 from server.ratelimit import RateLimiter, RateLimitHeadersMiddleware
@@ -51,7 +52,7 @@ class ServerState:
 
 def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None) -> FastAPI:
     """The app for ``settings``. ``checkpoint`` is a checkpoint already loaded with
-    :func:`model.checkpoint.load_checkpoint` (``tinyllm serve`` loads it before binding the port, to fail
+    :func:`server.loading.load_for_serving` (``tinyllm serve`` loads it before binding the port, to fail
     fast with a clear error); without it the lifespan loads ``settings.model``.
 
     Raises :class:`server.auth.ConfigError` when no API key is configured and auth is not disabled.
@@ -64,7 +65,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        loaded = checkpoint or await asyncio.to_thread(load_checkpoint, settings.model)
+        loaded = checkpoint or await asyncio.to_thread(load_for_serving, settings.model)
         model = loaded.model
         if settings.quantize == "int8":
             model = await asyncio.to_thread(quantize_int8, model)  # a copy: ``loaded.model`` stays float
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
                              fingerprint=system_fingerprint(loaded.config.to_hf_dict(), settings.quantize))
         state.engine, state.context = engine, ctx
         state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
+        state.lifecycle.attach(asyncio.get_running_loop(), settings.shutdown_grace_seconds)
         state.lifecycle.ready = True
         logger.info("ready", extra={"model": settings.served_model_name, "checkpoint": str(loaded.path),
                                     "quantize": settings.quantize, "context": engine.max_seq_len,
@@ -98,7 +100,8 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     install_error_handlers(app)
     app.include_router(api_server.router)
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       read_timeout=settings.body_read_timeout_seconds)
     app.add_middleware(RateLimitHeadersMiddleware, limiter=state.limiter)
     app.add_middleware(AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,4 +1,5 @@
-"""Request body size limit (``TINYLLM_MAX_BODY_BYTES``) with an OpenAI-shaped 413.
+"""Request body limits with OpenAI-shaped errors: size (``TINYLLM_MAX_BODY_BYTES``, 413) and time
+(``TINYLLM_BODY_READ_TIMEOUT_SECONDS``, 408).
 
 A declared ``Content-Length`` over the limit is refused before a byte of the body is read. A chunked body
 is counted as it arrives; crossing the limit raises an HTTPException(413) from ``receive``, which FastAPI
@@ -7,9 +8,15 @@ answers in plain text, hence this small version.)
 
 Before answering 413 the rest of the body is read and discarded, up to a bound: a server that closes the
 connection while the client is still sending makes the client's kernel see a reset instead of our 413.
+
+A client that declares a body and then stops sending it would hold its connection and coroutine forever
+(uvicorn has no body timeout): each wait for the next body chunk is bounded, then 408. Once the body is
+complete the timeout no longer applies: later ``receive`` calls wait for a disconnect, which may be long.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,7 +26,14 @@ from server.errors import error_response
 DRAIN_LIMIT = 16 * 1024 * 1024  # read at most this much of a refused body; beyond it, just close
 
 
-async def _drain(receive: Receive, budget: int) -> None:
+async def _drain(receive: Receive, budget: int, timeout: float | None) -> None:
+    try:
+        await asyncio.wait_for(_drain_all(receive, budget), timeout)
+    except TimeoutError:
+        pass  # a client that stops sending gets its 413 now
+
+
+async def _drain_all(receive: Receive, budget: int) -> None:
     while budget > 0:
         message = await receive()
         if message["type"] != "http.request" or not message.get("more_body", False):
@@ -28,9 +42,10 @@ async def _drain(receive: Receive, budget: int) -> None:
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, read_timeout: float = 0.0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout or None  # seconds per body chunk; None = wait forever
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,7 +61,7 @@ class BodySizeLimitMiddleware:
                 break
         if declared is not None and declared > self.max_body_bytes:
             if declared <= DRAIN_LIMIT:
-                await _drain(receive, declared)
+                await _drain(receive, declared, self.read_timeout)
             response = error_response(413, f"Request body too large: {declared} bytes, the limit is "
                                            f"{self.max_body_bytes}.", code="request_too_large",
                                       headers={"Connection": "close"})
@@ -54,15 +69,23 @@ class BodySizeLimitMiddleware:
             return
 
         received = 0
+        body_complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                raise HTTPException(408, f"The request body was not received in time (nothing for "
+                                         f"{self.read_timeout:g} s).", headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
+                body_complete = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     if message.get("more_body", False):
-                        await _drain(receive, DRAIN_LIMIT - received)
+                        await _drain(receive, DRAIN_LIMIT - received, self.read_timeout)
                     raise HTTPException(413, "Request body too large.")
             return message
 

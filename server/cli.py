@@ -17,9 +17,10 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from model.checkpoint import CheckpointError, load_checkpoint
+from model.checkpoint import CheckpointError
 from server.app import create_app
 from server.auth import ConfigError
+from server.loading import load_for_serving
 from server.logging import configure_logging
 from server.settings import Settings, settings_from_args
 
@@ -48,7 +49,7 @@ def serve(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         logger.info("loading checkpoint", extra={"checkpoint": settings.model})
-        checkpoint = load_checkpoint(settings.model)
+        checkpoint = load_for_serving(settings.model)
         app = create_app(settings, checkpoint=checkpoint)
     except CheckpointError as e:
         logger.error(f"cannot load the checkpoint: {e}")

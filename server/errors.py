@@ -27,6 +27,7 @@ _TYPES = {
     403: "permission_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     422: "invalid_request_error",
@@ -45,12 +46,16 @@ _VALIDATION_CODES = {
 }
 
 
-class APIError(Exception):
-    """An error meant for the client: raised anywhere in request handling, rendered by the handler below."""
+class APIError(StarletteHTTPException):
+    """An error meant for the client: raised anywhere in request handling, rendered by the handler below.
+
+    An HTTPException so that FastAPI's body reader lets it through unchanged when the strict JSON parser
+    (:mod:`server.json_body`) raises it; its own handler, more specific, still renders it.
+    """
 
     def __init__(self, status_code: int, message: str, *, code: str | None = None, param: str | None = None,
                  type: str | None = None, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
+        super().__init__(status_code, message)
         self.status_code = status_code
         self.message = message
         self.code = code
@@ -59,8 +64,14 @@ class APIError(Exception):
         self.headers = dict(headers or {})
 
 
+def _encodable(text: str | None) -> str | None:
+    """Client text echoed in an error (a model id from the URL, a field name) may hold lone surrogates that
+    UTF-8 cannot encode: rendering them must not turn a 4xx into a 500."""
+    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+
+
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return {"error": {"message": _encodable(message), "type": type, "param": _encodable(param), "code": code}}
 
 
 def error_response(status_code: int, message: str, *, code: str | None = None, param: str | None = None,
@@ -101,11 +112,16 @@ def _validation_message(err: Mapping[str, Any], param: str | None) -> str:
     if kind == "extra_forbidden":
         return f"Unrecognized request argument supplied: {param}"
     if kind == "missing":
+        if param is None:
+            return "The request body is empty: send a JSON object with Content-Type: application/json."
         return f"Missing required parameter: '{param}'."
     if kind == "json_invalid":
         return "We could not parse the JSON body of your request: " + str(err.get("ctx", {}).get("error", "")) + \
             ". Send a JSON object with Content-Type: application/json."
     if kind in ("model_attributes_type", "dict_type") and param is None:
+        if isinstance(err.get("input"), bytes | bytearray):  # FastAPI did not read it as JSON
+            return "The request body must be JSON sent with Content-Type: application/json (a missing or " \
+                   "other Content-Type is not read as JSON)."
         return "The request body must be a JSON object sent with Content-Type: application/json."
     msg = str(err.get("msg", "Invalid value"))
     if kind.startswith("unsupported_") or kind in _OWN_MESSAGES:
@@ -160,6 +176,8 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
         message, code = f"Method {request.method} is not allowed for {request.url.path}.", "method_not_allowed"
     elif status == 413:
         message, code = "Request body too large.", "request_too_large"
+    elif status == 408:
+        message, code = str(exc.detail), "request_timeout"
     else:
         message, code = str(exc.detail), None
     return error_response(status, message, code=code, headers=exc.headers)

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
 from pydantic_core import PydanticCustomError
 
+from server.reasoning_schemas import SelfConsistencyResult, if_none
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -33,8 +35,9 @@ def unsupported_value(message: str) -> PydanticCustomError:
 
 
 class OpenAIRequestModel(BaseModel):
-    # NaN and infinities are valid Python JSON but never a valid parameter.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # NaN and infinities are valid Python JSON but never a valid parameter. Strict types, as the OpenAI API:
+    # "5" is not an integer and true is not 1 (pydantic's lax mode would read [[false]] as token id 0).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class ResponseModel(BaseModel):
@@ -116,8 +119,9 @@ class ResponseFormat(OpenAIRequestModel):
 class SelfConsistencyOptions(OpenAIRequestModel):
     """Extension: sample k reasoning chains and majority-vote their final answers."""
 
-    samples: int = Field(ge=1, le=1024)
-    include_chains: bool = False
+    samples: int = Field(ge=1, le=1024, description="k: chains sampled and voted (capped by the server).")
+    return_chains: bool = Field(False, description="List every sample's chain and answer in the response.")
+    calculator: bool = Field(False, description="Check the voted answer with the safe calculator.")
 
 
 class SamplingRequestFields(OpenAIRequestModel):
@@ -143,7 +147,10 @@ class SamplingRequestFields(OpenAIRequestModel):
     # Extensions (as vLLM and llama.cpp offer).
     top_k: int | None = Field(None, ge=-1, description="Keep the k most likely tokens (0 or -1 = off).")
     min_p: float | None = Field(None, ge=0.0, le=1.0, description="Drop tokens below min_p * p(best).")
-    repetition_penalty: float | None = Field(None, gt=0.0, description="HF-style penalty over prompt+output.")
+    # Bounded: a penalty near 0 (5e-324) or huge divides logits into inf/NaN, and a NaN in one sequence's
+    # sampling fails the whole decode step, every request in the batch with it.
+    repetition_penalty: float | None = Field(None, ge=0.01, le=100.0,
+                                             description="HF-style penalty over prompt+output.")
     min_tokens: int | None = Field(0, ge=0, description="Stop tokens are suppressed until this many tokens.")
     ignore_eos: bool | None = Field(False, description="Generate exactly max_tokens tokens.")
 
@@ -151,7 +158,10 @@ class SamplingRequestFields(OpenAIRequestModel):
     @classmethod
     def _logit_bias(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
         for key, value in (bias or {}).items():
-            if not key.lstrip("-").isdigit():
+            # ASCII digits, one optional sign, bounded: str.isdigit() alone passes "--5", "²" and "١٢", which
+            # int() refuses (a 500) or reads as some other token id.
+            digits = key.removeprefix("-")
+            if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
                 raise PydanticCustomError("invalid_value", "logit_bias keys must be token ids (got '{key}').",
                                           {"key": key[:40]})
             if not -100.0 <= value <= 100.0:
@@ -197,7 +207,7 @@ class ChatCompletionRequest(SamplingRequestFields):
     audio: Any = None
     prediction: Any = None
     web_search_options: Any = None
-    # Reasoning mode (self-consistency vote); see serving_chat for its availability.
+    # Reasoning mode: k sampled chains and a self-consistency vote (server.reasoning).
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     self_consistency: SelfConsistencyOptions | None = None
 
@@ -287,6 +297,8 @@ class ChatCompletionMessage(ResponseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
+    # Reasoning mode: the chain of the sample whose answer won (absent outside reasoning mode).
+    reasoning_content: str | None = Field(None, exclude_if=if_none)
 
 
 class ChatCompletionChoice(ResponseModel):
@@ -308,11 +320,13 @@ class ChatCompletionResponse(ResponseModel):
     system_fingerprint: str | None = None
     choices: list[ChatCompletionChoice]
     usage: UsageInfo
+    self_consistency: SelfConsistencyResult | None = Field(None, exclude_if=if_none)
 
 
 class DeltaMessage(ResponseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
 
     @model_serializer(mode="wrap")
     def _drop_none(self, handler: Any) -> dict[str, Any]:
@@ -334,6 +348,7 @@ class ChatCompletionChunk(ResponseModel):
     system_fingerprint: str | None = None
     choices: list[ChatCompletionChunkChoice]
     usage: UsageInfo | None = None
+    self_consistency: SelfConsistencyResult | None = Field(None, exclude_if=if_none)
 
 
 class CompletionLogprobs(ResponseModel):

@@ -28,6 +28,7 @@ from server.protocol import (
     TokenLogprob,
     TopLogprob,
 )
+from server.reasoning import resolve_plan
 from server.serving_engine import (
     Admission,
     ServingContext,
@@ -44,8 +45,10 @@ from server.serving_engine import (
     run_until_disconnect,
     sampling_params,
     sse_response,
+    tokenize,
     usage_of,
 )
+from server.serving_reasoning import ServingReasoning
 
 
 def chat_logprobs(texts: TokenTexts, entries: list[SampledLogprob]) -> ChoiceLogprobs:
@@ -60,13 +63,10 @@ def chat_logprobs(texts: TokenTexts, entries: list[SampledLogprob]) -> ChoiceLog
 class ServingChat:
     def __init__(self, ctx: ServingContext) -> None:
         self.ctx = ctx
+        self.reasoning = ServingReasoning(ctx)
 
     def _validate(self, req: ChatCompletionRequest) -> None:
         check_model(self.ctx, req.model)
-        for param in ("reasoning_effort", "self_consistency"):
-            if getattr(req, param) is not None:
-                raise APIError(400, f"'{param}' (reasoning mode) is not available on this server yet.",
-                               code="unsupported_parameter", param=param)
         if req.top_logprobs is not None and not req.logprobs:
             raise APIError(400, "top_logprobs requires logprobs to be true.", code="invalid_value",
                            param="top_logprobs")
@@ -78,9 +78,15 @@ class ServingChat:
     async def create(self, req: ChatCompletionRequest, raw_request: Request, identity: Identity) -> Response:
         ctx = self.ctx
         self._validate(req)
+        tokenizer = ctx.tokenizer
+        plan = resolve_plan(req, ctx.settings, ctx.engine.config.max_batch,
+                            tokenizer.think_id is not None and tokenizer.think_end_id is not None)
+        if plan is not None:  # reasoning_effort / self_consistency: k chains and a vote
+            return await self.reasoning.create(req, plan, raw_request, identity)
         n = req.n or 1
         messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        prompt_ids = ctx.tokenizer.encode_chat(messages)
+        chars = sum(len(m["content"]) for m in messages)
+        prompt_ids = await tokenize(ctx.tokenizer.encode_chat, messages, chars=chars)  # long text: off the loop
         max_param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
         max_tokens = resolve_max_tokens(ctx, req.requested_max_tokens(), len(prompt_ids), "messages", max_param)
         params = sampling_params(ctx, req, max_tokens, (req.top_logprobs or 0) if req.logprobs else None)

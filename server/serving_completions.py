@@ -32,6 +32,7 @@ from server.serving_engine import (
     run_until_disconnect,
     sampling_params,
     sse_response,
+    tokenize,
     usage_of,
 )
 
@@ -80,7 +81,14 @@ class ServingCompletions:
             raise APIError(400, "stream_options is only allowed when stream is true.", code="invalid_value",
                            param="stream_options")
         check_n(ctx, n)
-        prompts, prompt_texts = self._prompt_ids(req)
+        # Each prompt is its own engine request: more than the queue holds could never be admitted, and a 503
+        # would have the client retry forever.
+        limit = max(1, ctx.settings.max_queue)
+        if len(req.prompts()) > limit:
+            raise APIError(400, f"Too many prompts: {len(req.prompts())}. This server accepts at most {limit} "
+                                f"per request.", code="invalid_value", param="prompt")
+        chars = sum(len(prompt) for prompt in req.prompts() if isinstance(prompt, str))
+        prompts, prompt_texts = await tokenize(self._prompt_ids, req, chars=chars)
         longest = max(len(p) for p in prompts)
         max_tokens = resolve_max_tokens(ctx, req.max_tokens, longest, "prompt", "max_tokens")
         params = sampling_params(ctx, req, max_tokens, req.logprobs)

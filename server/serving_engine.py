@@ -5,6 +5,8 @@
 * :func:`merged_events` and :func:`run_until_disconnect`: consuming the engine's events, cancelling the
   generation the moment the client is gone;
 * :meth:`Admission.finish`: metrics, token refund and access-log fields once the request is over.
+
+:class:`server.lifecycle.Lifecycle` (readiness, drain) is re-exported here for the modules that use it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from server.auth import Identity
 from server.errors import APIError, retry_after_headers
+from server.lifecycle import Lifecycle
 from server.logging import log_fields
 from server.metrics import Metrics
 from server.outputs import ChoiceState, TokenTexts
@@ -39,19 +42,10 @@ prompt_logger = logging.getLogger("tinyllm.prompts")
 
 T = TypeVar("T")
 
-
-class Lifecycle:
-    """Whether the server admits work, and how much is in flight (for the shutdown drain)."""
-
-    def __init__(self) -> None:
-        self.ready = False
-        self.draining = False
-        self.inflight = 0
-
-    def begin_drain(self) -> None:
-        if not self.draining:
-            self.draining = True
-            logger.info("draining: new requests get 503 while in-flight requests finish")
+# Below these, sampling is greedy (see sampling_params). top_p: the best token alone has p >= 1/vocab > 1e-6.
+MIN_TEMPERATURE, MIN_TOP_P = 1e-4, 1e-6
+# Prompt text longer than this is tokenized in a worker thread (see tokenize).
+OFF_LOOP_CHARS = 16_384
 
 
 @dataclass
@@ -118,7 +112,7 @@ def check_n(ctx: ServingContext, n: int) -> None:
                        param="n")
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the lifecycle keeps a set of them
 class Admission:
     """An admitted request: its engine handles (one per prompt), token reservation and timings."""
 
@@ -152,12 +146,20 @@ class Admission:
         for c in choices:
             if c.num_tokens > 1 and c.first_token_at is not None and c.last_token_at is not None:
                 m.tpot.observe((c.last_token_at - c.first_token_at) / (c.num_tokens - 1))
-        self.ctx.lifecycle.inflight -= 1
+        self.ctx.lifecycle.untrack(self)
         log_fields(scope).update(prompt_tokens=self.prompt_tokens, completion_tokens=completion_tokens,
                                  finish_reasons=[c.finish_reason or "disconnected" for c in choices], **extra_log)
         if self.ctx.settings.log_prompts:
             prompt_logger.info("completion", extra={"request_id": scope.get("tinyllm.request_id"),
                                                     "completions": [c.text for c in choices]})
+
+
+async def tokenize(encode: Callable[..., T], *args: Any, chars: int, **kwargs: Any) -> T:
+    """``encode(*args, **kwargs)``; for long text in a worker thread. SentencePiece releases the GIL while it
+    encodes, and a megabyte of prompt takes it ~0.3 s: on the event loop, that would stall every stream."""
+    if chars > OFF_LOOP_CHARS:
+        return await asyncio.to_thread(encode, *args, **kwargs)
+    return encode(*args, **kwargs)
 
 
 def _engine_value_error(e: ValueError) -> APIError:
@@ -224,8 +226,9 @@ def admit(ctx: ServingContext, identity: Identity, prompts: list[list[int]], par
             raise APIError(503, "The generation engine is not running; retry shortly.",
                            code="server_unavailable", headers=retry_after_headers(5)) from None
         raise
-    ctx.lifecycle.inflight += 1
-    return Admission(ctx, handles, reservation, prompt_tokens)
+    admission = Admission(ctx, handles, reservation, prompt_tokens)
+    ctx.lifecycle.track(admission)
+    return admission
 
 
 # ----------------------------------------------------------------------------------------- consuming
@@ -296,9 +299,11 @@ class _SSEResponse(EventSourceResponse):
 
 
 def sse_response(ctx: ServingContext, events: AsyncIterator[str], on_close: Callable[[], None]) -> EventSourceResponse:
-    """An SSE response with keep-alive comments; on server shutdown the stream may run for the grace period."""
+    """An SSE response with keep-alive comments. On shutdown the stream may run for the grace period, then the
+    lifecycle cancels it and it ends with an error event; sse-starlette's own cut comes a second later, for a
+    stream that cannot even send that (a client that stopped reading)."""
     return _SSEResponse(events, on_close, ping=ctx.settings.keepalive_seconds, sep="\n",
-                        shutdown_grace_period=ctx.settings.shutdown_grace_seconds)
+                        shutdown_grace_period=ctx.settings.shutdown_grace_seconds + 1.0)
 
 
 def error_event(message: str, code: str) -> str:
@@ -325,8 +330,13 @@ def sampling_params(ctx: ServingContext, req: Any, max_tokens: int, logprobs: in
     if req.temperature is None and gen.get("do_sample") is False:
         temperature = 0.0
     top_p = req.top_p if req.top_p is not None else float(gen.get("top_p", 1.0))
-    if top_p == 0.0:  # OpenAI accepts 0: keep only the most likely token, i.e. greedy
+    # Near-zero values mean greedy, and must become it: logits / 1e-300 overflow to inf and the softmax to
+    # NaN; a top_p that rounds to 0 in float32 (5e-324) drops every token. A NaN in one sequence fails the
+    # engine's whole decode step, every request in the batch with it.
+    if top_p < MIN_TOP_P:  # OpenAI accepts 0: keep only the most likely token, i.e. greedy
         temperature, top_p = 0.0, 1.0
+    if temperature < MIN_TEMPERATURE:
+        temperature = 0.0
     top_k = req.top_k if req.top_k is not None else int(gen.get("top_k", 0) or 0)
     min_p = req.min_p if req.min_p is not None else float(gen.get("min_p", 0.0) or 0.0)
     repetition_penalty = (req.repetition_penalty if req.repetition_penalty is not None

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_tokens: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for.")
     max_n: int = Field(8, ge=1, description="Largest n (choices per request).")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body; larger gets 413.")
+    body_read_timeout_seconds: float = Field(
+        30.0, ge=0, description="A client that stops sending its request body this long gets 408 (0 = never).")
     rate_limit_rpm: int = Field(0, ge=0, description="Requests per minute per key (0 = unlimited).")
     rate_limit_tpm: int = Field(0, ge=0, description="Prompt + completion tokens per minute per key (0 = unlimited).")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field("info", description="Log level.")

@@ -220,7 +220,7 @@ def test_context_length_and_caps(client: httpx.Client):
     ({"prediction": {"type": "content", "content": "x"}}, 400, "unsupported_parameter", "prediction"),
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400, "unsupported_value",
      "response_format.type"),
-    ({"reasoning_effort": "high"}, 400, "unsupported_parameter", "reasoning_effort"),
+    ({"self_consistency": {"samples": 9}}, 400, "invalid_value", "self_consistency.samples"),  # > 8 slots
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
      400, "unsupported_value", "messages[0].content"),
     ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, 400, "missing_required_parameter",

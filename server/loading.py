@@ -1,0 +1,98 @@
+"""Loading a checkpoint for serving: :func:`model.checkpoint.load_checkpoint` plus the checks that make a bad
+checkpoint fail at start-up, with one line naming the file, instead of at the first request with a 500.
+
+``load_checkpoint`` names the file for the corruptions it knows (missing files, truncated safetensors or
+JSON, a broken SentencePiece model). What it does not check, and the server relies on:
+
+* every JSON file of the checkpoint is a JSON *object* (``[]`` in ``config.json`` is valid JSON);
+* the sampling defaults of ``generation_config.json`` are numbers in range (they become every request's
+  defaults: a ``"temperature": "hot"`` would fail each request that leaves it out);
+* the chat template renders (it is compiled lazily, so a syntax error would surface per request);
+* the network can generate one token through the engine (a config with 0 heads or -1 layers builds, then
+  fails in the KV cache or the forward pass).
+
+Anything else that goes wrong while loading is still reported as a :class:`CheckpointError` naming the
+directory, so ``tinyllm serve`` prints one line and exits 1 rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from model.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
+from model.engine import Engine, EngineConfig
+from model.sampling import SamplingParams
+
+JSON_FILES = ("config.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
+
+# generation_config.json keys that become request defaults (see serving_engine.sampling_params).
+_SAMPLING_DEFAULTS = {
+    "temperature": ("a number >= 0", lambda v: v >= 0),
+    "top_p": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "min_p": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "repetition_penalty": ("a number > 0", lambda v: v > 0),
+    "top_k": ("an integer", lambda v: v == int(v)),
+}
+
+
+def _check_json_objects(directory: Path) -> None:
+    for name in JSON_FILES:
+        path = directory / name
+        if not path.is_file():
+            continue  # load_checkpoint says which files are required
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, found {type(value).__name__}")
+
+
+def _check_generation_defaults(generation_config: dict[str, Any], path: Path) -> None:
+    for key, (wanted, ok) in _SAMPLING_DEFAULTS.items():
+        value = generation_config.get(key)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not (number and ok(value)):
+            raise CheckpointError(f"{path}: {key} must be {wanted}, found {str(value)[:40]!r}")
+
+
+def _smoke_test(loaded: LoadedCheckpoint, directory: Path) -> None:
+    """Render the chat template and generate one token, through the same code paths requests take."""
+    try:
+        prompt = loaded.tokenizer.encode_chat([{"role": "user", "content": "hello"}])
+    except Exception as e:
+        raise CheckpointError(f"{directory / 'tokenizer_config.json'}: the chat template does not render "
+                              f"({type(e).__name__}: {e})") from None
+    engine = None
+    try:
+        engine = Engine(loaded.model, EngineConfig(max_batch=1, max_queue=1, max_seq_len=len(prompt) + 1),
+                        eos_token_ids=list(loaded.tokenizer.stop_token_ids))
+        engine.start()
+        engine.generate(prompt, SamplingParams(temperature=0.0, max_tokens=1))
+    except Exception as e:
+        raise CheckpointError(f"{directory / 'config.json'}: the model built from it cannot generate "
+                              f"({type(e).__name__}: {e})") from None
+    finally:
+        if engine is not None:
+            engine.shutdown(timeout=1.0)
+
+
+def load_for_serving(directory: str | Path) -> LoadedCheckpoint:
+    """Load ``directory`` and check that it can serve; raises :class:`CheckpointError` naming the file."""
+    directory = Path(directory)
+    if directory.is_dir():
+        _check_json_objects(directory)
+    try:
+        loaded = load_checkpoint(directory)
+    except CheckpointError:
+        raise
+    except Exception as e:  # an inconsistency load_checkpoint does not name; still one line, not a traceback
+        raise CheckpointError(f"{directory}: unexpected error while loading ({type(e).__name__}: {e})") from None
+    _check_generation_defaults(loaded.generation_config, directory / "generation_config.json")
+    _smoke_test(loaded, directory)
+    return loaded

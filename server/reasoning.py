@@ -1,0 +1,254 @@
+"""Reasoning mode: which requests enter it, each sample's chain and answer, and the self-consistency vote.
+
+A reasoning request samples ``k`` chains of thought for one prompt (rendered with the ``<think>`` generation
+prompt) and majority-votes their final answers. The ``k`` samples are ONE engine request with ``n=k``: the
+prompt is prefilled once, its KV rows are forked into ``k`` slots, and the samples decode together in the
+running batch (see :mod:`model.engine`), so k=9 costs far less than nine requests.
+
+This module is the pure part (no HTTP, no asyncio): the plan (sample count and options, with the 400s that
+name the parameter), per-sample parsing of token events, and the vote with its accounting.
+:mod:`server.serving_reasoning` drives it from a request.
+
+Parsing is done on token ids, never on fuzzy text: every token up to and including the first ``</think>``
+is reasoning, everything after it is the final answer text (``<|end|>`` is a stop token and never arrives).
+A sample that never writes ``</think>`` (cut off by max_tokens) is all reasoning and has no answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from model.answers import extract_answer, normalize_answer, vote
+from model.calculator import check_answer
+from model.detokenizer import IncrementalDetokenizer
+from model.engine import TokenEvent
+from model.sampling import SamplingParams
+from model.tokenizer import Tokenizer
+from server.errors import APIError
+from server.protocol import ChatCompletionRequest, UsageInfo
+from server.reasoning_schemas import (
+    SelfConsistencyCalculator,
+    SelfConsistencyChain,
+    SelfConsistencyResult,
+    SelfConsistencyVote,
+)
+from server.settings import Settings
+
+# Temperature of the k > 1 samples of a vote when the request sets none: diverse chains that still mostly
+# follow the model's best path (the usual choice for self-consistency, Wang et al. 2022 use 0.5-0.7).
+VOTE_TEMPERATURE = 0.7
+
+# --------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class ReasoningPlan:
+    samples: int  # k: chains sampled and voted
+    return_chains: bool = False  # list every sample in the response's self_consistency object
+    calculator: bool = False  # check the voted answer against the safe calculator
+
+
+def effort_samples(settings: Settings, effort: str) -> int:
+    return {"low": settings.reasoning_samples_low, "medium": settings.reasoning_samples_medium,
+            "high": settings.reasoning_samples_high}[effort]
+
+
+def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int,
+                 has_reasoning_markers: bool) -> ReasoningPlan | None:
+    """The reasoning plan of a chat request, None when it does not ask for reasoning mode.
+
+    ``self_consistency.samples`` above the limit (``MAX_SELF_CONSISTENCY_SAMPLES`` and the engine's
+    slots: all k samples decode at once) is a 400 naming it. ``reasoning_effort`` asks for a level, not a
+    number, so its configured count is clamped to the same limit instead (the response reports the k used).
+    Options a vote cannot honour are refused by name rather than silently ignored.
+    """
+    options, effort = req.self_consistency, req.reasoning_effort
+    if options is None and effort is None:
+        return None
+    param = "self_consistency" if options is not None else "reasoning_effort"
+    if not has_reasoning_markers:
+        raise APIError(400, "The served model's tokenizer has no <think>/</think> markers: reasoning mode is "
+                            "not available.", code="unsupported_parameter", param=param)
+    limit = min(settings.max_self_consistency_samples, slots)
+    if options is not None:
+        samples = options.samples
+        if samples > limit:
+            raise APIError(400, f"self_consistency.samples is too large: {samples}. This server allows at most "
+                                f"{limit}.", code="invalid_value", param="self_consistency.samples")
+    else:
+        samples = min(effort_samples(settings, effort or "medium"), limit)
+    if (req.n or 1) > 1:
+        raise APIError(400, "n > 1 is not supported in reasoning mode: the self-consistency vote returns one "
+                            "choice. Ask for more samples with self_consistency.samples.",
+                       code="unsupported_parameter", param="n")
+    if req.stop_list():
+        raise APIError(400, "stop is not supported in reasoning mode (it would cut the reasoning chains).",
+                       code="unsupported_parameter", param="stop")
+    if req.logprobs:
+        raise APIError(400, "logprobs is not supported in reasoning mode (k chains, one voted answer).",
+                       code="unsupported_parameter", param="logprobs")
+    return ReasoningPlan(samples=samples, return_chains=bool(options and options.return_chains),
+                         calculator=bool(options and options.calculator))
+
+
+def vote_params(params: SamplingParams, req: ChatCompletionRequest, samples: int,
+                default_temperature: float = VOTE_TEMPERATURE) -> SamplingParams:
+    """Sampling for the vote: the request's temperature when it sets one (``top_p: 0`` also says greedy);
+    else ``default_temperature`` for k > 1 (k identical greedy chains would make the vote pointless) and
+    greedy for a single sample. The checkpoint's generation_config temperature is for chat, not for votes."""
+    if req.temperature is not None or req.top_p == 0.0:
+        return params
+    return dataclasses.replace(params, temperature=default_temperature if samples > 1 else 0.0)
+
+
+# --------------------------------------------------------------------------------------------- one sample
+
+
+class _Trimmed:
+    """Streams text with leading and trailing whitespace removed: the concatenated output equals
+    ``full_text.strip()``. Trailing whitespace is held until more text shows it is inside the chain."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.held = ""
+
+    def push(self, text: str) -> str:
+        if not self.started:
+            text = text.lstrip()
+            if not text:
+                return ""
+            self.started = True
+        buf = self.held + text
+        kept = buf.rstrip()
+        self.held = buf[len(kept):]
+        return kept
+
+
+class SampleState:
+    """One of the k samples as its token events arrive: the chain, the final text, the counts.
+
+    Has the attributes :meth:`server.serving_engine.Admission.finish` and ``usage_of`` read from a choice
+    (``num_tokens``, ``finish_reason``, ``engine_finished``, token timings, ``text``), so the request's
+    accounting, token refund and access log work unchanged.
+    """
+
+    def __init__(self, index: int, tokenizer: Tokenizer) -> None:
+        self.index = index
+        self.think_end_id = tokenizer.think_end_id
+        self._reasoning_detok = IncrementalDetokenizer(tokenizer)
+        self._final_detok = IncrementalDetokenizer(tokenizer)
+        self._trim = _Trimmed()
+        self.reasoning_content = ""  # the chain, stripped (grows as it decodes)
+        self._final = ""
+        self.in_final = False  # </think> seen
+        self.num_tokens = 0
+        self.reasoning_tokens = 0  # tokens before and including </think>
+        self.finish_reason: str | None = None
+        self.engine_finished = False
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def content(self) -> str:
+        """The final answer text (after ``</think>``), stripped."""
+        return self._final.strip()
+
+    @property
+    def text(self) -> str:
+        """Everything generated, as one text (for the prompt log)."""
+        return self.reasoning_content + ("\n</think>\n" + self.content if self.in_final else "")
+
+    @property
+    def answer(self) -> str | None:
+        """The answer in the final text ("答案：74。" -> "74"); None without a final text."""
+        return extract_answer(self.content) if self.in_final else None
+
+    def on_event(self, event: TokenEvent) -> str:
+        """Feed one engine event; returns the new reasoning text it makes safe to stream (maybe "")."""
+        self.engine_finished = self.engine_finished or event.finish_reason is not None
+        if self.done:
+            return ""
+        delta = ""
+        if event.token_id is not None:
+            now = time.perf_counter()
+            self.first_token_at = self.first_token_at or now
+            self.last_token_at = now
+            self.num_tokens += 1
+            if self.in_final:
+                self._final += self._final_detok.push(event.token_id)
+            elif event.token_id == self.think_end_id:
+                self.reasoning_tokens += 1
+                self.in_final = True
+                delta = self._trim.push(self._reasoning_detok.flush())
+            else:
+                self.reasoning_tokens += 1
+                delta = self._trim.push(self._reasoning_detok.push(event.token_id))
+        if event.finish_reason is not None:
+            if self.in_final:
+                self._final += self._final_detok.flush()
+            else:
+                delta += self._trim.push(self._reasoning_detok.flush())
+            self.finish_reason = event.finish_reason
+        self.reasoning_content += delta
+        return delta
+
+
+# --------------------------------------------------------------------------------------------- the vote
+
+
+@dataclass
+class VoteOutcome:
+    winner: SampleState  # its chain is reasoning_content, its final text is content
+    result: SelfConsistencyResult
+
+    @property
+    def agreement(self) -> float:
+        return self.result.agreement
+
+
+def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> VoteOutcome:
+    """Vote over the finished samples (``model.answers.vote``: answers compared after normalisation, ties to
+    the earliest sample). Samples without an answer count in k and appear as one ``answer: null`` entry, so
+    the votes always sum to k and ``agreement`` is the winner's count / k."""
+    answers = [s.answer for s in samples]
+    result = vote(answers)
+    votes = [SelfConsistencyVote(answer=text, count=count) for text, count in result.votes]
+    unanswered = len(samples) - sum(v.count for v in votes)
+    if unanswered:
+        votes.append(SelfConsistencyVote(answer=None, count=unanswered))
+    winner = samples[result.winner_index]
+    calculator = None
+    if plan.calculator:
+        check = check_answer(question, result.answer)
+        if check is not None:
+            calculator = SelfConsistencyCalculator(expression=check.expression, value=check.value,
+                                                   agrees=check.agrees)
+    chains = None
+    if plan.return_chains:
+        chains = [SelfConsistencyChain(
+            index=s.index, reasoning_content=s.reasoning_content, content=s.content, answer=a,
+            normalized_answer=normalize_answer(a) or None, finish_reason=s.finish_reason or "stop",
+            completion_tokens=s.num_tokens, reasoning_tokens=s.reasoning_tokens)
+            for s, a in zip(samples, answers, strict=True)]
+    return VoteOutcome(winner, SelfConsistencyResult(
+        samples=len(samples), answer=result.answer, agreement=result.agreement, votes=votes,
+        winner_index=result.winner_index, chains=chains, calculator=calculator))
+
+
+def reasoning_usage(prompt_tokens: int, samples: list[SampleState]) -> UsageInfo:
+    """All sampled tokens of all k samples; ``reasoning_tokens``: their chains, ``</think>`` included."""
+    completion = sum(s.num_tokens for s in samples)
+    return UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=completion,
+                     total_tokens=prompt_tokens + completion,
+                     completion_tokens_details={"reasoning_tokens": sum(s.reasoning_tokens for s in samples)})
+
+
+def question_of(messages: list[dict[str, str]]) -> str:
+    """The text the calculator reads: the last user message."""
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
