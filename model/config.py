@@ -29,6 +29,15 @@ class ModelConfig:
     pad_token_id: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "max_position_embeddings"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.rms_norm_eps, int | float) and self.rms_norm_eps > 0):
+            raise ValueError(f"rms_norm_eps must be a positive number, got {self.rms_norm_eps!r}")
+        if not (isinstance(self.rope_theta, int | float) and self.rope_theta > 0):
+            raise ValueError(f"rope_theta must be a positive number, got {self.rope_theta!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError("hidden_size must be divisible by num_attention_heads")
         if self.num_attention_heads % self.num_key_value_heads:
@@ -58,6 +67,8 @@ class ModelConfig:
 
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        if not isinstance(d, dict):
+            raise ValueError("config.json must hold a JSON object")
         model_type = d.get("model_type", "llama")
         if model_type not in ("llama", "mistral", "qwen2"):
             raise ValueError(f"unsupported model_type {model_type!r}: only Llama-architecture checkpoints load")
@@ -80,9 +91,10 @@ class ModelConfig:
                 kwargs[key] = kwargs[key][0]
             if kwargs.get(key) is None:
                 kwargs.pop(key, None)
-        if "head_dim" in d and d["head_dim"] != d["hidden_size"] // d["num_attention_heads"]:
+        config = cls(**kwargs)
+        if d.get("head_dim") not in (None, config.head_dim):
             raise ValueError("head_dim different from hidden_size / num_attention_heads is not supported")
-        return cls(**kwargs)
+        return config
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_hf_dict(), indent=2) + "\n", encoding="utf-8")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+_GREEDY_BELOW = 1e-5
+
 
 @dataclass
 class SamplingParams:
@@ -38,7 +40,7 @@ class SamplingParams:
             ("min_p", 0 <= self.min_p <= 1),
             ("presence_penalty", -2 <= self.presence_penalty <= 2),
             ("frequency_penalty", -2 <= self.frequency_penalty <= 2),
-            ("repetition_penalty", self.repetition_penalty > 0),
+            ("repetition_penalty", 0.01 <= self.repetition_penalty <= 100),
             ("max_tokens", self.max_tokens >= 1),
             ("min_tokens", 0 <= self.min_tokens <= self.max_tokens),
             ("logprobs", self.logprobs is None or 0 <= self.logprobs <= 20),
@@ -134,12 +136,14 @@ def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
         needs_processing = p.logit_bias or p.repetition_penalty != 1.0 or p.presence_penalty \
             or p.frequency_penalty or banned
         x = _apply_penalties(logits[row].clone(), state, banned) if needs_processing else logits[row]
-        if p.temperature == 0.0:
-            token = int(torch.argmax(x))
-        else:
-            x = _filter(x / p.temperature, p)
-            probs = torch.softmax(x, -1)
-            token = int(torch.multinomial(probs, 1, generator=state.generator))
+        token = -1
+        # Temperatures this small are greedy in the limit; dividing by them would overflow to inf/NaN.
+        if p.temperature > _GREEDY_BELOW:
+            probs = torch.softmax(_filter(x / p.temperature, p), -1)
+            if bool(torch.isfinite(probs).all()) and float(probs.sum()) > 0:
+                token = int(torch.multinomial(probs, 1, generator=state.generator))
+        if token < 0:  # greedy, or a degenerate distribution: one bad row must not fail the batch
+            token = int(torch.argmax(torch.nan_to_num(x, nan=float("-inf"))))
         logprob = top = None
         if raw_logprobs is not None and p.logprobs is not None:
             logprob = float(raw_logprobs[row, token])

@@ -78,3 +78,14 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path, tiny_checkpoint):
         load_checkpoint(broken)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("bad", [[], {"num_attention_heads": 0}, {"num_hidden_layers": -1}, {"hidden_size": "256"},
+                                 {"rope_parameters": {"rope_type": "yarn", "factor": 4.0}}])
+def test_invalid_configs_are_refused_with_a_reason(tmp_path, tiny_checkpoint, bad):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    data = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps(bad if isinstance(bad, list) else {**data, **bad}))
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_checkpoint(broken)

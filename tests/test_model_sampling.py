@@ -98,3 +98,18 @@ def test_rows_use_their_own_parameters(logits):
 def test_validation_names_the_parameter(field, value):
     with pytest.raises(ValueError, match=field):
         SamplingParams(**{field: value}).validate(V)
+
+
+@pytest.mark.parametrize("params", [SamplingParams(temperature=1e-300), SamplingParams(top_p=5e-324, seed=1),
+                                    SamplingParams(repetition_penalty=100.0, temperature=0.01, seed=2)])
+def test_extreme_but_valid_parameters_never_produce_nan(logits, params):
+    params.validate(V)
+    token = draw(logits, params, 1, prompt=list(range(V)))[0]
+    assert 0 <= token < V
+
+
+def test_a_nan_row_does_not_fail_the_other_rows(logits):
+    rows = torch.stack([logits, torch.full((V,), float("nan"))])
+    states = [SequenceSamplingState.create(SamplingParams(seed=1), [1]) for _ in range(2)]
+    out = sample_next(rows, states)
+    assert out[0].token_id >= 0 and 0 <= out[1].token_id < V
