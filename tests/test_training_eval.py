@@ -1,0 +1,41 @@
+"""Scoring of the reasoning eval: answer extraction from generated ids, greedy vs self-consistency@k."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.tokenizer import Tokenizer
+from training.eval import ProblemResult, accuracy_table, answer_key, format_table
+
+
+def _result(stratum: str, lang: str, gold: str, greedy: str, samples: list[str]) -> ProblemResult:
+    record = {"answer": gold, "stratum": stratum, "lang": lang, "kind": "expression"}
+    return ProblemResult(record, "", greedy, samples, [""] * len(samples))
+
+
+def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
+    results = [
+        # greedy wrong; the first sample wrong, but 3 of the first 5 right
+        _result("hard", "zh", "74", "75", ["75", "74", "74", "74", "1", "1", "1", "1", "1"]),
+        # greedy right; the vote over 9 goes to a wrong answer
+        _result("easy", "en", "6", "6", ["6", "", "5", "5", "6", "5", "5", "", ""]),
+    ]
+    table = accuracy_table(results, ks=(1, 5, 9))
+    assert table["hard"] == {"n": 1, "greedy": 0.0, "sc@1": 0.0, "sc@5": 100.0, "sc@9": 0.0,
+                             "answered_greedy": 100.0, "agreement@max": pytest.approx(5 / 9, abs=1e-3)}
+    assert table["easy"]["greedy"] == 100.0 and table["easy"]["sc@1"] == 100.0
+    assert table["easy"]["sc@5"] == 100.0  # "6" x2 vs "5" x2: the tie goes to the answer seen first
+    assert table["easy"]["sc@9"] == 0.0
+    assert table["all"]["n"] == 2 and table["all"]["greedy"] == 50.0
+    assert set(table) >= {"easy/en", "hard/zh", "zh", "en", "kind:expression"}
+    markdown = format_table({"reasoning": {"fp32": table}})
+    assert "| fp32 | hard | 1 | 0.0 | 0.0 | 100.0 | 0.0 |" in markdown
+
+
+def test_answer_is_read_after_the_closing_think_token(tiny_tokenizer_path):
+    tok = Tokenizer(tiny_tokenizer_path)
+    ids = tok.encode("\n3+4=7. 12*7=84. 84-10=74.\n") + [tok.think_end_id] + tok.encode("\nThe answer is 74.")
+    text, key = answer_key(tok, ids)
+    assert "</think>" in text and key == "74"
+    unfinished = tok.encode("\n3+4=7. 12*7=84. The answer is 84")  # cut off before </think>: no answer
+    assert answer_key(tok, unfinished)[1] == ""
