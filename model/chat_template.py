@@ -11,6 +11,7 @@ generated token is tokenized exactly as it was in training (a trailing "\\n" cou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,12 @@ _OPEN, _CLOSE = "\ue000", "\ue001"
 _env = ImmutableSandboxedEnvironment(trim_blocks=False, lstrip_blocks=False, undefined=jinja2.StrictUndefined)
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled(template: str) -> jinja2.Template:
+    """Compiling a template costs milliseconds; every request and training example reuses it."""
+    return _env.from_string(template)
+
+
 def message_text(content: str | Sequence[dict[str, Any]]) -> str:
     """The text of a message: a string, or the concatenated ``text`` of OpenAI-style content parts."""
     if isinstance(content, str):
@@ -46,7 +53,7 @@ def message_text(content: str | Sequence[dict[str, Any]]) -> str:
 
 def render(template: str, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
            reasoning: bool = False) -> str:
-    return _env.from_string(template).render(
+    return _compiled(template).render(
         messages=[{"role": m["role"], "content": message_text(m["content"])} for m in messages],
         add_generation_prompt=add_generation_prompt, reasoning=reasoning)
 
@@ -57,7 +64,7 @@ def render_segments(template: str, messages: Sequence[dict[str, Any]], add_gener
     special tokens allowed)."""
     contents = [message_text(m["content"]) for m in messages]
     placeholders = [{"role": m["role"], "content": f"{_OPEN}{i}{_CLOSE}"} for i, m in enumerate(messages)]
-    rendered = _env.from_string(template).render(messages=placeholders, add_generation_prompt=add_generation_prompt,
+    rendered = _compiled(template).render(messages=placeholders, add_generation_prompt=add_generation_prompt,
                                                  reasoning=reasoning)
     segments: list[tuple[str, int]] = []
     rest = rendered

@@ -159,3 +159,11 @@ def test_pretrain_batches_are_windows_of_the_stream(tmp_path, tiny_tokenizer_pat
     assert (again[0] == x).all()  # a batch is a pure function of (data, seed, index)
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["splits"]["val"]["documents"] > 0 and meta["splits"]["train"]["documents"] > 150
+
+
+def test_text_jsonl_documents_for_pretraining(tmp_path, tiny_tokenizer_path):
+    src = _jsonl(tmp_path / "docs.jsonl", [{"text": "first document\n\nwith a blank line inside"},
+                                           {"text": "second document"}, "{broken", {"content": "wrong key"}])
+    result = prepare("pretrain", [src], tiny_tokenizer_path, tmp_path / "out", val_fraction=0.0, workers=1)
+    assert result.meta["splits"]["train"]["documents"] == 2  # the blank line does not split a JSONL document
+    assert result.report.to_dict()["dropped"] == {"invalid_json": 1, "missing_field": 1}

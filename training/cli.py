@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strata", default="easy,hard")
     p.add_argument("--langs", default="zh,en")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("export", help="write the server checkpoint + README.md + manifest.json",
                        description="Export the run (and the history of runs it started from) as a checkpoint "
@@ -168,6 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return reasoning_data.main(argv[1:])
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as e:
+        # Mistakes in inputs or options: one line naming the problem, not a traceback.
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "corpus":
         from training.corpus import build_corpus
@@ -219,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = EvalConfig(n_problems=args.n_problems, ks=tuple(int(k) for k in _csv(args.ks)),
                          temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                          precisions=_csv(args.precisions), ppl_data=tuple(args.ppl_data), seed=args.seed,
-                         strata=_csv(args.strata), langs=_csv(args.langs))
+                         strata=_csv(args.strata), langs=_csv(args.langs), threads=args.threads,
+                         progress=not args.no_progress)
         report = evaluate(args.checkpoint, args.out, cfg)
         print(format_table(report))
         print(json.dumps(report.get("perplexity", {}), indent=2))

@@ -47,19 +47,22 @@ def is_val(text: str, val_fraction: float) -> bool:
 
 # --- reading raw sources ------------------------------------------------------------------------------
 
-def read_text_documents(path: str | Path, split: str = "paragraph") -> Iterator[bytes]:
-    """Documents of a plain-text file as raw bytes (decoding is the cleaner's job, so bad bytes are counted).
+def read_text_documents(path: str | Path, split: str = "paragraph") -> Iterator[bytes | str]:
+    """Documents of a text file as raw bytes (decoding is the cleaner's job, so bad bytes are counted).
 
     ``split``: ``paragraph`` (blank-line separated), ``line`` (one per line), ``file`` (whole file).
-    A ``.jsonl`` file is read as one ``{"text": ...}`` document per line.
+    A ``.jsonl`` file is read as one ``{"text": ...}`` document per line; a line that is not one is
+    yielded as the ``str`` reason it failed (``invalid_json``, ``missing_field``, ...).
     """
     path = Path(path)
     if path.suffix == ".jsonl":
         for _, record, error in read_jsonl(path):
-            if error is None and isinstance(record, dict) and isinstance(record.get("text"), str):
-                yield record["text"].encode("utf-8")
+            if error:
+                yield error
+            elif not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                yield "missing_field"
             else:
-                yield b"\xff"  # counted by the cleaner as invalid rather than silently skipped
+                yield record["text"].encode("utf-8")
         return
     data = path.read_bytes().replace(b"\r\n", b"\n")
     if split == "file":
@@ -84,6 +87,10 @@ def iter_text(paths: Iterable[str | Path], cleaner: TextCleaner, split: str = "p
     """Cleaned (text, source) pairs of plain-text/``{"text"}`` inputs; drops are counted in the report."""
     for path in paths:
         for raw in read_text_documents(path, split):
+            if isinstance(raw, str):  # a JSONL line that holds no document
+                cleaner.report.seen += 1
+                cleaner.report.drop(raw, str(path))
+                continue
             text = cleaner(raw, source=str(path))
             if text is not None:
                 yield text, str(path)

@@ -24,7 +24,7 @@ def iter_training_text(inputs: list[str | Path], cleaner: TextCleaner) -> Iterat
         path = Path(path)
         if path.suffix != ".jsonl":
             for raw in read_text_documents(path):
-                text = cleaner(raw, str(path))
+                text = cleaner(raw, str(path)) if isinstance(raw, bytes) else None
                 if text:
                     yield text
             continue
@@ -55,7 +55,14 @@ def train_from_inputs(inputs: list[str | Path], model_prefix: str | Path, vocab_
         lines = random.Random(seed).sample(lines, max_lines)
     if not lines:
         raise ValueError("no text to train the tokenizer on")
-    path = train_tokenizer(lines, model_prefix, vocab_size=vocab_size, character_coverage=character_coverage)
+    try:
+        path = train_tokenizer(lines, model_prefix, vocab_size=vocab_size, character_coverage=character_coverage)
+    except RuntimeError as e:
+        if "required_chars" in str(e):  # SentencePiece's own message is a C++ assertion
+            raise ValueError(f"vocab_size {vocab_size} is smaller than the number of distinct characters the "
+                             f"text needs at character_coverage {character_coverage}; raise --vocab-size or "
+                             "lower --character-coverage (rarer characters then become byte tokens)") from e
+        raise
     info = {"model": str(path), "vocab_size": vocab_size, "lines": len(lines),
             "chars": sum(len(x) for x in lines), "inputs": [str(p) for p in inputs]}
     Path(str(model_prefix) + ".json").write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n",

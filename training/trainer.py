@@ -64,7 +64,7 @@ class TrainConfig:
     eval_interval: int = 200
     eval_batches: int = 20
     checkpoint_interval: int = 200
-    log_interval: int = 10
+    log_interval: int = 1  # steps between metrics records (every step by default: ~150 bytes each)
     seed: int = 1234
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights and optimizer stay fp32)
     threads: int = 0  # torch threads per process; 0 = CPU cores / processes on this node
