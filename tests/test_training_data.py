@@ -115,7 +115,9 @@ def _one_example_batch(tmp_path: Path, name: str, record: dict, tokenizer_path) 
     prepare("sft", [src], tokenizer_path, tmp_path / name, val_fraction=0.0, workers=1)
     data = SFTBatches(tmp_path / name / "train", seq_len=256, batch_size=1, seed=0)
     inputs, targets = data.batch(0)
-    return inputs[0].tolist(), targets[0].tolist(), data.target_count(0)
+    n = int(data.lengths[data._examples(0)[0]]) - 1  # the example's own tokens; the rest is padding
+    assert inputs.shape[1] % 16 == 0 and all(t == IGNORE for t in targets[0, n:].tolist())
+    return inputs[0, :n].tolist(), targets[0, :n].tolist(), data.target_count(0)
 
 
 def test_sft_loss_mask_counts_only_assistant_tokens(tmp_path, tiny_tokenizer_path, tok):
