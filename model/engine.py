@@ -111,13 +111,7 @@ class RequestHandle:
             self._wake()
 
     def _push(self, event: TokenEvent) -> None:
-        if self._loop is None:
-            self._sync_queue.put(event)
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._async_queue.put_nowait, event)
-        except RuntimeError:  # the caller's event loop is gone; nobody is listening any more
-            self.cancelled = True
+        deliver([(self, event)])
 
     async def stream(self) -> AsyncIterator[TokenEvent]:
         if self._async_queue is None:
@@ -134,6 +128,28 @@ class RequestHandle:
             event = self._sync_queue.get()
             remaining -= event.finish_reason is not None
             yield event
+
+
+def deliver(items: list[tuple[RequestHandle, TokenEvent]]) -> None:
+    """Hand events to their callers: one ``call_soon_threadsafe`` per event loop for the whole batch (each
+    call wakes the loop through a pipe), not one per token."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[RequestHandle, TokenEvent]]] = {}
+    for handle, event in items:
+        if handle._loop is None:
+            handle._sync_queue.put(event)
+        else:
+            by_loop.setdefault(handle._loop, []).append((handle, event))
+    for loop, batch in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, batch)
+        except RuntimeError:  # the caller's event loop is gone; nobody is listening any more
+            for handle, _ in batch:
+                handle.cancelled = True
+
+
+def _put_all(batch: list[tuple[RequestHandle, TokenEvent]]) -> None:
+    for handle, event in batch:
+        handle._async_queue.put_nowait(event)
 
 
 @dataclass
@@ -367,16 +383,19 @@ class Engine:
 
     def _accept_tokens(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
         sampled = sample_next(logits, [s.state for s in sequences], self.eos_token_ids)
+        events: list[tuple[RequestHandle, TokenEvent]] = []
         for seq, token in zip(sequences, sampled, strict=True):
             params = seq.request.params
             if token.token_id in self.eos_token_ids or token.token_id in params.stop_token_ids:
-                self._finish(seq, "stop")
+                seq.finished = True
+                events.append((seq.request.handle, TokenEvent(seq.index, None, finish_reason="stop")))
                 continue
             seq.last_token = token.token_id
             done = seq.state.num_generated >= params.max_tokens or seq.pos + 1 >= self.max_seq_len
-            seq.request.handle._push(TokenEvent(seq.index, token.token_id, token.logprob, token.top_logprobs,
-                                                "length" if done else None))
+            events.append((seq.request.handle, TokenEvent(seq.index, token.token_id, token.logprob,
+                                                          token.top_logprobs, "length" if done else None)))
             seq.finished = done
+        deliver(events)
         self._retire()
 
     def _finish(self, seq: _Sequence, reason: str) -> None:

@@ -119,6 +119,19 @@ def _filter(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:
     return logits
 
 
+def _banned(state: SequenceSamplingState, eos_token_ids: tuple[int, ...]) -> tuple[int, ...]:
+    """Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos)."""
+    p = state.params
+    if p.ignore_eos or state.num_generated < p.min_tokens:
+        return tuple(eos_token_ids) + tuple(p.stop_token_ids)
+    return ()
+
+
+def _needs_processing(state: SequenceSamplingState) -> bool:
+    p = state.params
+    return bool(p.logit_bias or p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty)
+
+
 def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
                 eos_token_ids: tuple[int, ...] = ()) -> list[SampledToken]:
     """Sample one token per row of ``logits`` [B, vocab] (float32), each with its own state."""
@@ -126,15 +139,26 @@ def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
     raw_logprobs = None
     if any(s.params.logprobs is not None for s in states):
         raw_logprobs = torch.log_softmax(logits, dim=-1)
+    # Plain greedy rows (the common case of evaluation and benchmarks) take one batched argmax.
+    plain_greedy = [row for row, s in enumerate(states) if s.params.temperature <= _GREEDY_BELOW
+                    and not _needs_processing(s) and s.params.logprobs is None]
+    fast: dict[int, int] = {}
+    if plain_greedy:
+        rows = logits[plain_greedy]
+        for i, row in enumerate(plain_greedy):
+            banned = _banned(states[row], eos_token_ids)
+            if banned:
+                rows[i, list(banned)] = float("-inf")
+        fast = dict(zip(plain_greedy, torch.argmax(rows, dim=-1).tolist(), strict=True))
     out: list[SampledToken] = []
     for row, state in enumerate(states):
+        if row in fast:
+            state.record(fast[row])
+            out.append(SampledToken(fast[row], None, None))
+            continue
         p = state.params
-        # Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos).
-        banned: tuple[int, ...] = ()
-        if p.ignore_eos or state.num_generated < p.min_tokens:
-            banned = tuple(eos_token_ids) + tuple(p.stop_token_ids)
-        needs_processing = p.logit_bias or p.repetition_penalty != 1.0 or p.presence_penalty \
-            or p.frequency_penalty or banned
+        banned = _banned(state, eos_token_ids)
+        needs_processing = _needs_processing(state) or banned
         x = _apply_penalties(logits[row].clone(), state, banned) if needs_processing else logits[row]
         token = -1
         # Temperatures this small are greedy in the limit; dividing by them would overflow to inf/NaN.
