@@ -65,11 +65,23 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, config.hidden_size, bias=False)
 
+    def fuse(self) -> None:
+        """Inference only: one matmul for q, k and v instead of three (same outputs)."""
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        self.qkv_proj = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        self.qkv_proj.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+        del self.q_proj, self.k_proj, self.v_proj
+
     def _project(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor):
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if hasattr(self, "qkv_proj"):
+            q, k, v = self.qkv_proj(x).split([self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim,
+                                              self.n_kv_heads * self.head_dim], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = q.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         return rope(q, positions), rope(k, positions), v
 
     def _out(self, y: torch.Tensor) -> torch.Tensor:
@@ -105,7 +117,17 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
 
+    def fuse(self) -> None:
+        """Inference only: one matmul for gate and up instead of two (same outputs)."""
+        weight = torch.cat([self.gate_proj.weight, self.up_proj.weight])
+        self.gate_up_proj = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        self.gate_up_proj.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+        del self.gate_proj, self.up_proj
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "gate_up_proj"):
+            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+            return self.down_proj(F.silu(gate) * up)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -147,6 +169,16 @@ class Transformer(nn.Module):
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, nn.Linear | nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def fuse_projections(self) -> Transformer:
+        """Fuse q/k/v and gate/up projections for serving (fewer, larger matmuls; identical outputs).
+        Inference only: the fused model no longer has the Hugging Face parameter names, so save the
+        checkpoint before fusing. Call before int8 quantization."""
+        for layer in self.layers:
+            if not hasattr(layer.self_attn, "qkv_proj"):
+                layer.self_attn.fuse()
+                layer.mlp.fuse()
+        return self
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

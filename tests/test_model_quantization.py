@@ -35,3 +35,23 @@ def test_engine_generates_with_int8_model(tiny_checkpoint):
         assert results[0].token_ids == results[1].token_ids
     finally:
         engine.shutdown()
+
+
+def test_fused_projections_give_the_same_logits_and_tokens(tiny_checkpoint):
+    import copy
+
+    plain = load_checkpoint(tiny_checkpoint).model
+    fused = copy.deepcopy(plain).fuse_projections()
+    assert not hasattr(fused.layers[0].self_attn, "q_proj") and hasattr(fused.layers[0].mlp, "gate_up_proj")
+    ids = torch.randint(0, plain.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert (plain(ids) - fused(ids)).abs().max().item() < 1e-5
+    results = []
+    for model in (plain, fused):
+        engine = Engine(model, EngineConfig(max_batch=2), eos_token_ids=[])
+        engine.start()
+        try:
+            results.append(engine.generate([5, 6, 7], SamplingParams(temperature=0, max_tokens=12))[0].token_ids)
+        finally:
+            engine.shutdown()
+    assert results[0] == results[1]
