@@ -47,19 +47,15 @@ class SampledLogprob:
     text_offset: int
 
 
-class ChoiceState:
-    """One choice's output as its token events arrive."""
+class SequenceAccounting:
+    """What the request's accounting (usage, token refund, latency metrics, access log) reads from one
+    generated sequence, whatever its text is made into: counts, finish state and token timings."""
 
-    def __init__(self, index: int, tokenizer: Tokenizer, stops: list[str]) -> None:
+    def __init__(self, index: int) -> None:
         self.index = index
-        self.detok = IncrementalDetokenizer(tokenizer)
-        self.matcher = StopStringMatcher(stops)
-        self.text = ""  # emitted so far
         self.num_tokens = 0
         self.finish_reason: str | None = None  # stop, length (for the client); cancelled, error (internal)
         self.engine_finished = False  # the engine has ended this sequence (else it must be cancelled)
-        self.logprobs: list[SampledLogprob] = []
-        self._logprobs_sent = 0
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
 
@@ -67,17 +63,37 @@ class ChoiceState:
     def done(self) -> bool:
         return self.finish_reason is not None
 
-    def on_event(self, event: TokenEvent) -> str:
-        """Feed one engine event; returns the text it makes safe to emit (possibly empty)."""
+    def count(self, event: TokenEvent) -> bool:
+        """Record an event's bookkeeping; False when the sequence is already done (tokens still in flight
+        after a stop string matched, say) and the event must be ignored."""
         self.engine_finished = self.engine_finished or event.finish_reason is not None
-        if self.done:  # e.g. tokens already in flight after a stop string matched
-            return ""
-        out = ""
+        if self.done:
+            return False
         if event.token_id is not None:
             now = time.perf_counter()
             self.first_token_at = self.first_token_at or now
             self.last_token_at = now
             self.num_tokens += 1
+        return True
+
+
+class ChoiceState(SequenceAccounting):
+    """One choice's output as its token events arrive."""
+
+    def __init__(self, index: int, tokenizer: Tokenizer, stops: list[str]) -> None:
+        super().__init__(index)
+        self.detok = IncrementalDetokenizer(tokenizer)
+        self.matcher = StopStringMatcher(stops)
+        self.text = ""  # emitted so far
+        self.logprobs: list[SampledLogprob] = []
+        self._logprobs_sent = 0
+
+    def on_event(self, event: TokenEvent) -> str:
+        """Feed one engine event; returns the text it makes safe to emit (possibly empty)."""
+        if not self.count(event):
+            return ""
+        out = ""
+        if event.token_id is not None:
             if event.logprob is not None:
                 self.logprobs.append(SampledLogprob(event.token_id, event.logprob, event.top_logprobs or [],
                                                   len(self.text)))

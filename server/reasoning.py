@@ -17,7 +17,6 @@ A sample that never writes ``</think>`` (cut off by max_tokens) is all reasoning
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 
 from model.answers import extract_answer, normalize_answer, vote
@@ -27,6 +26,7 @@ from model.engine import TokenEvent
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from server.errors import APIError
+from server.outputs import SequenceAccounting
 from server.protocol import ChatCompletionRequest, UsageInfo
 from server.reasoning_schemas import (
     SelfConsistencyCalculator,
@@ -126,16 +126,15 @@ class _Trimmed:
         return kept
 
 
-class SampleState:
+class SampleState(SequenceAccounting):
     """One of the k samples as its token events arrive: the chain, the final text, the counts.
 
-    Has the attributes :meth:`server.serving_engine.Admission.finish` and ``usage_of`` read from a choice
-    (``num_tokens``, ``finish_reason``, ``engine_finished``, token timings, ``text``), so the request's
-    accounting, token refund and access log work unchanged.
+    Its counts, finish state and token timings are :class:`~server.outputs.SequenceAccounting`, as for a
+    plain choice, so the request's accounting, token refund and access log work unchanged.
     """
 
     def __init__(self, index: int, tokenizer: Tokenizer) -> None:
-        self.index = index
+        super().__init__(index)
         self.think_end_id = tokenizer.think_end_id
         self._reasoning_detok = IncrementalDetokenizer(tokenizer)
         self._final_detok = IncrementalDetokenizer(tokenizer)
@@ -143,16 +142,7 @@ class SampleState:
         self.reasoning_content = ""  # the chain, stripped (grows as it decodes)
         self._final = ""
         self.in_final = False  # </think> seen
-        self.num_tokens = 0
         self.reasoning_tokens = 0  # tokens before and including </think>
-        self.finish_reason: str | None = None
-        self.engine_finished = False
-        self.first_token_at: float | None = None
-        self.last_token_at: float | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.finish_reason is not None
 
     @property
     def content(self) -> str:
@@ -171,15 +161,10 @@ class SampleState:
 
     def on_event(self, event: TokenEvent) -> str:
         """Feed one engine event; returns the new reasoning text it makes safe to stream (maybe "")."""
-        self.engine_finished = self.engine_finished or event.finish_reason is not None
-        if self.done:
+        if not self.count(event):
             return ""
         delta = ""
         if event.token_id is not None:
-            now = time.perf_counter()
-            self.first_token_at = self.first_token_at or now
-            self.last_token_at = now
-            self.num_tokens += 1
             if self.in_final:
                 self._final += self._final_detok.push(event.token_id)
             elif event.token_id == self.think_end_id:
