@@ -34,6 +34,9 @@ class RMSNorm(nn.Module):
         return self.weight * x32.to(x.dtype)
 
 
+Rotary = tuple[torch.Tensor, torch.Tensor]
+
+
 class RotaryEmbedding(nn.Module):
     """Precomputed cos/sin tables; rotation uses Llama's "rotate half" layout (not interleaved pairs)."""
 
@@ -45,13 +48,18 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """x: [B, H, T, D]; positions: [B, T] absolute positions of each token."""
-        cos = self.cos[positions].unsqueeze(1).to(x.dtype)
-        sin = self.sin[positions].unsqueeze(1).to(x.dtype)
-        half = x.shape[-1] // 2
-        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        return x * cos + rotated * sin
+    def forward(self, positions: torch.Tensor) -> Rotary:
+        """The (cos, sin) of positions [B, T], shaped [B, 1, T, D]: gathered once per forward pass and
+        shared by every layer."""
+        return self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
+
+
+def apply_rotary(x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
+    """Rotate x [B, H, T, D] by its positions' angles."""
+    cos, sin = rotary
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -72,7 +80,7 @@ class Attention(nn.Module):
         self.qkv_proj.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
         del self.q_proj, self.k_proj, self.v_proj
 
-    def _project(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor):
+    def _project(self, x: torch.Tensor, rotary: Rotary):
         b, t, _ = x.shape
         if hasattr(self, "qkv_proj"):
             q, k, v = self.qkv_proj(x).split([self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim,
@@ -82,22 +90,22 @@ class Attention(nn.Module):
         q = q.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = k.view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = v.view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        return rope(q, positions), rope(k, positions), v
+        return apply_rotary(q, rotary), apply_rotary(k, rotary), v
 
     def _out(self, y: torch.Tensor) -> torch.Tensor:
         b, _, t, _ = y.shape
         return self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
 
-    def forward(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._project(x, rope, positions)
+    def forward(self, x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
+        q, k, v = self._project(x, rotary)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_heads != self.n_heads)
         return self._out(y)
 
-    def forward_cached(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor,
+    def forward_cached(self, x: torch.Tensor, rotary: Rotary, positions: torch.Tensor,
                        cache_k: torch.Tensor, cache_v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """cache_k/v: this layer's rows for the batch, [B, kv_heads, max_len, D] (a view into the cache).
         mask: [B, 1, T, L] boolean, True where a query may attend a cached key."""
-        q, k, v = self._project(x, rope, positions)
+        q, k, v = self._project(x, rotary)
         rows = torch.arange(x.shape[0]).unsqueeze(1)
         # Advanced indices split by a slice put their dims first: [B, T, kv_heads, D].
         cache_k[rows, :, positions] = k.transpose(1, 2)
@@ -139,12 +147,12 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, rope: RotaryEmbedding, positions: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), rope, positions)
+    def forward(self, x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), rotary)
         return x + self.mlp(self.post_attention_layernorm(x))
 
-    def forward_cached(self, x, rope, positions, cache_k, cache_v, mask) -> torch.Tensor:
-        x = x + self.self_attn.forward_cached(self.input_layernorm(x), rope, positions, cache_k, cache_v, mask)
+    def forward_cached(self, x, rotary, positions, cache_k, cache_v, mask) -> torch.Tensor:
+        x = x + self.self_attn.forward_cached(self.input_layernorm(x), rotary, positions, cache_k, cache_v, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -190,8 +198,9 @@ class Transformer(nn.Module):
             raise ValueError(f"sequence of {t} tokens exceeds the context of {self.config.max_position_embeddings}")
         positions = torch.arange(t).unsqueeze(0).expand(input_ids.shape[0], t)
         x = self.embed_tokens(input_ids)
+        rotary = self.rope(positions)
         for layer in self.layers:
-            x = layer(x, self.rope, positions)
+            x = layer(x, rotary)
         return self.lm_head(self.norm(x))
 
     def forward_cached(self, input_ids: torch.Tensor, start_pos: torch.Tensor, cache: KVCache,
@@ -212,7 +221,8 @@ class Transformer(nn.Module):
         mask = (torch.arange(length).view(1, 1, 1, length) <= positions.view(b, 1, t, 1))
         rows = slice(first_slot, first_slot + b)
         x = self.embed_tokens(input_ids)
+        rotary = self.rope(positions)
         for i, layer in enumerate(self.layers):
-            x = layer.forward_cached(x, self.rope, positions, cache.k[i, rows], cache.v[i, rows], mask)
+            x = layer.forward_cached(x, rotary, positions, cache.k[i, rows], cache.v[i, rows], mask)
         x = x[:, -1] if logit_index is None else x[torch.arange(b), logit_index]
         return self.lm_head(self.norm(x))
