@@ -5,7 +5,8 @@
 Rows, all on the same weights and the same torch thread count, in one run:
 * ``naive``: the design notes' loop — recompute the whole sequence for every token, one request at a time;
 * ``hf-generate``: ``transformers`` ``LlamaForCausalLM.generate`` with its KV cache, all requests in one batch;
-* ``engine``: our continuous-batching engine, all requests submitted at once.
+* ``engine``: our continuous-batching engine on the copy the server runs (``model.inference.prepare_for_serving``:
+  fused projections, fp32 weights stored transposed / int8), all requests submitted at once.
 Every request decodes exactly ``--new-tokens`` tokens (EOS ignored) from a ``--prompt-tokens`` prompt.
 Ratios are against ``hf-generate`` at the same concurrency and precision. The last table is the quality
 cost of int8: top-1 agreement with fp32 and perplexity on held-out text, both measured here.
@@ -26,6 +27,7 @@ import torch
 from model.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from model.config import ModelConfig
 from model.engine import Engine, EngineConfig
+from model.inference import prepare_for_serving
 from model.quantization import quantize_int8
 from model.sampling import SamplingParams
 from model.transformer import Transformer
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
 
         directory = save_checkpoint(Path(tmp.name) / "ckpt", fp32, make_tokenizer(Path(tmp.name)))
         source = "random weights, default shape"
-    int8 = quantize_int8(fp32)
+    int8 = prepare_for_serving(fp32, "int8")
+    served = {"fp32": prepare_for_serving(fp32, "fp32"), "int8": int8}
     hf = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
     hf_int8 = quantize_int8(hf)
     config = fp32.config
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
             if not args.skip_naive:
                 rows.append(Row("naive", precision, c, *bench_naive(ours, prompts, args.new_tokens)))
             rows.append(Row("hf-generate", precision, c, *bench_hf(theirs, prompts, args.new_tokens)))
-            rows.append(Row("engine", precision, c, *bench_engine(ours, prompts, args.new_tokens)))
+            rows.append(Row("engine", precision, c, *bench_engine(served[precision], prompts, args.new_tokens)))
             for row in rows[-3 if not args.skip_naive else -2:]:
                 print(f"  measured {row.method:12s} {row.precision} c={row.concurrency}: "
                       f"{row.tokens_per_s:8.1f} tok/s", flush=True)

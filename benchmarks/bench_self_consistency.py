@@ -32,7 +32,7 @@ import torch
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ModelConfig
 from model.engine import Engine, EngineConfig
-from model.quantization import quantize_int8
+from model.inference import prepare_for_serving
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from model.transformer import Transformer
@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             model, tokenizer, source = load(args.checkpoint, tmp)
             params = model.num_parameters()
-            if args.quantize == "int8":
-                model = quantize_int8(model)
+            model = prepare_for_serving(model, "int8" if args.quantize == "int8" else "fp32")  # as served
             prompt = tokenizer.encode_chat([{"role": "user", "content": args.question}], reasoning=True)
             header += (f"\nmodel: {source}, {params / 1e6:.2f}M params, {args.quantize}"
                        f"\nprompt: {args.question[:60]!r} in reasoning format ({len(prompt)} tokens)")

@@ -62,7 +62,7 @@ class EngineConfig:
     num_threads: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenEvent:
     index: int  # which of the request's n sequences
     token_id: int | None
@@ -161,7 +161,7 @@ class _Request:
     enqueued_at: float = field(default_factory=time.monotonic)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sequence:
     request: _Request
     index: int

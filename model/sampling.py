@@ -75,14 +75,15 @@ class SequenceSamplingState:
         self.num_generated += 1
 
 
-@dataclass
+@dataclass(slots=True)
 class SampledToken:
     token_id: int
     logprob: float | None
     top_logprobs: list[tuple[int, float]] | None
 
 
-def _apply_penalties(logits: torch.Tensor, state: SequenceSamplingState, banned: tuple[int, ...]) -> torch.Tensor:
+def _apply_penalties(logits: torch.Tensor, state: SequenceSamplingState, banned: tuple[int, ...]) -> None:
+    """Logit bias, penalties and banned tokens, in place on one row."""
     p = state.params
     if p.logit_bias:
         ids = torch.tensor([int(k) for k in p.logit_bias], dtype=torch.long)
@@ -100,22 +101,35 @@ def _apply_penalties(logits: torch.Tensor, state: SequenceSamplingState, banned:
         logits[ids] -= counts * p.frequency_penalty + p.presence_penalty
     if banned:
         logits[list(banned)] = float("-inf")
-    return logits
 
 
-def _filter(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:
-    if p.top_k and p.top_k < logits.numel():
-        kth = torch.topk(logits, p.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if p.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cum = torch.softmax(sorted_logits, -1).cumsum(-1)
-        # Drop a token when the tokens ranked above it already reach top_p (the best token always stays).
-        drop = (cum - torch.softmax(sorted_logits, -1)) >= p.top_p
-        logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-    if p.min_p > 0.0:
+def _filter(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
+    """Top-k, top-p and min-p for a batch of rows [R, vocab], each row with its own values. One sort
+    serves top-k and top-p for the whole batch (a per-row sort of the vocabulary was the sampler's
+    largest cost)."""
+    vocab = logits.shape[-1]
+    top_k = [p.top_k if 0 < p.top_k < vocab else 0 for p in params]
+    top_p = [p.top_p for p in params]
+    if any(top_k) or any(v < 1.0 for v in top_p):
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        drop = torch.zeros_like(sorted_logits, dtype=torch.bool)
+        if any(top_k):
+            # Keep every token at least as likely as the k-th (ties with it stay in).
+            k = torch.tensor([v or vocab for v in top_k]).unsqueeze(1)
+            drop |= sorted_logits < sorted_logits.gather(1, k - 1)
+            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        if any(v < 1.0 for v in top_p):
+            probs = torch.softmax(sorted_logits, -1)
+            # Drop a token when the tokens ranked above it already reach top_p (the best token always stays).
+            # Rows without top-p get an unreachable threshold (the cumsum can round to just above 1).
+            threshold = torch.tensor([v if v < 1.0 else float("inf") for v in top_p], dtype=probs.dtype)
+            drop |= (probs.cumsum(-1) - probs) >= threshold.unsqueeze(1)
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), float("-inf"))
+    min_p = [p.min_p for p in params]
+    if any(min_p):
         probs = torch.softmax(logits, -1)
-        logits = logits.masked_fill(probs < p.min_p * probs.max(), float("-inf"))
+        threshold = torch.tensor(min_p, dtype=probs.dtype).unsqueeze(1) * probs.max(-1, keepdim=True).values
+        logits = logits.masked_fill(probs < threshold, float("-inf"))
     return logits
 
 
@@ -134,48 +148,43 @@ def _needs_processing(state: SequenceSamplingState) -> bool:
 
 def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
                 eos_token_ids: tuple[int, ...] = ()) -> list[SampledToken]:
-    """Sample one token per row of ``logits`` [B, vocab] (float32), each with its own state."""
+    """Sample one token per row of ``logits`` [B, vocab], each with its own state.
+
+    Everything that can be is one batched op over the rows (argmax, temperature, the filters, softmax);
+    only the per-row edits (penalties, bias, banned stop tokens) and the draw itself, which uses the
+    row's own generator so a seed reproduces its tokens whatever else is in the batch, loop over rows.
+    """
     logits = logits.float()
     raw_logprobs = None
     if any(s.params.logprobs is not None for s in states):
         raw_logprobs = torch.log_softmax(logits, dim=-1)
-    # Plain greedy rows (the common case of evaluation and benchmarks) take one batched argmax.
-    plain_greedy = [row for row, s in enumerate(states) if s.params.temperature <= _GREEDY_BELOW
-                    and not _needs_processing(s) and s.params.logprobs is None]
-    fast: dict[int, int] = {}
-    if plain_greedy:
-        rows = logits[plain_greedy]
-        for i, row in enumerate(plain_greedy):
-            banned = _banned(states[row], eos_token_ids)
-            if banned:
-                rows[i, list(banned)] = float("-inf")
-        fast = dict(zip(plain_greedy, torch.argmax(rows, dim=-1).tolist(), strict=True))
+    banned = [_banned(s, eos_token_ids) for s in states]
+    edited = [row for row, s in enumerate(states) if banned[row] or _needs_processing(s)]
+    if edited:
+        logits = logits.clone()
+        for row in edited:
+            _apply_penalties(logits[row], states[row], banned[row])
+    # Greedy rows, and the fallback of any sampled row whose distribution is degenerate (NaN, all -inf):
+    # one bad row must not fail the batch.
+    tokens = torch.argmax(torch.nan_to_num(logits, nan=float("-inf")), dim=-1).tolist()
+    # Temperatures this small are greedy in the limit; dividing by them would overflow to inf/NaN.
+    sampled = [row for row, s in enumerate(states) if s.params.temperature > _GREEDY_BELOW]
+    if sampled:
+        temperature = torch.tensor([states[row].params.temperature for row in sampled]).unsqueeze(1)
+        probs = torch.softmax(_filter(logits[sampled] / temperature, [states[row].params for row in sampled]), -1)
+        usable = (torch.isfinite(probs).all(-1) & (probs.sum(-1) > 0)).tolist()
+        for i, row in enumerate(sampled):
+            if usable[i]:
+                tokens[row] = int(torch.multinomial(probs[i], 1, generator=states[row].generator))
     out: list[SampledToken] = []
-    for row, state in enumerate(states):
-        if row in fast:
-            state.record(fast[row])
-            out.append(SampledToken(fast[row], None, None))
-            continue
-        p = state.params
-        banned = _banned(state, eos_token_ids)
-        needs_processing = _needs_processing(state) or banned
-        x = _apply_penalties(logits[row].clone(), state, banned) if needs_processing else logits[row]
-        token = -1
-        # Temperatures this small are greedy in the limit; dividing by them would overflow to inf/NaN.
-        if p.temperature > _GREEDY_BELOW:
-            probs = torch.softmax(_filter(x / p.temperature, p), -1)
-            if bool(torch.isfinite(probs).all()) and float(probs.sum()) > 0:
-                token = int(torch.multinomial(probs, 1, generator=state.generator))
-        if token < 0:  # greedy, or a degenerate distribution: one bad row must not fail the batch
-            token = int(torch.argmax(torch.nan_to_num(x, nan=float("-inf"))))
+    for row, (state, token) in enumerate(zip(states, tokens, strict=True)):
         logprob = top = None
-        if raw_logprobs is not None and p.logprobs is not None:
+        if raw_logprobs is not None and state.params.logprobs is not None:
             logprob = float(raw_logprobs[row, token])
-            if p.logprobs:
-                values, ids = torch.topk(raw_logprobs[row], p.logprobs)
+            top = []
+            if state.params.logprobs:
+                values, ids = torch.topk(raw_logprobs[row], state.params.logprobs)
                 top = list(zip(ids.tolist(), values.tolist(), strict=True))
-            else:
-                top = []
         state.record(token)
         out.append(SampledToken(token, logprob, top))
     return out

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from model.checkpoint import LoadedCheckpoint
 from model.engine import Engine, EngineConfig
-from model.quantization import quantize_int8
+from model.inference import prepare_for_serving
 from server import api_server
 from server.auth import AuthMiddleware, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
@@ -66,9 +66,9 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
         loaded = checkpoint or await asyncio.to_thread(load_for_serving, settings.model)
-        model = loaded.model
-        if settings.quantize == "int8":
-            model = await asyncio.to_thread(quantize_int8, model)  # a copy: ``loaded.model`` stays float
+        # A fused copy laid out for decoding (int8 or fp32); ``loaded.model`` stays as loaded.
+        precision = "int8" if settings.quantize == "int8" else "fp32"
+        model = await asyncio.to_thread(prepare_for_serving, loaded.model, precision)
         engine = Engine(model, EngineConfig(max_batch=settings.max_batch, max_queue=settings.max_queue,
                                             num_threads=settings.threads or None),
                         eos_token_ids=list(loaded.tokenizer.stop_token_ids))

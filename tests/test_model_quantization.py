@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -55,3 +56,42 @@ def test_fused_projections_give_the_same_logits_and_tokens(tiny_checkpoint):
         finally:
             engine.shutdown()
     assert results[0] == results[1]
+
+
+def _greedy_uncached(model, prompt: list[int], steps: int) -> list[int]:
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(steps):
+            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
+    return ids[len(prompt):]
+
+
+def test_fp32_serving_copy_keeps_logits_and_tokens_and_leaves_the_original(tiny_checkpoint):
+    from model.inference import TransposedLinear, prepare_for_serving
+
+    plain = load_checkpoint(tiny_checkpoint).model
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    served = prepare_for_serving(plain, "fp32")
+    assert not any(type(m) is nn.Linear for m in served.modules())
+    assert isinstance(served.lm_head, TransposedLinear) and isinstance(served.layers[0].self_attn.qkv_proj, TransposedLinear)
+    assert hasattr(plain.layers[0].self_attn, "q_proj")  # the original keeps its checkpoint layout
+    assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
+    ids = torch.randint(0, plain.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert (plain(ids) - served(ids)).abs().max().item() < 1e-4
+    engine = Engine(served, EngineConfig(max_batch=2), eos_token_ids=[])
+    engine.start()
+    try:
+        got = engine.generate([5, 6, 7], SamplingParams(temperature=0, max_tokens=12))[0].token_ids
+    finally:
+        engine.shutdown()
+    assert got == _greedy_uncached(plain, [5, 6, 7], 12)
+
+
+def test_serving_copy_precisions(tiny_checkpoint):
+    from model.inference import prepare_for_serving
+
+    plain = load_checkpoint(tiny_checkpoint).model
+    assert is_quantized(prepare_for_serving(plain, "int8")) and not is_quantized(prepare_for_serving(plain, "fp32"))
+    with pytest.raises(ValueError, match="precision"):
+        prepare_for_serving(plain, "fp16")

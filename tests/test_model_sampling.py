@@ -113,3 +113,28 @@ def test_a_nan_row_does_not_fail_the_other_rows(logits):
     states = [SequenceSamplingState.create(SamplingParams(seed=1), [1]) for _ in range(2)]
     out = sample_next(rows, states)
     assert out[0].token_id >= 0 and 0 <= out[1].token_id < V
+
+
+def test_a_row_samples_the_same_alone_and_in_a_mixed_batch(logits):
+    """The filters run batched: a row's tokens must not depend on the other rows' parameters."""
+    mixed = [SamplingParams(temperature=0.8, top_p=0.9, seed=5), SamplingParams(temperature=1.0, seed=6),
+             SamplingParams(temperature=0.7, top_k=5, seed=7), SamplingParams(temperature=0),
+             SamplingParams(temperature=1.2, min_p=0.1, seed=8), SamplingParams(temperature=0.9, seed=9,
+                                                                                 presence_penalty=1.5)]
+    alone = [draw(logits, p, 30) for p in mixed]
+    states = [SequenceSamplingState.create(p, [1]) for p in mixed]
+    together = [[] for _ in mixed]
+    for _ in range(30):
+        for row, token in enumerate(sample_next(logits.expand(len(mixed), V).clone(), states)):
+            together[row].append(token.token_id)
+    assert together == alone
+
+
+def test_top_p_one_keeps_the_whole_tail_next_to_a_top_p_row():
+    """A row without top-p keeps every token even where the cumulative probability rounds to 1 before
+    its tail (batched with a top-p row, whose threshold must not leak into it)."""
+    from model.sampling import _filter
+
+    row = torch.cat([torch.zeros(3), torch.full((V - 3,), -30.0)])  # float32 cumsum reaches 1.0 at token 3
+    out = _filter(torch.stack([row, row]), [SamplingParams(top_p=0.5), SamplingParams()])
+    assert torch.isinf(out[0]).sum() == V - 2 and torch.isfinite(out[1]).all()

@@ -48,9 +48,16 @@ def test_verify_record_catches_broken_records(train: list[dict]) -> None:
     assert any("does not solve" in e for e in rd.verify_record({**equation, "answer": "1000"}))
 
 
-# The partial steps of a long multiplication ("44*9=396, 396*10=3960, 44*1=44, 3960+44=4004, so 44*91=4004"):
-# one operation of the problem, however many equations it writes.
-LONG_MULTIPLICATION_STEPS = re.compile(r"\d+\*\d+=\d+[，,] ?\d+\*10=\d+(?:[，,] ?\d+\*\d+=\d+[，,] ?\d+\+\d+=\d+)?[，,] ?")
+# Worked operations: "48+154: 8+4=12, 4+5+1=10, 0+1+1=2, so 48+154=202" (columns) and long multiplication
+# "44*91: 91*4: ..., so 91*4=364, 364*10=3640, ..., so 44*91=4004". Everything between the header and its
+# own "so" is partial work: one operation of the problem, however many equations it writes.
+WORKED_PARTS = re.compile(r"(\d+)([-+*])(\d+)[：:] ?.*?(?:所以|so )(?=\1\2\3=)")
+# A column with a carry or borrow: "4+5+1=10", "8-1-1=6", "2*7+2=16".
+COLUMN_RE = re.compile(r"(?<![\d)+\-*/.])(\d+)([-+*])(\d+)([-+])(\d+)=(\d+)(?!\d)")
+
+
+def main_steps(cot: str) -> list[tuple[str, str, str, str]]:
+    return STEP_RE.findall(WORKED_PARTS.sub("", cot))
 
 
 def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict]) -> None:
@@ -60,11 +67,13 @@ def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict
         assert steps or symbolic, record["cot"]
         for a, op, b, c in steps:
             assert evaluate(f"{a}{op}{b}") == Fraction(c), (a, op, b, c, record["cot"])
+        for a, op, b, op2, d, c in COLUMN_RE.findall(record["cot"]):
+            assert evaluate(f"{a}{op}{b}{op2}{d}") == Fraction(c), (a, op, b, op2, d, c, record["cot"])
         for a, var, coefficient, var2 in symbolic:
             assert (a, var) == (coefficient, var2)
         sentences = [s for s in re.split(r"(?<=[。.])\s*", record["cot"]) if s]
         assert 3 <= len(sentences) <= 8, record["cot"]
-        assert len(STEP_RE.findall(LONG_MULTIPLICATION_STEPS.sub("", record["cot"]))) + len(symbolic) <= 5
+        assert len(main_steps(record["cot"])) + len(symbolic) <= 5
 
 
 def test_strata_languages_and_kinds_present(train: list[dict], test_split: list[dict]) -> None:
@@ -77,7 +86,7 @@ def test_strata_languages_and_kinds_present(train: list[dict], test_split: list[
 
 def test_strata_differ_in_size(train: list[dict]) -> None:
     for record in train:
-        operations = len(STEP_RE.findall(LONG_MULTIPLICATION_STEPS.sub("", record["cot"]))) + record["cot"].count("*x=") + record["cot"].count("*y=")
+        operations = len(main_steps(record["cot"])) + record["cot"].count("*x=") + record["cot"].count("*y=")
         if record["kind"] == "expression":
             operands = [int(n) for n in re.findall(r"\d+", record["user"])]
             if record["stratum"] == "easy":
@@ -159,3 +168,29 @@ def test_cli_writes_jsonl(tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         rd.main(["--split", "train", "--n", "1", "--strata", "medium"])
     assert exc.value.code == 2
+
+
+def test_columns_spell_the_result_digit_by_digit() -> None:
+    """Read back as on paper: the last column's value, then each earlier column's units digit."""
+    from training.reasoning_problems import column_steps
+
+    rng = __import__("random").Random(0)
+    cases = [(48, "+", 154), (100, "-", 37), (154, "-", 148), (23, "*", 7), (7, "*", 99), (9999, "+", 1)]
+    cases += [(rng.randint(10, 5000), rng.choice("+-"), rng.randint(0, 5000)) for _ in range(300)]
+    cases += [(rng.randint(10, 999), "*", rng.randint(2, 9)) for _ in range(100)]
+    for a, op, b in cases:
+        if op == "-" and b > a:
+            a, b = b, a
+        values = [int(step.split("=")[1]) for step in column_steps(a, op, b)]
+        for step in column_steps(a, op, b):
+            left, right = step.split("=")
+            assert evaluate(left) == int(right), (a, op, b, step)
+        digits = str(values[-1]) + "".join(str(v % 10) for v in reversed(values[:-1]))
+        assert int(digits) == evaluate(f"{a}{op}{b}"), (a, op, b, column_steps(a, op, b))
+
+
+def test_verify_record_catches_a_false_column(train: list[dict]) -> None:
+    record = next(r for r in train if COLUMN_RE.search(r["cot"]))
+    a, op, b, op2, d, c = COLUMN_RE.findall(record["cot"])[0]
+    broken = record["cot"].replace(f"{a}{op}{b}{op2}{d}={c}", f"{a}{op}{b}{op2}{d}={int(c) + 1}", 1)
+    assert any("false column" in e for e in rd.verify_record({**record, "cot": broken}))

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from model.answers import extract_answer, normalize_answer, split_reasoning, vote
 from model.checkpoint import load_checkpoint
 from model.engine import Engine, EngineConfig
-from model.quantization import quantize_int8
+from model.inference import prepare_for_serving
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from model.transformer import Transformer
@@ -195,7 +195,7 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
     samples_path.write_text("", encoding="utf-8")
     for precision in cfg.precisions:
         t0 = time.time()
-        model = loaded.model if precision == "fp32" else quantize_int8(loaded.model)
+        model = prepare_for_serving(loaded.model, precision)  # what the server runs
         for data_dir in cfg.ppl_data:
             ppl = perplexity(model, data_dir, cfg.ppl_seq_len, cfg.ppl_max_windows)
             if ppl:

@@ -3,6 +3,8 @@
 Records (JSONL): {"system", "user", "cot", "final", "answer", "lang", "stratum", "kind"}. ``cot`` has 3-8
 short sentences, each operation in its own sentence as "a op b=c" ("先算括号里的加法：3+4=7。"); ``final``
 is "答案：74。" / "The answer is 74."; ``answer`` is the ``normalize_answer`` key ("74", "3/5", "5", "8x").
+A multi-digit operation is worked in columns before its result ("84-17：14-7=7，8-1-1=6，所以84-17=67"), a
+two-digit multiplier as long multiplication; every column is checked too.
 
 Kinds: ``expression`` (bare arithmetic), ``word`` (shopping, collecting, sharing, travel, ages,
 production), ``probability`` (drawing from a box, reduced fractions), ``algebra`` (solve a linear equation,
@@ -62,6 +64,9 @@ MAX_ATTEMPTS = 2000
 # keep "7*8-5=51" from being read as "8-5=51" and let an English sentence end with "=7.".
 EQUATION_RE = re.compile(r"(?<![\d.)+\-*/])(\d+)\s*([+\-*/])\s*(\d+)\s*=\s*(\d+(?:/\d+)?)(?![\d/]|\.\d)")
 SYMBOLIC_EQUATION_RE = re.compile(r"(?<![\d.a-zA-Z])(\d+)\s*\*\s*([a-z])\s*=\s*(\d+)([a-z])(?![a-zA-Z\d])")
+# A column of worked arithmetic with a carry or borrow ("4+5+1=10", "8-1-1=6", "2*7+2=16"); see
+# ``reasoning_problems.column_steps``. Checked like the two-operand steps.
+COLUMN_STEP_RE = re.compile(r"(?<![\d.)+\-*/])(\d+)([+\-*])(\d+)([+\-])(\d+)=(\d+)(?!\d)")
 _SENTENCE_RE = re.compile(r"[^。.!?]+[。.!?]")
 # An equation inside a question: digits, operators and one-letter variables, not letters of words.
 _EQUATION_IN_TEXT_RE = re.compile(r"(?:[\d()+\-*/=\s]|(?<![A-Za-z])[a-z](?![A-Za-z]))+")
@@ -123,6 +128,8 @@ def verify_record(record: dict) -> list[str]:
     if not equations:
         errors.append("cot has no equation")
     errors += [f"false step {a}{op}{b}={c}" for a, op, b, c in equations if not equation_holds(a, op, b, c)]
+    errors += [f"false column {a}{op}{b}{op2}{d}={c}" for a, op, b, op2, d, c in COLUMN_STEP_RE.findall(cot)
+               if evaluate(f"{a}{op}{b}{op2}{d}") != int(c)]
     if normalize_answer(extract_answer(record["final"])) != answer:
         errors.append(f"final {record['final']!r} does not give answer {answer!r}")
     kind = record["kind"]

@@ -24,6 +24,35 @@ class Reject(Exception):
     """The drawn parameters broke a constraint (negative, inexact, too big): draw again."""
 
 
+def column_steps(a: int, op: str, b: int) -> list[str]:
+    """The columns of a written +, - (a >= b) or * by one digit, least significant first. A carry or
+    borrow shows as a third term ("4+5+1=10", "8-1-1=6", "2*7+2=16"); a borrowing column writes its
+    top digit plus ten ("14-7=7"). The result's digits are the last column's value and, before it, the
+    units digit of every earlier column."""
+    steps, carry = [], 0
+    if op == "*":
+        x, d = (a, b) if b < 10 else (b, a)
+        for digit in reversed(str(x)):
+            p = int(digit) * d + carry
+            steps.append(f"{digit}*{d}+{carry}={p}" if carry else f"{digit}*{d}={p}")
+            carry = p // 10
+        return steps
+    width = max(len(str(a)), len(str(b)))
+    da, db = str(a).zfill(width)[::-1], str(b).zfill(width)[::-1]
+    for top, bottom in zip(map(int, da), map(int, db), strict=True):
+        if op == "+":
+            s = top + bottom + carry
+            steps.append(f"{top}+{bottom}+1={s}" if carry else f"{top}+{bottom}={s}")
+            carry = s // 10
+        else:
+            value, borrow = top - carry - bottom, 0
+            if value < 0:
+                value, borrow, top = value + 10, 1, top + 10
+            steps.append(f"{top}-{carry}-{bottom}={value}" if carry else f"{top}-{bottom}={value}")
+            carry = borrow
+    return steps
+
+
 class Chain:
     """Collects the sentences of a step-by-step solution; ``op`` does one checked integer operation."""
 
@@ -50,21 +79,33 @@ class Chain:
             c = a // b
         if c < 0:
             raise Reject("negative intermediate result")
-        if op == "*" and min(a, b) >= 10 and max(a, b) >= 10 and min(a, b) < 100:
+        if op == "*" and min(a, b) >= 10 and min(a, b) < 100:
             return c, self._long_multiplication(a, b, c)
+        if (op in "+-" and max(a, b) >= 10) or (op == "*" and max(a, b) >= 10 and 2 <= min(a, b) <= 9):
+            return c, self._columns(a, op, b, c)
         return c, f"{a}{op}{b}={c}"
+
+    def _so(self, a: int, op: str, b: int, c: int) -> str:
+        return f"所以{a}{op}{b}={c}" if self.lang == "zh" else f"so {a}{op}{b}={c}"
+
+    def _columns(self, a: int, op: str, b: int, c: int) -> str:
+        """A multi-digit +, - or one-digit * worked column by column, as on paper, so that every step is a
+        one-digit fact a small model can learn ("48+154: 8+4=12, 4+5+1=10, 0+1+1=2, so 48+154=202")."""
+        sep = "，" if self.lang == "zh" else ", "
+        head = f"{a}{op}{b}" + ("：" if self.lang == "zh" else ": ")
+        return head + sep.join(column_steps(a, op, b)) + sep + self._so(a, op, b, c)
 
     def _long_multiplication(self, a: int, b: int, c: int) -> str:
         """A two-digit multiplier is worked digit by digit, as on paper: a small model cannot multiply
-        44*91 in one step, but it can learn 44*9, times 10, 44*1 and one addition."""
+        44*91 in one step, but it can learn 44*9, times 10, 44*1 and one addition (each in columns)."""
         x, m = (a, b) if a >= b else (b, a)
         tens, units = divmod(m, 10)
         sep = "，" if self.lang == "zh" else ", "
-        steps = [f"{x}*{tens}={x * tens}", f"{x * tens}*10={x * tens * 10}"]
+        steps = [self.op(x, "*", tens)[1], f"{x * tens}*10={x * tens * 10}"]
         if units:
-            steps += [f"{x}*{units}={x * units}", f"{x * tens * 10}+{x * units}={c}"]
-        so = "所以" if self.lang == "zh" else "so "
-        return sep.join(steps) + sep + f"{so}{a}*{b}={c}"
+            steps += [self.op(x, "*", units)[1], self.op(x * tens * 10, "+", x * units)[1]]
+        head = f"{a}*{b}" + ("：" if self.lang == "zh" else ": ")
+        return head + sep.join(steps) + sep + self._so(a, "*", b, c)
 
     def text(self) -> str:
         return ("" if self.lang == "zh" else " ").join(self.sentences)

@@ -94,16 +94,16 @@ SCALES: dict[str, Scale] = {
         name="full",
         model=DEFAULT_MODEL,
         vocab_size=6000, character_coverage=0.9995, wordnet_max_synsets=40_000, max_fortunes=None,
-        chat_examples=8000, reasoning_sft_examples=90_000, reasoning_pretrain_examples=30_000,
+        chat_examples=8000, reasoning_sft_examples=120_000, reasoning_pretrain_examples=30_000,
         stages={
             "pretrain": dict(STAGE_DEFAULTS["pretrain"], max_steps=450, warmup_steps=30, eval_interval=150,
                              eval_batches=10, checkpoint_interval=150),
             "sft": dict(STAGE_DEFAULTS["sft"], max_steps=120, warmup_steps=10, eval_interval=60, eval_batches=5,
                         checkpoint_interval=120),
-            "reasoning-sft": dict(STAGE_DEFAULTS["reasoning-sft"], max_steps=1800, warmup_steps=40,
+            "reasoning-sft": dict(STAGE_DEFAULTS["reasoning-sft"], max_steps=4000, warmup_steps=40,
                                   eval_interval=300, eval_batches=8, checkpoint_interval=300),
         },
-        eval=EvalConfig(n_problems=160, ks=(1, 5, 9), max_new_tokens=200),
+        eval=EvalConfig(n_problems=160, ks=(1, 5, 9), max_new_tokens=400),
     ),
 }
 
