@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 _GREEDY_BELOW = 1e-5
@@ -82,8 +83,8 @@ class SampledToken:
     top_logprobs: list[tuple[int, float]] | None
 
 
-def _apply_penalties(logits: torch.Tensor, state: SequenceSamplingState, banned: tuple[int, ...]) -> None:
-    """Logit bias, penalties and banned tokens, in place on one row."""
+def _apply_penalties(logits: torch.Tensor, state: SequenceSamplingState) -> None:
+    """Logit bias and penalties, in place on one row."""
     p = state.params
     if p.logit_bias:
         ids = torch.tensor([int(k) for k in p.logit_bias], dtype=torch.long)
@@ -99,8 +100,6 @@ def _apply_penalties(logits: torch.Tensor, state: SequenceSamplingState, banned:
         ids = torch.tensor(list(state.output_counts), dtype=torch.long)
         counts = torch.tensor(list(state.output_counts.values()), dtype=logits.dtype)
         logits[ids] -= counts * p.frequency_penalty + p.presence_penalty
-    if banned:
-        logits[list(banned)] = float("-inf")
 
 
 def _filter(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
@@ -159,14 +158,26 @@ def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
     if any(s.params.logprobs is not None for s in states):
         raw_logprobs = torch.log_softmax(logits, dim=-1)
     banned = [_banned(s, eos_token_ids) for s in states]
-    edited = [row for row, s in enumerate(states) if banned[row] or _needs_processing(s)]
-    if edited:
+    edited = [row for row, s in enumerate(states) if _needs_processing(s)]
+    if edited or any(banned):
         logits = logits.clone()
+        # Banned stop tokens (ignore_eos, min_tokens): one masked write per distinct set, not one per row.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for row, ids in enumerate(banned):
+            if ids:
+                groups.setdefault(ids, []).append(row)
+        for ids, rows in groups.items():
+            logits[torch.tensor(rows).unsqueeze(1), torch.tensor(ids)] = float("-inf")
         for row in edited:
-            _apply_penalties(logits[row], states[row], banned[row])
+            _apply_penalties(logits[row], states[row])
     # Greedy rows, and the fallback of any sampled row whose distribution is degenerate (NaN, all -inf):
-    # one bad row must not fail the batch.
-    tokens = torch.argmax(torch.nan_to_num(logits, nan=float("-inf")), dim=-1).tolist()
+    # one bad row must not fail the batch. numpy's argmax: torch's CPU argmax is not vectorised and took
+    # ~10x longer on [32, 6000] (174 vs 15 us), a visible share of a decode step.
+    values = logits.numpy()
+    best = values.argmax(axis=1)
+    if np.isnan(values[np.arange(len(best)), best]).any():  # argmax picked a NaN: only then the full copy
+        best = np.nan_to_num(values, nan=-np.inf).argmax(axis=1)
+    tokens = best.tolist()
     # Temperatures this small are greedy in the limit; dividing by them would overflow to inf/NaN.
     sampled = [row for row, s in enumerate(states) if s.params.temperature > _GREEDY_BELOW]
     if sampled:

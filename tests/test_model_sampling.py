@@ -138,3 +138,12 @@ def test_top_p_one_keeps_the_whole_tail_next_to_a_top_p_row():
     row = torch.cat([torch.zeros(3), torch.full((V - 3,), -30.0)])  # float32 cumsum reaches 1.0 at token 3
     out = _filter(torch.stack([row, row]), [SamplingParams(top_p=0.5), SamplingParams()])
     assert torch.isinf(out[0]).sum() == V - 2 and torch.isfinite(out[1]).all()
+
+
+def test_a_greedy_row_with_nan_logits_still_gets_a_token(logits):
+    broken = logits.clone()
+    broken[3] = float("nan")
+    states = [SequenceSamplingState.create(SamplingParams(temperature=0), [1]) for _ in range(2)]
+    out = sample_next(torch.stack([logits, broken]), states)
+    expected = int(torch.nan_to_num(broken, nan=float("-inf")).argmax())
+    assert [t.token_id for t in out] == [int(logits.argmax()), expected] and expected != 3
