@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--problems", type=int, default=100, help="held-out problems (strata alternate)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the problem set (and of the sampling)")
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 9], help="vote sizes besides greedy")
-    parser.add_argument("--max-tokens", type=int, default=320, help="per sample")
+    parser.add_argument("--max-tokens", type=int, default=400, help="per sample (hard chains run to ~300 tokens)")
     parser.add_argument("--temperature", type=float, default=None, help="vote temperature (default: server's)")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (the server batches them)")
     parser.add_argument("--out", help="also write every outcome as JSON lines here")
