@@ -36,6 +36,11 @@ class RMSNorm(nn.Module):
 
 Rotary = tuple[torch.Tensor, torch.Tensor]
 
+# Decode steps over at least this many cached positions use plain matmul-softmax attention instead of
+# torch's CPU SDPA kernel: a 32-row step of the default model, 2 threads, measured 11.1 vs 12.1 ms at 400
+# cached tokens and 8.1 vs 8.2 at 200, but 5.6 vs 5.4 ms at 64, where the fused kernel's fixed cost is small.
+ONE_QUERY_ATTENTION_FROM = 128
+
 
 class RotaryEmbedding(nn.Module):
     """Precomputed cos/sin tables; rotation uses Llama's "rotate half" layout (not interleaved pairs).
@@ -116,9 +121,21 @@ class Attention(nn.Module):
         cache_k[rows, :, positions] = k.transpose(1, 2)
         cache_v[rows, :, positions] = v.transpose(1, 2)
         length = mask.shape[-1]
-        y = F.scaled_dot_product_attention(q, cache_k[:, :, :length], cache_v[:, :, :length], attn_mask=mask,
-                                           enable_gqa=self.n_kv_heads != self.n_heads)
+        keys, values = cache_k[:, :, :length], cache_v[:, :, :length]
+        if x.shape[1] == 1 and length >= ONE_QUERY_ATTENTION_FROM:
+            return self._out(self._one_query_attention(q, keys, values, mask))
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads)
         return self._out(y)
+
+    def _one_query_attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                             mask: torch.Tensor) -> torch.Tensor:
+        """Decode-step attention as two batched matmuls: the query heads sharing a KV head are stacked as
+        rows against it (GQA without repeating K/V). Same result as SDPA up to float rounding."""
+        b, h, _, d = q.shape
+        kv = keys.shape[1]
+        scores = torch.matmul(q.reshape(b, kv, h // kv, d), keys.transpose(-1, -2)) * (1.0 / math.sqrt(d))
+        scores = scores.masked_fill(~mask.view(b, 1, 1, -1), float("-inf"))
+        return torch.matmul(torch.softmax(scores, dim=-1), values).view(b, h, 1, d)
 
 
 class MLP(nn.Module):

@@ -183,3 +183,37 @@ def test_step_listener_sees_batch_sizes(loaded):
         assert sizes and max(sizes) == 3
     finally:
         engine.shutdown()
+
+
+def test_long_cache_decode_attention_matches_the_fused_kernel(tiny_checkpoint, monkeypatch):
+    """Past ONE_QUERY_ATTENTION_FROM cached tokens a decode step uses matmul-softmax attention: same logits as
+    SDPA, rows at different positions, and the engine's greedy tokens still equal the uncached loop."""
+    from model import transformer
+    from model.kv_cache import KVCache
+
+    model = load_checkpoint(tiny_checkpoint).model
+    prompt = torch.randint(10, model.config.vocab_size, (3, 150), generator=torch.Generator().manual_seed(5))
+    token = torch.randint(10, model.config.vocab_size, (3, 1), generator=torch.Generator().manual_seed(6))
+    positions = torch.tensor([150, 137, 149])  # each row attends a different prefix
+    logits = {}
+    for name, threshold in (("sdpa", 10**9), ("matmul", 1)):
+        monkeypatch.setattr(transformer, "ONE_QUERY_ATTENTION_FROM", threshold)
+        cache = KVCache(model.config, 3, 256)
+        with torch.inference_mode():
+            model.forward_cached(prompt, torch.zeros(3, dtype=torch.long), cache, 0)
+            logits[name] = model.forward_cached(token, positions, cache, 0)
+    assert (logits["sdpa"] - logits["matmul"]).abs().max().item() < 1e-4
+
+    monkeypatch.setattr(transformer, "ONE_QUERY_ATTENTION_FROM", 8)  # the switch happens mid-generation
+    ids = prompt[0, :5].tolist()
+    engine = Engine(model, EngineConfig(max_batch=2), eos_token_ids=[])
+    engine.start()
+    try:
+        got = engine.generate(ids, SamplingParams(temperature=0, max_tokens=12))[0].token_ids
+    finally:
+        engine.shutdown()
+    expected = list(ids)
+    with torch.no_grad():
+        for _ in range(12):
+            expected.append(int(model(torch.tensor([expected]))[0, -1].argmax()))
+    assert got == expected[5:]
