@@ -85,27 +85,26 @@ class Chain:
             return c, self._columns(a, op, b, c)
         return c, f"{a}{op}{b}={c}"
 
-    def _so(self, a: int, op: str, b: int, c: int) -> str:
-        return f"所以{a}{op}{b}={c}" if self.lang == "zh" else f"so {a}{op}{b}={c}"
+    def _worked(self, a: int, op: str, b: int, c: int, steps: list[str]) -> str:
+        """An operation with its partial work: "a op b: step, step, so a op b=c"."""
+        if self.lang == "zh":
+            return f"{a}{op}{b}：" + "，".join(steps) + f"，所以{a}{op}{b}={c}"
+        return f"{a}{op}{b}: " + ", ".join(steps) + f", so {a}{op}{b}={c}"
 
     def _columns(self, a: int, op: str, b: int, c: int) -> str:
         """A multi-digit +, - or one-digit * worked column by column, as on paper, so that every step is a
         one-digit fact a small model can learn ("48+154: 8+4=12, 4+5+1=10, 0+1+1=2, so 48+154=202")."""
-        sep = "，" if self.lang == "zh" else ", "
-        head = f"{a}{op}{b}" + ("：" if self.lang == "zh" else ": ")
-        return head + sep.join(column_steps(a, op, b)) + sep + self._so(a, op, b, c)
+        return self._worked(a, op, b, c, column_steps(a, op, b))
 
     def _long_multiplication(self, a: int, b: int, c: int) -> str:
         """A two-digit multiplier is worked digit by digit, as on paper: a small model cannot multiply
         44*91 in one step, but it can learn 44*9, times 10, 44*1 and one addition (each in columns)."""
         x, m = (a, b) if a >= b else (b, a)
         tens, units = divmod(m, 10)
-        sep = "，" if self.lang == "zh" else ", "
         steps = [self.op(x, "*", tens)[1], f"{x * tens}*10={x * tens * 10}"]
         if units:
             steps += [self.op(x, "*", units)[1], self.op(x * tens * 10, "+", x * units)[1]]
-        head = f"{a}*{b}" + ("：" if self.lang == "zh" else ": ")
-        return head + sep.join(steps) + sep + self._so(a, "*", b, c)
+        return self._worked(a, "*", b, c, steps)
 
     def text(self) -> str:
         return ("" if self.lang == "zh" else " ").join(self.sentences)
