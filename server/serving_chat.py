@@ -33,6 +33,7 @@ from server.serving_engine import (
     Admission,
     ServingContext,
     admit,
+    chat_prompt,
     check_finish,
     check_model,
     check_n,
@@ -41,11 +42,9 @@ from server.serving_engine import (
     error_event,
     log_prompt,
     merged_events,
-    resolve_max_tokens,
     run_until_disconnect,
     sampling_params,
     sse_response,
-    tokenize,
     usage_of,
 )
 from server.serving_reasoning import ServingReasoning
@@ -84,15 +83,11 @@ class ServingChat:
         if plan is not None:  # reasoning_effort / self_consistency: k chains and a vote
             return await self.reasoning.create(req, plan, raw_request, identity)
         n = req.n or 1
-        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        chars = sum(len(m["content"]) for m in messages)
-        prompt_ids = await tokenize(ctx.tokenizer.encode_chat, messages, chars=chars)  # long text: off the loop
-        max_param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
-        max_tokens = resolve_max_tokens(ctx, req.requested_max_tokens(), len(prompt_ids), "messages", max_param)
-        params = sampling_params(ctx, req, max_tokens, (req.top_logprobs or 0) if req.logprobs else None)
-        check_params(ctx, params, max_param)
-        log_prompt(ctx, raw_request.scope, messages)
-        admission = admit(ctx, identity, [prompt_ids], params, n, "messages")
+        prompt = await chat_prompt(ctx, req)
+        params = sampling_params(ctx, req, prompt.max_tokens, (req.top_logprobs or 0) if req.logprobs else None)
+        check_params(ctx, params, prompt.max_param)
+        log_prompt(ctx, raw_request.scope, prompt.messages)
+        admission = admit(ctx, identity, [prompt.ids], params, n, "messages")
         choices = [ChoiceState(i, ctx.tokenizer, req.stop_list()) for i in range(n)]
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         log = {"model": req.model, "stream": bool(req.stream), "n": n, "completion_id": completion_id}

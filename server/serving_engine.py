@@ -33,7 +33,7 @@ from server.lifecycle import Lifecycle
 from server.logging import log_fields
 from server.metrics import Metrics
 from server.outputs import ChoiceState, TokenTexts
-from server.protocol import UsageInfo
+from server.protocol import ChatCompletionRequest, UsageInfo
 from server.ratelimit import RateLimiter, RateLimitExceeded, Reservation
 from server.settings import Settings
 
@@ -160,6 +160,27 @@ async def tokenize(encode: Callable[..., T], *args: Any, chars: int, **kwargs: A
     if chars > OFF_LOOP_CHARS:
         return await asyncio.to_thread(encode, *args, **kwargs)
     return encode(*args, **kwargs)
+
+
+@dataclass
+class ChatPrompt:
+    """A chat request's conversation, its prompt ids and its completion budget."""
+
+    messages: list[dict[str, str]]
+    ids: list[int]
+    max_tokens: int
+    max_param: str  # "max_tokens" or "max_completion_tokens": the parameter errors about the budget name
+
+
+async def chat_prompt(ctx: ServingContext, req: ChatCompletionRequest, reasoning: bool = False) -> ChatPrompt:
+    """Render and tokenize the whole conversation (reasoning: ending with ``<|assistant|><think>``) and
+    resolve its completion budget against the context."""
+    messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+    chars = sum(len(m["content"]) for m in messages)
+    ids = await tokenize(ctx.tokenizer.encode_chat, messages, chars=chars, reasoning=reasoning)
+    max_param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
+    max_tokens = resolve_max_tokens(ctx, req.requested_max_tokens(), len(ids), "messages", max_param)
+    return ChatPrompt(messages, ids, max_tokens, max_param)
 
 
 def _engine_value_error(e: ValueError) -> APIError:

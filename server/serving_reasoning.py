@@ -40,13 +40,13 @@ from server.serving_engine import (
     Admission,
     ServingContext,
     admit,
+    chat_prompt,
     check_finish,
     check_params,
     collect,
     error_event,
     log_prompt,
     merged_events,
-    resolve_max_tokens,
     run_until_disconnect,
     sampling_params,
     sse_response,
@@ -61,17 +61,14 @@ class ServingReasoning:
                      identity: Identity) -> Response:
         ctx = self.ctx
         k = plan.samples
-        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        prompt_ids = ctx.tokenizer.encode_chat(messages, reasoning=True)  # ends with "<|assistant|><think>"
-        max_param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
-        max_tokens = resolve_max_tokens(ctx, req.requested_max_tokens(), len(prompt_ids), "messages", max_param)
-        params = vote_params(sampling_params(ctx, req, max_tokens, None), req, k)
-        check_params(ctx, params, max_param)
-        log_prompt(ctx, raw_request.scope, messages)
+        prompt = await chat_prompt(ctx, req, reasoning=True)
+        params = vote_params(sampling_params(ctx, req, prompt.max_tokens, None), req, k)
+        check_params(ctx, params, prompt.max_param)
+        log_prompt(ctx, raw_request.scope, prompt.messages)
         # One request for k continuations: one prefill, KV forked into k slots, decoded in the same batch.
-        admission = admit(ctx, identity, [prompt_ids], params, k, "messages")
+        admission = admit(ctx, identity, [prompt.ids], params, k, "messages")
         samples = [SampleState(i, ctx.tokenizer) for i in range(k)]
-        question = question_of(messages)
+        question = question_of(prompt.messages)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         log = {"model": req.model, "stream": bool(req.stream), "n": 1, "self_consistency_samples": k,
                "completion_id": completion_id}
