@@ -194,8 +194,8 @@ def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
             logprob = float(raw_logprobs[row, token])
             top = []
             if state.params.logprobs:
-                values, ids = torch.topk(raw_logprobs[row], state.params.logprobs)
-                top = list(zip(ids.tolist(), values.tolist(), strict=True))
+                top_values, top_ids = torch.topk(raw_logprobs[row], state.params.logprobs)
+                top = list(zip(top_ids.tolist(), top_values.tolist(), strict=True))
         state.record(token)
         out.append(SampledToken(token, logprob, top))
     return out
