@@ -185,26 +185,30 @@ def test_step_listener_sees_batch_sizes(loaded):
         engine.shutdown()
 
 
-def test_long_cache_decode_attention_matches_the_fused_kernel(tiny_checkpoint, monkeypatch):
-    """Past ONE_QUERY_ATTENTION_FROM cached tokens a decode step uses matmul-softmax attention: same logits as
-    SDPA, rows at different positions, and the engine's greedy tokens still equal the uncached loop."""
-    from model import transformer
+@pytest.mark.parametrize("kv_heads", [2, 4])  # grouped-query and plain multi-head attention
+def test_cached_attention_matches_the_uncached_forward(kv_heads, tmp_path):
+    """The cached path stacks the query heads that share a KV head into one query block with an additive mask:
+    prefill and decode logits equal the plain causal forward, for rows at different positions (a long
+    prefix too), and the engine's greedy tokens equal the uncached loop."""
     from model.kv_cache import KVCache
+    from model.transformer import Transformer
+    from tests.fixtures_model import tiny_config
 
-    model = load_checkpoint(tiny_checkpoint).model
+    torch.manual_seed(0)
+    model = Transformer(tiny_config(512, num_key_value_heads=kv_heads)).eval()
     prompt = torch.randint(10, model.config.vocab_size, (3, 150), generator=torch.Generator().manual_seed(5))
     token = torch.randint(10, model.config.vocab_size, (3, 1), generator=torch.Generator().manual_seed(6))
-    positions = torch.tensor([150, 137, 149])  # each row attends a different prefix
-    logits = {}
-    for name, threshold in (("sdpa", 10**9), ("matmul", 1)):
-        monkeypatch.setattr(transformer, "ONE_QUERY_ATTENTION_FROM", threshold)
-        cache = KVCache(model.config, 3, 256)
-        with torch.inference_mode():
-            model.forward_cached(prompt, torch.zeros(3, dtype=torch.long), cache, 0)
-            logits[name] = model.forward_cached(token, positions, cache, 0)
-    assert (logits["sdpa"] - logits["matmul"]).abs().max().item() < 1e-4
+    positions = torch.tensor([150, 137, 9])  # each row attends a different prefix
+    cache = KVCache(model.config, 3, 256)
+    with torch.inference_mode():
+        prefill = model.forward_cached(prompt, torch.zeros(3, dtype=torch.long), cache, 0)
+        decode = model.forward_cached(token, positions, cache, 0)
+        full = model(prompt)
+        for row, pos in enumerate(positions.tolist()):
+            ids = torch.cat([prompt[row, :pos], token[row]]).unsqueeze(0)
+            assert (model(ids)[0, -1] - decode[row]).abs().max().item() < 1e-4
+    assert (prefill - full[:, -1]).abs().max().item() < 1e-4
 
-    monkeypatch.setattr(transformer, "ONE_QUERY_ATTENTION_FROM", 8)  # the switch happens mid-generation
     ids = prompt[0, :5].tolist()
     engine = Engine(model, EngineConfig(max_batch=2), eos_token_ids=[])
     engine.start()
