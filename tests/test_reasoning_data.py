@@ -1,6 +1,7 @@
 """training.reasoning_data: verified chains, both strata and languages, train/test disjoint by construction."""
 
 import json
+import math
 import re
 from fractions import Fraction
 
@@ -9,6 +10,8 @@ import pytest
 from model.answers import extract_answer, normalize_answer
 from model.calculator import evaluate
 from training import reasoning_data as rd
+from training import reasoning_templates as wording
+from training.reasoning_problems import Chain
 from training.reasoning_templates import uses_held_out_template
 
 # Our own reading of "a op b=c" steps, independent of the module's parser: any digits-op-digits=result
@@ -56,8 +59,13 @@ WORKED_PARTS = re.compile(r"(\d+)([-+*])(\d+)[：:] ?.*?(?:所以|so )(?=\1\2\3=
 COLUMN_RE = re.compile(r"(?<![\d)+\-*/.])(\d+)([-+*])(\d+)([-+])(\d+)=(\d+)(?!\d)")
 
 
+# A probability chain's reduction is one operation with its partial work: "约分：12和18都除以6，12/6=2，18/6=3，
+# 所以12/18=2/3" / "Reduce: divide both by 6: 12/6=2, 18/6=3, so 12/18=2/3".
+REDUCTION_PARTS = re.compile(r"(?:约分：|Reduce: ).*?(?:所以|so )")
+
+
 def main_steps(cot: str) -> list[tuple[str, str, str, str]]:
-    return STEP_RE.findall(WORKED_PARTS.sub("", cot))
+    return STEP_RE.findall(REDUCTION_PARTS.sub("", WORKED_PARTS.sub("", cot)))
 
 
 def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict]) -> None:
@@ -194,3 +202,136 @@ def test_verify_record_catches_a_false_column(train: list[dict]) -> None:
     a, op, b, op2, d, c = COLUMN_RE.findall(record["cot"])[0]
     broken = record["cot"].replace(f"{a}{op}{b}{op2}{d}={c}", f"{a}{op}{b}{op2}{d}={int(c) + 1}", 1)
     assert any("false column" in e for e in rd.verify_record({**record, "cot": broken}))
+
+
+# ---------------------------------------------------------------- probability chains
+
+@pytest.fixture(scope="module")
+def probability_records() -> list[dict]:
+    return (rd.generate("train", 300, seed=5, kinds=("probability",))
+            + rd.generate("test", 100, seed=5, kinds=("probability",)))
+
+
+def _restated(record: dict) -> list[tuple[str, int, tuple[str, str, str, str] | None]]:
+    """The first sentence's (colour, count, object): "红色球3个，蓝色球2个" / "Red: 3, blue: 2"."""
+    first = re.split(r"(?<=[。.])\s*", record["cot"])[0]
+    if record["lang"] == "en":
+        return [(c.lower(), int(n), None) for c, n in re.findall(r"([A-Za-z]+): (\d+)", first)]
+    found = []
+    for part in first.rstrip("。").split("，"):
+        colour, obj = next((c[0], o) for c in wording.COLOURS for o in wording.DRAW_OBJECTS
+                           if re.fullmatch(rf"{c[0]}{o[0]}\d+{o[1]}", part))
+        found.append((colour, int(re.search(r"\d+", part)[0]), obj))
+    return found
+
+
+def _count_in_question(user: str, lang: str, colour: str, n: int, obj: tuple | None) -> int:
+    """Where the question gives ``n`` (digits or a number word) next to ``colour``; -1 when it does not."""
+    if lang == "en":
+        m = re.search(rf"(?<![\w])(?:{n}|{wording.EN_NUMBERS[n] if n <= 10 else n}) {colour}\b", user)
+    else:
+        number = rf"(?<!\d)(?:{n}|{wording.ZH_NUMBERS[n] if n <= 10 else n})(?!\d)"
+        m = re.search(rf"{number}{obj[1]}{colour}{obj[0]}|{colour}{obj[0]}有?{number}{obj[1]}", user)
+    return m.start() if m else -1
+
+
+def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_records: list[dict]) -> None:
+    reduced = irreducible = 0
+    for record in probability_records:
+        cot, lang = record["cot"], record["lang"]
+        restated = _restated(record)
+        assert len(restated) == (2 if record["stratum"] == "easy" else 3), cot
+        # Every colour with the count the question gives it, in the question's order.
+        positions = [_count_in_question(record["user"], lang, c, n, obj) for c, n, obj in restated]
+        assert -1 not in positions and positions == sorted(positions), (record["user"], cot)
+        # The total adds exactly the restated counts.
+        counts = [n for _, n, _ in restated]
+        steps = main_steps(cot)
+        assert steps[0][:3] == (str(counts[0]), "+", str(counts[1])), cot
+        if len(counts) == 3:
+            assert steps[1][:3] == (steps[0][3], "+", str(counts[2])), cot
+        else:  # the asked colour's count is the restated one
+            if lang == "en":
+                count, colour = re.search(r"There are (\d+) (\w+) ones", cot).groups()
+            else:
+                colour, count = re.search(r"。([^。，]+?色)\w+?有(\d+)", cot).groups()
+            assert (colour, int(count)) in {(c, n) for c, n, _ in restated}, cot
+        f, t = map(int, re.search(r"(?:概率是|probability is )(\d+)/(\d+)", cot).groups())
+        g = math.gcd(f, t)
+        assert record["answer"] == f"{f // g}/{t // g}" and t == sum(counts)
+        a, b = f // g, t // g
+        if g > 1:
+            reduced += 1
+            zh = f"约分：{f}和{t}都除以{g}，{f}/{g}={a}，{t}/{g}={b}，所以{f}/{t}={a}/{b}。"
+            en = f"Reduce: divide both by {g}: {f}/{g}={a}, {t}/{g}={b}, so {f}/{t}={a}/{b}."
+            assert (zh if lang == "zh" else en) in cot, cot
+        else:
+            irreducible += 1
+            zh = f"{f}和{t}没有大于1的公因数，{f}/{t}不能再约分。"
+            en = f"{f} and {t} have no common factor above 1, so {f}/{t} is already in lowest terms."
+            assert (zh if lang == "zh" else en) in cot, cot
+        assert rd.verify_record(record) == []
+    assert reduced > 50 and irreducible > 50
+    assert {(r["stratum"], r["lang"]) for r in probability_records} == {
+        (s, lang) for s in rd.STRATA for lang in rd.LANGS}
+
+
+def _probability_record(lang: str, reduction: str, answer: str) -> dict:
+    """Seven red and five blue: 7/12, which cannot be reduced; ``reduction`` is the chain's last step."""
+    ch = Chain(lang)
+    ch.say("红色球7个，蓝色球5个", "red: 7, blue: 5")
+    eq = ch.op(7, "+", 5)[1]
+    ch.say(f"总数：{eq}", f"Total: {eq}")
+    ch.say("红色球有7个", "There are 7 red ones")
+    ch.say("每个被取到的可能性相同，概率是7/12",
+           "Each ball is equally likely, so the probability is 7/12")
+    ch.sentences.append(reduction)
+    user = ("盒子里有7个红色球和5个蓝色球，随机取一个，取到红色球的概率是多少？" if lang == "zh" else
+            "A box contains 7 red balls and 5 blue balls. One is picked at random. "
+            "What is the probability that it is red?")
+    final = f"答案：{answer}。" if lang == "zh" else f"The answer is {answer}."
+    return {"system": wording.SYSTEMS[lang][0], "user": user, "cot": ch.text(), "final": final,
+            "answer": answer, "lang": lang, "stratum": "easy", "kind": "probability"}
+
+
+def test_verify_record_rejects_bogus_reductions(probability_records: list[dict]) -> None:
+    honest = _probability_record("zh", "7和12没有大于1的公因数，7/12不能再约分。", "7/12")
+    assert rd.verify_record(honest) == []
+    assert rd.verify_record(_probability_record(
+        "en", "7 and 12 have no common factor above 1, so 7/12 is already in lowest terms.", "7/12")) == []
+    # The model's error: "reducing" an irreducible fraction with a bogus step.
+    bogus = rd.verify_record(
+        _probability_record("zh", "约分：7和12都除以2，7/2=3，12/2=6，所以7/12=1/2。", "1/2"))
+    assert "false step 7/2=3" in bogus and "false step 7/12=1/2" in bogus
+    assert any("greatest common factor is 1" in e for e in bogus)
+    bogus = rd.verify_record(
+        _probability_record("en", "Reduce: divide both by 2: 7/2=3, 12/2=6, so 7/12=1/2.", "1/2"))
+    assert "false step 7/2=3" in bogus and any("greatest common factor" in e for e in bogus)
+    # A bare claim without the division, and no verdict at all.
+    bare = _probability_record("zh", "约分：7/12=1/2。", "1/2")
+    assert "malformed reduction step" in rd.verify_record(bare)
+    assert any("one reduction verdict" in e for e in rd.verify_record(_probability_record("zh", "", "7/12")))
+
+    record = next(r for r in probability_records if r["lang"] == "zh" and "约分：" in r["cot"])
+    f, t, g = map(int, re.search(r"约分：(\d+)和(\d+)都除以(\d+)", record["cot"]).groups())
+    sentence = re.search(r"约分：[^。]+。", record["cot"])[0]
+    a, b = f // g, t // g
+    # A wrong result, every division true: caught as a false step.
+    wrong = sentence.replace(f"所以{f}/{t}={a}/{b}", f"所以{f}/{t}={a + 1}/{b}")
+    errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, wrong)})
+    assert f"false step {f}/{t}={a + 1}/{b}" in errors
+    # Saying a reducible fraction is in lowest terms.
+    claim = f"{f}和{t}没有大于1的公因数，{f}/{t}不能再约分。"
+    errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, claim)})
+    assert any("said to be in lowest terms" in e for e in errors)
+    # Dividing by a common factor that is not the greatest: true equations, not in lowest terms.
+    record = next(r for r in probability_records
+                  if r["lang"] == "en" and re.search(r"divide both by (4|6|8|9|10)\b", r["cot"]))
+    reduction = re.search(r"divide both by (\d+): (\d+)/\d+=\d+, (\d+)/", record["cot"])
+    g, f, t = map(int, reduction.groups())
+    d = next(d for d in range(2, g) if g % d == 0)
+    sentence = re.search(r"Reduce: [^.]+\.", record["cot"])[0]
+    partial = f"Reduce: divide both by {d}: {f}/{d}={f // d}, {t}/{d}={t // d}, so {f}/{t}={f // d}/{t // d}."
+    errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, partial)})
+    assert not any("false step" in e for e in errors)
+    assert any(f"greatest common factor is {g}" in e for e in errors)

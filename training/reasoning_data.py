@@ -7,7 +7,8 @@ A multi-digit operation is worked in columns before its result ("84-17ï¼š14-7=7ï
 two-digit multiplier as long multiplication; every column is checked too.
 
 Kinds: ``expression`` (bare arithmetic), ``word`` (shopping, collecting, sharing, travel, ages,
-production), ``probability`` (drawing from a box, reduced fractions), ``algebra`` (solve a linear equation,
+production), ``probability`` (drawing from a box; the chain restates each colour's count and reduces by
+the gcd explicitly, or says the fraction is in lowest terms), ``algebra`` (solve a linear equation,
 or write an expression like 8x). Strata: ``easy`` (one or two operations, operands up to about 20) and
 ``hard`` (three or four operations, two-digit operands, multi-sentence problems). Intermediate results are
 non-negative integers; division only when exact.
@@ -24,8 +25,9 @@ Train and test are disjoint by construction:
 ``disjointness_report`` / ``assert_disjoint`` check both on generated records.
 
 Layout: this module has the record format, the split rule, verification and the CLI;
-``training.reasoning_problems`` draws parameters and writes the chains; ``training.reasoning_templates``
-holds the wording (question templates, names, objects, system prompts).
+``training.reasoning_problems`` draws parameters and writes the chains (probability in
+``training.reasoning_probability``); ``training.reasoning_templates`` holds the wording (question templates,
+names, objects, system prompts).
 
 Every answer is computed twice: by the step chain, and independently by ``model.calculator`` on an
 expression built from the problem's parameters (or, for bare expressions, parsed from the question text;
@@ -50,6 +52,7 @@ from pathlib import Path
 from model.answers import extract_answer, normalize_answer, parse_number
 from model.calculator import CalculatorError, check_answer, evaluate
 from training import reasoning_templates as wording
+from training.reasoning_probability import reduction_errors
 from training.reasoning_problems import BUILDERS, Chain, Context, Reject, substitute
 
 SPLITS = ("train", "test")
@@ -139,8 +142,10 @@ def verify_record(record: dict) -> list[str]:
             errors.append(f"calculator disagrees: {check}")
     elif kind == "word" and equations and normalize_answer(equations[-1][3]) != answer:
         errors.append("last step does not give the answer")
-    elif kind == "probability" and not 0 < (parse_number(answer) or 0) < 1:
-        errors.append("probability outside (0, 1)")
+    elif kind == "probability":
+        if not 0 < (parse_number(answer) or 0) < 1:
+            errors.append("probability outside (0, 1)")
+        errors += reduction_errors(cot, answer)
     elif kind == "algebra":
         found = [m.strip() for m in _EQUATION_IN_TEXT_RE.findall(record["user"]) if "=" in m]
         if found:  # solve-for-x: substitute the answer back

@@ -459,47 +459,11 @@ def _word(ctx: Context, ch: Chain) -> Problem:
 # ---------------------------------------------------------------- probability
 
 def _probability(ctx: Context, ch: Chain) -> Problem:
-    obj = ctx.choice(wording.DRAW_OBJECTS)
-    colours = ctx.rng.sample(wording.COLOURS, 3)
-    col = [c[0] if ctx.lang == "zh" else c[1] for c in colours]
-    f = {"c1": col[0], "c2": col[1], "c3": col[2], "container": ctx.choice(wording.CONTAINERS[ctx.lang]),
-         **wording.item_fields(obj, ctx.lang)}
-    if not ctx.hard:
-        n1, n2 = ctx.num(2, 9), ctx.num(2, 9)
-        ask = ctx.num(0, 1)
-        f.update(n1=ctx.qty(n1), n2=ctx.qty(n2), ask=col[ask])
-        total, eq = ch.op(n1, "+", n2)
-        ch.say(f"总数：{eq}", f"Total: {eq}")
-        favourable, check = (n1, n2)[ask], f"{(n1, n2)[ask]}/({n1}+{n2})"
-        ch.say(f"{col[ask]}{obj[0]}有{favourable}{obj[1]}", f"There are {favourable} {col[ask]} ones")
-        template = wording.PROB_EASY
-    else:
-        n1, n2, n3 = ctx.num(2, 15), ctx.num(2, 15), ctx.num(2, 15)
-        s, eq = ch.op(n1, "+", n2)
-        ch.say(f"先把前两种加起来：{eq}", f"The first two colours: {eq}")
-        total, eq = ch.op(s, "+", n3)
-        ch.say(f"总数：{eq}", f"Total: {eq}")
-        if ctx.rng.random() < 0.5:
-            f["ask"] = ctx.t(f"取到{col[0]}{obj[0]}或{col[2]}{obj[0]}", f"it is {col[0]} or {col[2]}")
-            favourable, eq = ch.op(n1, "+", n3)
-            ch.say(f"{col[0]}和{col[2]}一共：{eq}", f"{col[0]} or {col[2]}: {eq}")
-            check = f"({n1}+{n3})/({n1}+{n2}+{n3})"
-        else:
-            f["ask"] = ctx.t(f"取到的不是{col[1]}{obj[0]}", f"it is not {col[1]}")
-            favourable, eq = ch.op(total, "-", n2)
-            ch.say(f"不是{col[1]}的：{eq}", f"Not {col[1]}: {eq}")
-            check = f"({n1}+{n2}+{n3}-{n2})/({n1}+{n2}+{n3})"
-        f.update(n1=n1, n2=n2, n3=n3)
-        template = wording.PROB_HARD
-    p = Fraction(favourable, total)
-    ch.say(f"每{obj[1]}被取到的可能性相同，概率是{favourable}/{total}",
-           f"Each {obj[2]} is equally likely, so the probability is {favourable}/{total}")
-    if p.denominator != total:
-        ch.say(f"约分：{favourable}/{total}={p.numerator}/{p.denominator}",
-               f"Reduce: {favourable}/{total}={p.numerator}/{p.denominator}")
-    check_same(check, p)
-    key, display = _numeric(p)
-    return Problem(ctx.pick(template).format(**f), key, display)
+    """Drawing from a container: ``training.reasoning_probability`` (imported on use, as it imports this
+    module for ``Chain``, ``Context`` and ``Problem``)."""
+    from training.reasoning_probability import probability
+
+    return probability(ctx, ch)
 
 
 # ---------------------------------------------------------------- algebra

@@ -38,7 +38,8 @@ DRAW_OBJECTS = [("球", "个", "ball", "balls"), ("弹珠", "颗", "marble", "ma
                 ("糖果", "颗", "sweet", "sweets"), ("卡片", "张", "card", "cards"), ("积木", "块", "block", "blocks")]
 COLOURS = [("红色", "red"), ("蓝色", "blue"), ("绿色", "green"), ("黄色", "yellow"), ("白色", "white"),
            ("黑色", "black"), ("紫色", "purple")]
-CONTAINERS = {"zh": ["盒子", "袋子", "罐子", "箱子"], "en": ["box", "bag", "jar", "crate"]}
+CONTAINERS = {"zh": ["盒子", "袋子", "罐子", "箱子", "口袋", "篮子"],
+              "en": ["box", "bag", "jar", "crate", "pouch", "basket"]}
 
 EXPRESSION_INTROS = [
     ("按运算顺序计算：先算括号里的，再算乘除，最后算加减",
@@ -222,10 +223,15 @@ PRODUCTION_HARD = _templates(
         "A workshop produces {p} items every hour. It works {h} hours a day for {d} days, and {q} items fail "
         "inspection. How many items pass?"],
 )
+# Probability: the LAST template of each language stays the held-out one; new phrasings go before it.
 PROB_EASY = _templates(
     zh=["一个{container}里有{n1}{u}{c1}{item}和{n2}{u}{c2}{item}，随机取一{u}，取到{ask}{item}的概率是多少？",
         "{container}里装着{n1}{u}{c1}{item}、{n2}{u}{c2}{item}，从中任意摸出一{u}，是{ask}{item}的概率是多少？",
         "{container}里有{c1}{item}{n1}{u}，{c2}{item}{n2}{u}。闭上眼睛摸一{u}，摸到{ask}{item}的概率是多少？",
+        "摸到{ask}{item}的概率是几分之几？{container}里有{n1}{u}{c1}{item}和{n2}{u}{c2}{item}，从里面随机摸一{u}。",
+        "{name}的{container}里放着{n1}{u}{c1}{item}和{n2}{u}{c2}{item}，{name}不看就抓出一{u}。抓到{ask}{item}的机会是多少？",
+        "有{n1}{u}{c1}{item}、{n2}{u}{c2}{item}放在同一个{container}中。任意抽出一{u}，抽到{ask}{item}的可能性是几分之几？",
+        "{container}中{c1}{item}有{n1}{u}，{c2}{item}有{n2}{u}，每{u}被摸到的机会相同。摸一次，摸到{ask}{item}的概率用分数怎么表示？",
         "从装有{n1}{u}{c1}{item}和{n2}{u}{c2}{item}的{container}里随便拿一{u}，拿到{ask}{item}的可能性是多少？（用分数表示）"],
     en=["A {container} contains {n1} {c1} {items} and {n2} {c2} {items}. One is picked at random. "
         "What is the probability that it is {ask}?",
@@ -233,6 +239,14 @@ PROB_EASY = _templates(
         "what is the probability of drawing a {ask} one?",
         "There are {n1} {c1} and {n2} {c2} {items} in a {container}. What is the chance that a randomly "
         "chosen {item} is {ask}?",
+        "What is the probability of picking a {ask} {item} from a {container} with {n1} {c1} {items} and "
+        "{n2} {c2} {items}?",
+        "{name} reaches into a {container} holding {n1} {c1} {items} and {n2} {c2} {items} and pulls one out "
+        "without looking. What is the likelihood that it is {ask}?",
+        "In a {container} there are {n1} {c1} {items} and {n2} {c2} {items}, all the same size. Expressed as "
+        "a fraction, what are the odds that one {item} drawn at random is {ask}?",
+        "Find the chance of getting a {ask} {item} when one {item} is taken at random from {n1} {c1} and "
+        "{n2} {c2} {items} in a {container}.",
         "You take one {item} at random from {n1} {c1} {items} and {n2} {c2} {items}. As a fraction, how likely "
         "is it to be {ask}?"],
 )
@@ -240,6 +254,13 @@ PROB_HARD = _templates(
     zh=["一个{container}里有{n1}{u}{c1}{item}、{n2}{u}{c2}{item}和{n3}{u}{c3}{item}。随机取出一{u}，{ask}的概率是多少？",
         "{container}里有{c1}{item}{n1}{u}，{c2}{item}{n2}{u}，{c3}{item}{n3}{u}。任意摸一{u}，{ask}的概率是多少？",
         "抽奖{container}里放了{n1}{u}{c1}{item}，{n2}{u}{c2}{item}，还有{n3}{u}{c3}{item}。从中随机抽一{u}，求{ask}的概率。",
+        "{ask}的概率是几分之几？{container}里共有{c1}{item}{n1}{u}、{c2}{item}{n2}{u}、{c3}{item}{n3}{u}，随机摸出一{u}。",
+        "{name}把{n1}{u}{c1}{item}、{n2}{u}{c2}{item}和{n3}{u}{c3}{item}放进一个{container}，摇匀后任意拿出一{u}。"
+        "{ask}的机会有多大？请写成分数。",
+        "一个{container}中装有{n1}{u}{c1}{item}，{n2}{u}{c2}{item}，{n3}{u}{c3}{item}，这些{item}除颜色外完全相同。"
+        "从中随机抽取一{u}，求{ask}的可能性。",
+        "从{container}里随机取出一{u}{item}，{ask}的概率是多少？{container}里有{c1}{item}{n1}{u}，{c2}{item}{n2}{u}，"
+        "{c3}{item}{n3}{u}。",
         "{n1}{u}{c1}{item}、{n2}{u}{c2}{item}、{n3}{u}{c3}{item}混在一起，随便拿一{u}，{ask}的可能性有多大？"],
     en=["A {container} has {n1} {c1}, {n2} {c2} and {n3} {c3} {items}. One {item} is drawn at random. "
         "What is the probability that {ask}?",
@@ -247,6 +268,14 @@ PROB_HARD = _templates(
         "taken without looking, what is the probability that {ask}?",
         "A prize {container} holds {n1} {c1} {items}, {n2} {c2} {items} and {n3} {c3} {items}. One {item} is "
         "drawn. Find the probability that {ask}.",
+        "What is the probability that {ask}, if one {item} is picked at random from a {container} with "
+        "{n1} {c1}, {n2} {c2} and {n3} {c3} {items}?",
+        "{name} has a {container} of {items}: {n1} {c1}, {n2} {c2} and {n3} {c3}. {name} draws one without "
+        "looking. How likely is it that {ask}? Give the answer as a fraction.",
+        "A {container} is filled with {n1} {c1} {items}, {n2} {c2} {items} and {n3} {c3} {items}, identical "
+        "except for colour. One {item} is chosen at random. As a fraction, what is the chance that {ask}?",
+        "One {item} is taken at random from a {container} containing {n1} {c1}, {n2} {c2} and {n3} {c3} "
+        "{items}. Find the odds, written as a fraction, that {ask}.",
         "{n1} {c1}, {n2} {c2} and {n3} {c3} {items} are mixed together. Picking one at random, what are the "
         "chances that {ask}?"],
 )

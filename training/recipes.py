@@ -88,8 +88,8 @@ SCALES: dict[str, Scale] = {
         threads=1,
     ),
     # The shipped checkpoint (checkpoints/tinyllm-default/manifest.json records the run). Sized so the whole
-    # recipe takes about 1.5 hours on 2 idle cores with bf16 autocast (87 min measured): ~3.7M pretraining
-    # tokens, ~18M reasoning-SFT tokens (about one epoch of the 120k chains).
+    # recipe takes about 1.6 hours on 2 idle cores with bf16 autocast: ~3.7M pretraining tokens, ~21M
+    # reasoning-SFT tokens (about 1.15 epochs of the 120k chains).
     "full": Scale(
         name="full",
         model=DEFAULT_MODEL,
@@ -100,7 +100,7 @@ SCALES: dict[str, Scale] = {
                              eval_batches=10, checkpoint_interval=150),
             "sft": dict(STAGE_DEFAULTS["sft"], max_steps=120, warmup_steps=10, eval_interval=60, eval_batches=5,
                         checkpoint_interval=120),
-            "reasoning-sft": dict(STAGE_DEFAULTS["reasoning-sft"], max_steps=4000, warmup_steps=40,
+            "reasoning-sft": dict(STAGE_DEFAULTS["reasoning-sft"], max_steps=4600, warmup_steps=40,
                                   eval_interval=300, eval_batches=8, checkpoint_interval=300),
         },
         eval=EvalConfig(n_problems=160, ks=(1, 5, 9), max_new_tokens=400),

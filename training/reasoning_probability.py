@@ -1,0 +1,132 @@
+"""Probability problems for ``training.reasoning_data``: draw one object at random from a container.
+
+The chain first restates every colour with its count, in the question's order ("红色球3个，蓝色球2个" /
+"Red: 3, blue: 2"), so that each count sits next to its colour where the model copies it; then the total,
+the asked colour(s)' count and the fraction. The reduction is explicit and checkable: with
+g = gcd(favourable, total) > 1 it names the divisor and divides both ("约分：6和10都除以2，6/2=3，10/2=5，
+所以6/10=3/5"), every part an equation the checker recomputes; with g = 1 it says the fraction cannot be
+reduced. ``reduction_errors`` re-checks those claims from the chain's text (``verify_record`` uses it).
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from math import gcd
+
+from training import reasoning_templates as wording
+from training.reasoning_problems import Chain, Context, Problem, _numeric, check_same
+
+_N = r"(\d+)"
+_FRACTION = r"(\d+(?:/\d+)?)"
+# "约分：12和18都除以6，12/6=2，18/6=3，所以12/18=2/3" / "Reduce: divide both by 6: 12/6=2, 18/6=3, so 12/18=2/3"
+_REDUCE = {
+    "zh": re.compile(rf"约分：{_N}和{_N}都除以{_N}，{_N}/{_N}={_N}，{_N}/{_N}={_N}，所以{_N}/{_N}={_FRACTION}"),
+    "en": re.compile(rf"Reduce: divide both by {_N}: {_N}/{_N}={_N}, {_N}/{_N}={_N}, so {_N}/{_N}={_FRACTION}"),
+}
+_IRREDUCIBLE = {
+    "zh": re.compile(rf"{_N}和{_N}没有大于1的公因数，{_N}/{_N}不能再约分"),
+    "en": re.compile(rf"{_N} and {_N} have no common factor above 1, so {_N}/{_N} is already in lowest terms"),
+}
+_REDUCE_START = re.compile(r"约分[：:]|Reduce:")
+
+
+def _restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int]) -> None:
+    """Every colour with its count, in the question's order: "红色球3个，蓝色球2个" / "Red: 3, blue: 2"."""
+    ch.say("，".join(f"{c}{obj[0]}{n}{obj[1]}" for c, n in zip(col, counts, strict=True)),
+           ", ".join(f"{c}: {n}" for c, n in zip(col, counts, strict=True)))
+
+
+def _reduce(ch: Chain, favourable: int, total: int) -> Fraction:
+    """The reduction step: divide both by their gcd, or say that there is nothing to divide by."""
+    g = gcd(favourable, total)
+    if g == 1:
+        ch.say(f"{favourable}和{total}没有大于1的公因数，{favourable}/{total}不能再约分",
+               f"{favourable} and {total} have no common factor above 1, so {favourable}/{total} is already in "
+               "lowest terms")
+        return Fraction(favourable, total)
+    a, eq_a = ch.op(favourable, "/", g)
+    b, eq_b = ch.op(total, "/", g)
+    reduced = str(a) if b == 1 else f"{a}/{b}"  # a whole number cannot occur (0 < p < 1); kept correct
+    ch.say(f"约分：{favourable}和{total}都除以{g}，{eq_a}，{eq_b}，所以{favourable}/{total}={reduced}",
+           f"Reduce: divide both by {g}: {eq_a}, {eq_b}, so {favourable}/{total}={reduced}")
+    return Fraction(a, b)
+
+
+def probability(ctx: Context, ch: Chain) -> Problem:
+    obj = ctx.choice(wording.DRAW_OBJECTS)
+    colours = ctx.rng.sample(wording.COLOURS, 3)
+    col = [c[0] if ctx.lang == "zh" else c[1] for c in colours]
+    f = {"c1": col[0], "c2": col[1], "c3": col[2], "container": ctx.choice(wording.CONTAINERS[ctx.lang]),
+         "name": ctx.name(), **wording.item_fields(obj, ctx.lang)}
+    if not ctx.hard:
+        n1, n2 = ctx.num(2, 9), ctx.num(2, 9)
+        ask = ctx.num(0, 1)
+        f.update(n1=ctx.qty(n1), n2=ctx.qty(n2), ask=col[ask])
+        _restate(ch, obj, col[:2], [n1, n2])
+        total, eq = ch.op(n1, "+", n2)
+        ch.say(f"总数：{eq}", f"Total: {eq}")
+        favourable, check = (n1, n2)[ask], f"{(n1, n2)[ask]}/({n1}+{n2})"
+        ch.say(f"{col[ask]}{obj[0]}有{favourable}{obj[1]}", f"There are {favourable} {col[ask]} ones")
+        template = wording.PROB_EASY
+    else:
+        n1, n2, n3 = ctx.num(2, 15), ctx.num(2, 15), ctx.num(2, 15)
+        _restate(ch, obj, col, [n1, n2, n3])
+        s, eq = ch.op(n1, "+", n2)
+        ch.say(f"先把前两种加起来：{eq}", f"The first two colours: {eq}")
+        total, eq = ch.op(s, "+", n3)
+        ch.say(f"总数：{eq}", f"Total: {eq}")
+        if ctx.rng.random() < 0.5:
+            f["ask"] = ctx.t(f"取到{col[0]}{obj[0]}或{col[2]}{obj[0]}", f"it is {col[0]} or {col[2]}")
+            favourable, eq = ch.op(n1, "+", n3)
+            ch.say(f"{col[0]}和{col[2]}一共：{eq}", f"{col[0]} or {col[2]}: {eq}")
+            check = f"({n1}+{n3})/({n1}+{n2}+{n3})"
+        else:
+            f["ask"] = ctx.t(f"取到的不是{col[1]}{obj[0]}", f"it is not {col[1]}")
+            favourable, eq = ch.op(total, "-", n2)
+            ch.say(f"不是{col[1]}的：{eq}", f"Not {col[1]}: {eq}")
+            check = f"({n1}+{n2}+{n3}-{n2})/({n1}+{n2}+{n3})"
+        f.update(n1=n1, n2=n2, n3=n3)
+        template = wording.PROB_HARD
+    ch.say(f"每{obj[1]}被取到的可能性相同，概率是{favourable}/{total}",
+           f"Each {obj[2]} is equally likely, so the probability is {favourable}/{total}")
+    p = _reduce(ch, favourable, total)
+    check_same(check, p)
+    key, display = _numeric(p)
+    return Problem(ctx.pick(template).format(**f), key, display)
+
+
+def _reduction_error(groups: tuple[str, ...]) -> list[str]:
+    f, t, g, f1, g1, a, t2, g2, b, f3, t3, result = groups
+    errors = []
+    if (f1, g1, t2, g2, f3, t3) != (f, g, t, g, f, t) or result != (a if b == "1" else f"{a}/{b}"):
+        errors.append(f"reduction of {f}/{t} by {g} does not divide both by {g} and write the quotients")
+    if int(g) != gcd(int(f), int(t)):
+        errors.append(f"reduction of {f}/{t} by {g}, but their greatest common factor is "
+                      f"{gcd(int(f), int(t))}")
+    return errors
+
+
+def reduction_errors(cot: str, answer: str) -> list[str]:
+    """Problems with a probability chain's reduction, from its text: it must say exactly once either
+    "divide both by g" with g the greatest common factor (and divide both by it) or "cannot be reduced"
+    with no common factor, and that verdict must give ``answer``. Equations are checked elsewhere."""
+    errors, verdicts = [], []
+    for lang, regex in _REDUCE.items():
+        for m in regex.finditer(cot):
+            errors += _reduction_error(m.groups() if lang == "zh" else (m[2], m[5], *m.groups()))
+            verdicts.append(m.groups()[-1])
+    for m in (match for regex in _IRREDUCIBLE.values() for match in regex.finditer(cot)):
+        f, t, f2, t2 = m.groups()
+        if (f2, t2) != (f, t):
+            errors.append(f"irreducibility claim mixes {f}/{t} and {f2}/{t2}")
+        elif gcd(int(f), int(t)) != 1:
+            errors.append(f"{f}/{t} is said to be in lowest terms, but both divide by {gcd(int(f), int(t))}")
+        verdicts.append(f"{f}/{t}")
+    if len(_REDUCE_START.findall(cot)) != sum(len(regex.findall(cot)) for regex in _REDUCE.values()):
+        errors.append("malformed reduction step")
+    if len(verdicts) != 1:
+        errors.append(f"expected one reduction verdict, found {len(verdicts)}")
+    elif verdicts[0] != answer:
+        errors.append(f"reduction gives {verdicts[0]}, answer is {answer}")
+    return errors
