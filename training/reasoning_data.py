@@ -52,10 +52,11 @@ from pathlib import Path
 from model.answers import extract_answer, normalize_answer, parse_number
 from model.calculator import CalculatorError, check_answer, evaluate
 from training import reasoning_templates as wording
-from training.reasoning_probability import reduction_errors
-from training.reasoning_problems import BUILDERS, Chain, Context, Reject, substitute
+from training.reasoning_probability import probability, reduction_errors
+from training.reasoning_problems import Chain, Context, Reject, algebra, expression, substitute, word
 
 SPLITS = ("train", "test")
+BUILDERS = {"expression": expression, "word": word, "probability": probability, "algebra": algebra}
 STRATA = ("easy", "hard")
 LANGS = ("zh", "en")
 KINDS = ("expression", "word", "probability", "algebra")

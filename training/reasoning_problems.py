@@ -1,4 +1,5 @@
-"""Problem builders for ``training.reasoning_data``: parameters, step-by-step chain and checked answer.
+"""Problem builders for ``training.reasoning_data`` (bare expressions, word problems, algebra; probability is
+in ``training.reasoning_probability``): parameters, step-by-step chain and checked answer.
 
 Each builder draws parameters for one kind and stratum, writes the solution as a chain of sentences with
 one operation each (``Chain.op`` refuses negative or inexact intermediate results by raising ``Reject``),
@@ -251,7 +252,7 @@ def _schedule(root: list) -> list[tuple[list, bool]]:
     return order
 
 
-def _expression(ctx: Context, ch: Chain) -> Problem:
+def expression(ctx: Context, ch: Chain) -> Problem:
     n_ops = ctx.num(3, 4) if ctx.hard else ctx.num(1, 2)
     root = _fill(ctx, _shape(ctx.rng, n_ops))
     wide = ctx.lang == "zh" and ctx.rng.random() < 0.5
@@ -448,22 +449,12 @@ _WORD_SCENARIOS: list[Callable[[Context, Chain], tuple[dict, int, str]]] = [
     _word_shopping, _word_collect, _word_share, _word_travel, _word_ages, _word_production]
 
 
-def _word(ctx: Context, ch: Chain) -> Problem:
+def word(ctx: Context, ch: Chain) -> Problem:
     fields, value, check_expression = ctx.choice(_WORD_SCENARIOS)(ctx, ch)
     check_same(check_expression, value)
     ch.say(f"所以答案是{value}", f"So the answer is {value}")
     key, display = _numeric(value)
     return Problem(ctx.pick(fields.pop("tpl")).format(**fields), key, display)
-
-
-# ---------------------------------------------------------------- probability
-
-def _probability(ctx: Context, ch: Chain) -> Problem:
-    """Drawing from a container: ``training.reasoning_probability`` (imported on use, as it imports this
-    module for ``Chain``, ``Context`` and ``Problem``)."""
-    from training.reasoning_probability import probability
-
-    return probability(ctx, ch)
 
 
 # ---------------------------------------------------------------- algebra
@@ -475,7 +466,7 @@ def substitute(equation: str, var: str, value: int | Fraction) -> tuple[Fraction
     return evaluate(left), evaluate(right)
 
 
-def _algebra(ctx: Context, ch: Chain) -> Problem:
+def algebra(ctx: Context, ch: Chain) -> Problem:
     v = ctx.choice("xxxyn")
     if ctx.rng.random() < 0.3:  # write an expression ("8x"), not solve for a number
         f = {"v": v, "name": ctx.name()}
@@ -545,6 +536,3 @@ def _algebra(ctx: Context, ch: Chain) -> Problem:
         raise RuntimeError(f"generator bug: {v}={x} does not solve {equation}")
     user = ctx.pick(wording.EQUATION).format(eq=equation, v=v)
     return Problem(user, canonical_number(Fraction(x)), ctx.t(f"{v}={x}", f"{v} = {x}"))
-
-
-BUILDERS = {"expression": _expression, "word": _word, "probability": _probability, "algebra": _algebra}
