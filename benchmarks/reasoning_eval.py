@@ -7,7 +7,10 @@ Problems are the held-out test split of ``training.reasoning_data.generate("test
 one phrasing template that training never sees), with their system prompt, as the training eval uses them.
 Each problem is asked once per method, every request in reasoning mode:
 * ``greedy``: ``self_consistency.samples = 1`` and no temperature (the server decodes greedily);
-* ``sc@k``: ``self_consistency.samples = k`` at the server's vote temperature (or ``--temperature``).
+* ``sc@k``: ``self_consistency.samples = k`` at the server's vote temperature (or ``--temperature``), the
+  plain majority vote over the k chains (recomputed here from ``return_chains``);
+* ``checked@k``: the server's answer for the same request, its checked vote (``check_steps``: answers of
+  chains whose arithmetic steps all hold rank first).
 A problem counts as solved when the normalised voted answer equals the record's answer key
 (``model.answers.normalize_answer``, the same rule as the vote and the training eval).
 
@@ -28,7 +31,7 @@ from typing import Any
 
 import openai
 
-from model.answers import normalize_answer
+from model.answers import normalize_answer, vote
 from training.reasoning_data import generate
 
 BANDS = [("0 - <0.4", 0.0, 0.4), ("0.4 - <0.6", 0.4, 0.6), ("0.6 - <0.8", 0.6, 0.8), ("0.8 - <1", 0.8, 1.0),
@@ -50,17 +53,23 @@ class Outcome:
 
 
 def ask(client: openai.OpenAI, model: str, record: dict[str, Any], k: int | None, max_tokens: int,
-        temperature: float | None, seed: int) -> Outcome:
+        temperature: float | None, seed: int) -> list[Outcome]:
+    """One request; for k > 1 two outcomes of the same k chains: the plain majority vote (recomputed here
+    from the chains) and the server's checked vote (``check_steps``, its default)."""
     messages = [{"role": "system", "content": record["system"]}, {"role": "user", "content": record["user"]}]
     extra: dict[str, Any] = {}
     if k is not None and temperature is not None:
         extra["temperature"] = temperature
     start = time.perf_counter()
+    options = {"samples": k or 1, "return_chains": bool(k)}
     r = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens, seed=seed,
-                                       extra_body={"self_consistency": {"samples": k or 1}}, **extra)
-    sc = r.model_extra["self_consistency"]
-    return Outcome(record, f"sc@{k}" if k else "greedy", sc["answer"], sc["agreement"],
-                   r.usage.completion_tokens, time.perf_counter() - start)
+                                       extra_body={"self_consistency": options}, **extra)
+    seconds, sc = time.perf_counter() - start, r.model_extra["self_consistency"]
+    if not k:
+        return [Outcome(record, "greedy", sc["answer"], sc["agreement"], r.usage.completion_tokens, seconds)]
+    plain = vote([chain["answer"] for chain in sc["chains"]])
+    return [Outcome(record, f"sc@{k}", plain.answer, plain.agreement, r.usage.completion_tokens, seconds),
+            Outcome(record, f"checked@{k}", sc["answer"], sc["agreement"], r.usage.completion_tokens, seconds)]
 
 
 def pct(items: list[Outcome]) -> str:
@@ -114,12 +123,12 @@ def main(argv: list[str] | None = None) -> None:
 
     records = generate("test", args.problems, args.seed)
     client = openai.OpenAI(base_url=args.url, api_key=args.api_key, max_retries=2, timeout=1800)
-    methods = ["greedy"] + [f"sc@{k}" for k in args.ks]
+    methods = ["greedy"] + [f"sc@{k}" for k in args.ks] + [f"checked@{k}" for k in args.ks]
     jobs = [(r, k) for k in [None, *args.ks] for r in records]
     start = time.perf_counter()
     with ThreadPoolExecutor(args.concurrency) as pool:
-        outcomes = list(pool.map(lambda job: ask(client, args.model, job[0], job[1], args.max_tokens,
-                                                 args.temperature, args.seed), jobs))
+        outcomes = [o for pair in pool.map(lambda job: ask(client, args.model, job[0], job[1], args.max_tokens,
+                                                           args.temperature, args.seed), jobs) for o in pair]
     wall = time.perf_counter() - start
     print(f"# Reasoning eval: {args.url}, model {args.model}\n{len(records)} held-out problems "
           f"(training.reasoning_data test split, seed {args.seed}), max_tokens {args.max_tokens} per sample, "

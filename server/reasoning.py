@@ -24,6 +24,7 @@ from model.calculator import check_answer
 from model.detokenizer import IncrementalDetokenizer
 from model.engine import TokenEvent
 from model.sampling import SamplingParams
+from model.step_check import false_steps
 from model.tokenizer import Tokenizer
 from server.errors import APIError
 from server.outputs import SequenceAccounting
@@ -48,6 +49,7 @@ class ReasoningPlan:
     samples: int  # k: chains sampled and voted
     return_chains: bool = False  # list every sample in the response's self_consistency object
     calculator: bool = False  # check the voted answer against the safe calculator
+    check_steps: bool = True  # rank the answers of chains whose arithmetic steps all hold first
 
 
 def effort_samples(settings: Settings, effort: str) -> int:
@@ -90,7 +92,8 @@ def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int,
         raise APIError(400, "logprobs is not supported in reasoning mode (k chains, one voted answer).",
                        code="unsupported_parameter", param="logprobs")
     return ReasoningPlan(samples=samples, return_chains=bool(options and options.return_chains),
-                         calculator=bool(options and options.calculator))
+                         calculator=bool(options and options.calculator),
+                         check_steps=options.check_steps if options is not None else True)
 
 
 def vote_params(params: SamplingParams, req: ChatCompletionRequest, samples: int,
@@ -200,13 +203,21 @@ class VoteOutcome:
 def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> VoteOutcome:
     """Vote over the finished samples (``model.answers.vote``: answers compared after normalisation, ties to
     the earliest sample). Samples without an answer count in k and appear as one ``answer: null`` entry, so
-    the votes always sum to k and ``agreement`` is the winner's count / k."""
+    the votes always sum to k and ``agreement`` is the winner's count / k.
+
+    With ``check_steps`` every arithmetic step of each chain is recomputed (``model.step_check``) and the
+    answers of chains without a false step are ranked first: a slip in one chain cannot outvote chains
+    that checked out. With all chains sound, or none, it is the plain majority vote."""
     answers = [s.answer for s in samples]
-    result = vote(answers)
-    votes = [SelfConsistencyVote(answer=text, count=count) for text, count in result.votes]
-    unanswered = len(samples) - sum(v.count for v in votes)
+    wrong_steps = [false_steps(s.reasoning_content) for s in samples] if plan.check_steps else None
+    result = vote(answers, eligible=None if wrong_steps is None else [not w for w in wrong_steps])
+    checked = result.checked or [None] * len(result.votes)
+    votes = [SelfConsistencyVote(answer=text, count=count, checked=c)
+             for (text, count), c in zip(result.votes, checked, strict=True)]
+    unanswered = [i for i, a in enumerate(answers) if not normalize_answer(a)]
     if unanswered:
-        votes.append(SelfConsistencyVote(answer=None, count=unanswered))
+        checked_unanswered = None if wrong_steps is None else sum(not wrong_steps[i] for i in unanswered)
+        votes.append(SelfConsistencyVote(answer=None, count=len(unanswered), checked=checked_unanswered))
     winner = samples[result.winner_index]
     calculator = None
     if plan.calculator:
@@ -219,8 +230,9 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
         chains = [SelfConsistencyChain(
             index=s.index, reasoning_content=s.reasoning_content, content=s.content, answer=a,
             normalized_answer=normalize_answer(a) or None, finish_reason=s.finish_reason or "stop",
-            completion_tokens=s.num_tokens, reasoning_tokens=s.reasoning_tokens)
-            for s, a in zip(samples, answers, strict=True)]
+            completion_tokens=s.num_tokens, reasoning_tokens=s.reasoning_tokens,
+            false_steps=None if wrong_steps is None else wrong_steps[i])
+            for i, (s, a) in enumerate(zip(samples, answers, strict=True))]
     return VoteOutcome(winner, SelfConsistencyResult(
         samples=len(samples), answer=result.answer, agreement=result.agreement, votes=votes,
         winner_index=result.winner_index, chains=chains, calculator=calculator))

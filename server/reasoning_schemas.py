@@ -15,6 +15,7 @@ def if_none(value: Any) -> bool:
 class SelfConsistencyVote(BaseModel):
     answer: str | None  # as first written by a sample; None: the samples that gave no answer
     count: int
+    checked: int | None = Field(None, exclude_if=if_none)  # check_steps: votes from chains with no false step
 
 
 class SelfConsistencyChain(BaseModel):
@@ -26,6 +27,7 @@ class SelfConsistencyChain(BaseModel):
     finish_reason: str
     completion_tokens: int
     reasoning_tokens: int
+    false_steps: list[str] | None = Field(None, exclude_if=if_none)  # check_steps: e.g. ["48+154=212"]
 
 
 class SelfConsistencyCalculator(BaseModel):

@@ -99,3 +99,22 @@ def test_vote_missing_answers_never_win() -> None:
     assert nothing.winner_index == 0
     with pytest.raises(ValueError):
         vote([])
+
+
+def test_checked_vote_ranks_eligible_votes_first() -> None:
+    answers = ["12", "12", "12", "15", "15"]
+    plain = vote(answers)
+    assert plain.key == "12" and plain.checked is None
+    # Two of the "12" chains made a false step: the checked "15" votes outrank them.
+    checked = vote(answers, eligible=[False, False, True, True, True])
+    assert (checked.key, checked.count, checked.winner_index) == ("15", 2, 3)
+    assert checked.votes == [("15", 2), ("12", 3)] and checked.checked == [2, 1]
+    assert checked.agreement == pytest.approx(2 / 5)
+    # All eligible, or none: the plain vote.
+    for flags in ([True] * 5, [False] * 5):
+        assert vote(answers, eligible=flags).key == "12"
+    # A tie in eligible votes goes to the answer with more votes overall.
+    assert vote(["7", "7", "9"], eligible=[True, False, True]).key == "7"
+    assert vote([None, None], eligible=[True, True]).checked == []
+    with pytest.raises(ValueError):
+        vote(["1", "2"], eligible=[True])

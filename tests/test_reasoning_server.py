@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from model.answers import extract_answer, vote
+from model.step_check import false_steps
 from model.tokenizer import Tokenizer
 from server.settings import DEFAULT_MODEL_DIR
 from tests.server_fixtures import API_KEY, MODEL, LiveServer, run_server, sse_events
@@ -59,9 +60,11 @@ def test_the_vote_shape_and_the_winner(server: LiveServer, nudge: dict):
     assert sc["samples"] == 5 and len(sc["chains"]) == 5
     assert sum(v["count"] for v in sc["votes"]) == 5
     assert sc["agreement"] == pytest.approx(sc["votes"][0]["count"] / 5 if sc["answer"] is not None else 0.0)
-    # The server's vote is the library's vote over the samples' final texts.
+    # The server's vote is the library's checked vote over the samples' final texts and their chains' steps.
     answers = [extract_answer(c["content"]) if c["content"] else None for c in sc["chains"]]
-    expected = vote(answers)
+    assert [c["false_steps"] for c in sc["chains"]] == [false_steps(c["reasoning_content"]) for c in sc["chains"]]
+    expected = vote(answers, eligible=[not c["false_steps"] for c in sc["chains"]])
+    assert [v["checked"] for v in sc["votes"] if v["answer"] is not None] == expected.checked
     assert expected.answer is not None, "the nudge should make at least one sample answer"
     assert (sc["answer"], sc["winner_index"]) == (expected.answer, expected.winner_index)
     winner = sc["chains"][sc["winner_index"]]

@@ -104,6 +104,21 @@ def test_vote_normalises_answers_and_counts_unanswered_samples(tok: Tokenizer):
     assert r.chains is None and r.calculator is None  # only when asked
 
 
+def test_checked_vote_ranks_chains_without_a_false_step_first(tok: Tokenizer):
+    chains = ["3+4=7，12*7=84，84-10=74", "3+4=7，12*7=84，84-10=75", "3+4=8，12*8=96，96-10=86",
+              "3+4=7，12*7=85，85-10=75", "3+4=7，12*7=84，84-10=74"]
+    finals = ["74", "75", "86", "75", None]
+    samples = [run_sample(tok, generated_ids(tok, chain, final), index=i)[0]
+               for i, (chain, final) in enumerate(zip(chains, finals, strict=True))]
+    plain = decide(samples, ReasoningPlan(samples=5, check_steps=False), QUESTION).result
+    assert plain.answer == "75" and all(v.checked is None for v in plain.votes)
+    checked = decide(samples, ReasoningPlan(samples=5, return_chains=True), QUESTION).result
+    assert checked.answer == "74" and checked.winner_index == 0
+    assert [(v.answer, v.count, v.checked) for v in checked.votes] == [("74", 1, 1), ("75", 2, 0), ("86", 1, 0),
+                                                                       (None, 1, 1)]
+    assert [c.false_steps for c in checked.chains] == [[], ["84-10=75"], ["3+4=8"], ["12*7=85"], []]
+
+
 def test_ties_go_to_the_earliest_sample_and_its_chain_is_shown(tok: Tokenizer):
     samples = samples_with(tok, [None, "3/5", "0.6", "答案：2", "2", "60%"])
     outcome = decide(samples, ReasoningPlan(samples=6), QUESTION)

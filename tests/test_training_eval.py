@@ -8,9 +8,10 @@ from model.tokenizer import Tokenizer
 from training.eval import ProblemResult, accuracy_table, answer_key, format_table
 
 
-def _result(stratum: str, lang: str, gold: str, greedy: str, samples: list[str]) -> ProblemResult:
+def _result(stratum: str, lang: str, gold: str, greedy: str, samples: list[str],
+            texts: list[str] | None = None) -> ProblemResult:
     record = {"answer": gold, "stratum": stratum, "lang": lang, "kind": "expression"}
-    return ProblemResult(record, "", greedy, samples, [""] * len(samples))
+    return ProblemResult(record, "", greedy, samples, texts or [""] * len(samples))
 
 
 def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
@@ -22,6 +23,7 @@ def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
     ]
     table = accuracy_table(results, ks=(1, 5, 9))
     assert table["hard"] == {"n": 1, "greedy": 0.0, "sc@1": 0.0, "sc@5": 100.0, "sc@9": 0.0,
+                             "checked@5": 100.0, "checked@9": 0.0,  # no chain text: every sample is eligible
                              "answered_greedy": 100.0, "agreement@max": pytest.approx(5 / 9, abs=1e-3)}
     assert table["easy"]["greedy"] == 100.0 and table["easy"]["sc@1"] == 100.0
     assert table["easy"]["sc@5"] == 100.0  # "6" x2 vs "5" x2: the tie goes to the answer seen first
@@ -29,7 +31,15 @@ def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
     assert table["all"]["n"] == 2 and table["all"]["greedy"] == 50.0
     assert set(table) >= {"easy/en", "hard/zh", "zh", "en", "kind:expression"}
     markdown = format_table({"reasoning": {"fp32": table}})
-    assert "| fp32 | hard | 1 | 0.0 | 0.0 | 100.0 | 0.0 |" in markdown
+    assert "| fp32 | hard | 1 | 0.0 | 0.0 | 100.0 | 0.0 | 100.0 | 0.0 |" in markdown
+
+
+def test_checked_vote_ranks_chains_whose_steps_hold_first():
+    right, slip = "3+4=7. 12*7=84. 84-10=74.", "3+4=7. 12*7=84. 84-10=75."
+    # Five wrong "1" chains each with a false step outvote four right ones in the plain vote, not when checked.
+    result = _result("hard", "en", "74", "1", ["1"] * 5 + ["74"] * 4, [slip] * 5 + [right] * 4)
+    table = accuracy_table([result], ks=(9,))
+    assert (table["all"]["sc@9"], table["all"]["checked@9"]) == (0.0, 100.0)
 
 
 def test_answer_is_read_after_the_closing_think_token(tiny_tokenizer_path):

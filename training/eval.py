@@ -8,6 +8,8 @@ phrasings never seen in training), through the serving engine exactly as the ser
   (``model.answers.vote``), for k in ``ks``. The k chains of a problem are one request with ``n = max(ks)``
   (the engine prefills the prompt once and forks its KV cache); @k uses the first k of them, so the
   figures for different k are nested, as if the server had been asked for k samples;
+* checked@k: the same k chains, but the answers of chains whose arithmetic steps all hold
+  (``model.step_check.false_steps``) are ranked first, as the server's ``check_steps`` vote does;
 * both for the fp32 model and its int8 dynamic quantization (what the server runs by default).
 
 Results are split by stratum (easy/hard) and language (zh/en). Outputs: ``eval.json`` (all figures),
@@ -34,6 +36,7 @@ from model.checkpoint import load_checkpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
 from model.sampling import SamplingParams
+from model.step_check import false_steps
 from model.tokenizer import Tokenizer
 from model.transformer import Transformer
 from training import reasoning_data
@@ -95,11 +98,16 @@ class ProblemResult:
     sample_texts: list[str] = field(default_factory=list)
 
     def correct(self, method: str) -> bool:
+        """``greedy``, ``sc@k`` (plain majority vote over the first k samples) or ``checked@k`` (the vote
+        that ranks the answers of chains whose arithmetic steps all hold first, ``model.step_check``)."""
         gold = self.record["answer"]
         if method == "greedy":
             return self.greedy_answer == gold
-        k = int(method.removeprefix("sc@"))
-        return vote(self.sample_answers[:k]).key == gold
+        name, k = method.split("@")
+        answers = self.sample_answers[:int(k)]
+        if name == "checked":
+            return vote(answers, eligible=[not false_steps(t) for t in self.sample_texts[:int(k)]]).key == gold
+        return vote(answers).key == gold
 
 
 def answer_key(tokenizer: Tokenizer, token_ids: Sequence[int]) -> tuple[str, str]:
@@ -146,7 +154,7 @@ def run_problems(model: Transformer, tokenizer: Tokenizer, records: list[dict[st
 
 def accuracy_table(results: list[ProblemResult], ks: Sequence[int]) -> dict[str, dict[str, Any]]:
     """Accuracy per group ("all", "easy", "hard", "zh", "en", "easy/zh", ...) and method."""
-    methods = ["greedy"] + [f"sc@{k}" for k in ks]
+    methods = ["greedy"] + [f"sc@{k}" for k in ks] + [f"checked@{k}" for k in ks if k > 1]
     groups: dict[str, list[ProblemResult]] = defaultdict(list)
     for res in results:
         r = res.record
@@ -208,7 +216,9 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
                 f.write(json.dumps({"precision": precision, "user": res.record["user"], "gold": res.record["answer"],
                                     "stratum": res.record["stratum"], "lang": res.record["lang"],
                                     "greedy": res.greedy_text, "greedy_answer": res.greedy_answer,
-                                    "sample_answers": res.sample_answers}, ensure_ascii=False) + "\n")
+                                    "sample_answers": res.sample_answers,
+                                    "sample_false_steps": [false_steps(t) for t in res.sample_texts]},
+                                   ensure_ascii=False) + "\n")
         if precision == "fp32":
             report["chat_samples"] = chat_samples(model, tokenizer)
     report["seconds"] = round(time.time() - started, 1)
@@ -221,7 +231,7 @@ def format_table(report: dict[str, Any], groups: Sequence[str] = ("all", "easy",
     """A Markdown table of the accuracies (used by the CLI and the model card)."""
     lines = []
     for precision, table in report.get("reasoning", {}).items():
-        methods = [k for k in next(iter(table.values())) if k == "greedy" or k.startswith("sc@")]
+        methods = [k for k in next(iter(table.values())) if k == "greedy" or "@" in k and "agreement" not in k]
         if not lines:
             lines += ["| precision | group | n | " + " | ".join(methods) + " |",
                       "|---|---|---|" + "---|" * len(methods)]

@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.answers import extract_answer, normalize_answer, parse_number
-from model.calculator import CalculatorError, check_answer, evaluate
+from model.calculator import check_answer
+from model.step_check import chain_equations, false_steps
 from training import reasoning_templates as wording
 from training.reasoning_probability import probability, reduction_errors
 from training.reasoning_problems import Chain, Context, Reject, algebra, expression, substitute, word
@@ -64,35 +65,12 @@ KIND_WEIGHTS = {"expression": 3.0, "word": 4.0, "probability": 1.5, "algebra": 1
 TEST_PERCENT = 20
 MAX_ATTEMPTS = 2000
 
-# One operation per sentence: "a op b=c" (c may be a fraction when reducing "6/10=3/5"). The look-arounds
-# keep "7*8-5=51" from being read as "8-5=51" and let an English sentence end with "=7.".
-EQUATION_RE = re.compile(r"(?<![\d.)+\-*/])(\d+)\s*([+\-*/])\s*(\d+)\s*=\s*(\d+(?:/\d+)?)(?![\d/]|\.\d)")
-SYMBOLIC_EQUATION_RE = re.compile(r"(?<![\d.a-zA-Z])(\d+)\s*\*\s*([a-z])\s*=\s*(\d+)([a-z])(?![a-zA-Z\d])")
-# A column of worked arithmetic with a carry or borrow ("4+5+1=10", "8-1-1=6", "2*7+2=16"); see
-# ``reasoning_problems.column_steps``. Checked like the two-operand steps.
-COLUMN_STEP_RE = re.compile(r"(?<![\d.)+\-*/])(\d+)([+\-*])(\d+)([+\-])(\d+)=(\d+)(?!\d)")
 _SENTENCE_RE = re.compile(r"[^。.!?]+[。.!?]")
 # An equation inside a question: digits, operators and one-letter variables, not letters of words.
 _EQUATION_IN_TEXT_RE = re.compile(r"(?:[\d()+\-*/=\s]|(?<![A-Za-z])[a-z](?![A-Za-z]))+")
 
 
 # ---------------------------------------------------------------- chains, keys and the split rule
-
-def chain_equations(cot: str) -> list[tuple[str, str, str, str]]:
-    """Every "a op b=c" in a chain as (a, op, b, c), including symbolic "8*x=8x"."""
-    found = [(m.start(), m.groups()) for m in EQUATION_RE.finditer(cot)]
-    found += [(m.start(), (m[1], "*", m[2], m[3] + m[4])) for m in SYMBOLIC_EQUATION_RE.finditer(cot)]
-    return [groups for _, groups in sorted(found)]
-
-
-def equation_holds(a: str, op: str, b: str, c: str) -> bool:
-    if b.isalpha():  # symbolic: coefficient times variable
-        return op == "*" and c == f"{a}{b}"
-    try:
-        return evaluate(f"{a}{op}{b}") == evaluate(c)
-    except CalculatorError:  # e.g. "5/0=1" in a corrupted file
-        return False
-
 
 def structure_key(cot: str) -> str:
     """The problem's computation, independent of wording: its sorted set of chain equations."""
@@ -131,9 +109,7 @@ def verify_record(record: dict) -> list[str]:
     equations = chain_equations(cot)
     if not equations:
         errors.append("cot has no equation")
-    errors += [f"false step {a}{op}{b}={c}" for a, op, b, c in equations if not equation_holds(a, op, b, c)]
-    errors += [f"false column {a}{op}{b}{op2}{d}={c}" for a, op, b, op2, d, c in COLUMN_STEP_RE.findall(cot)
-               if evaluate(f"{a}{op}{b}{op2}{d}") != int(c)]
+    errors += [f"false step {step}" for step in false_steps(cot)]
     if normalize_answer(extract_answer(record["final"])) != answer:
         errors.append(f"final {record['final']!r} does not give answer {answer!r}")
     kind = record["kind"]
