@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow naive baseline")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating hf/engine runs; medians are reported")
+    parser.add_argument("--repeats", type=int, default=9, help="alternating hf/engine runs; medians are reported")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
           f"hf-generate and engine: median of {args.repeats} alternating runs\n")
 
     rows: list[Row] = []
+    pair_ratios: dict[tuple[str, int], list[float]] = {}
     for precision, ours, theirs in (("fp32", fp32, hf), ("int8", int8, hf_int8)):
         for c in args.concurrency:
             prompts = make_prompts(config.vocab_size, c, args.prompt_tokens)
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
             for method, runs in (("hf-generate", hf_runs), ("engine", engine_runs)):
                 rows.append(Row(method, precision, c, statistics.median(r[0] for r in runs),
                                 statistics.median(r[1] for r in runs)))
+            # Each engine run against the hf run just before it: how consistent the lead is, run by run.
+            pair_ratios[(precision, c)] = sorted(e[0] / h[0] for h, e in zip(hf_runs, engine_runs, strict=True))
             for row in rows[-3 if not args.skip_naive else -2:]:
                 print(f"  measured {row.method:12s} {row.precision} c={row.concurrency}: "
                       f"{row.tokens_per_s:8.1f} tok/s", flush=True)
@@ -182,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
         b = baseline[(r.precision, r.concurrency)]
         print(f"| {r.method} | {r.precision} | {r.concurrency} | {r.tokens_per_s:.1f} | "
               f"{r.tokens_per_s / b.tokens_per_s:.2f} | {r.ttft_s * 1000:.1f} | {r.ttft_s / b.ttft_s:.2f} |")
+    print("\n| precision | concurrency | engine / hf-generate tok/s, per alternating pair (sorted) |\n|---|---:|---|")
+    for (precision, c), ratios in pair_ratios.items():
+        print(f"| {precision} | {c} | {' '.join(f'{r:.2f}' for r in ratios)} |")
     engine_fp32 = {r.concurrency: r for r in rows if r.method == "engine" and r.precision == "fp32"}
     engine_int8 = {r.concurrency: r for r in rows if r.method == "engine" and r.precision == "int8"}
     print("\n| concurrency | engine int8 / fp32 tok/s |\n|---:|---:|")
