@@ -26,7 +26,7 @@ Train and test are disjoint by construction:
 
 Layout: this module has the record format, the split rule, verification and the CLI;
 ``training.reasoning_problems`` draws parameters and writes the chains (probability in
-``training.reasoning_probability``); ``training.reasoning_templates`` holds the wording (question templates,
+``training.reasoning_probability``, word problems in ``training.reasoning_word``); ``training.reasoning_templates`` holds the wording (question templates,
 names, objects, system prompts).
 
 Every answer is computed twice: by the step chain, and independently by ``model.calculator`` on an
@@ -54,7 +54,8 @@ from model.calculator import check_answer
 from model.step_check import chain_equations, false_steps
 from training import reasoning_templates as wording
 from training.reasoning_probability import probability, reduction_errors
-from training.reasoning_problems import Chain, Context, Reject, algebra, expression, substitute, word
+from training.reasoning_problems import Chain, Context, Reject, algebra, expression, substitute
+from training.reasoning_word import word
 
 SPLITS = ("train", "test")
 BUILDERS = {"expression": expression, "word": word, "probability": probability, "algebra": algebra}

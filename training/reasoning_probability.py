@@ -15,7 +15,7 @@ from fractions import Fraction
 from math import gcd
 
 from training import reasoning_templates as wording
-from training.reasoning_problems import Chain, Context, Problem, _numeric, check_same
+from training.reasoning_problems import Chain, Context, Problem, check_same, numeric_answer
 
 _N = r"(\d+)"
 _FRACTION = r"(\d+(?:/\d+)?)"
@@ -92,7 +92,7 @@ def probability(ctx: Context, ch: Chain) -> Problem:
            f"Each {obj[2]} is equally likely, so the probability is {favourable}/{total}")
     p = _reduce(ch, favourable, total)
     check_same(check, p)
-    key, display = _numeric(p)
+    key, display = numeric_answer(p)
     return Problem(ctx.pick(template).format(**f), key, display)
 
 
