@@ -26,8 +26,8 @@ Train and test are disjoint by construction:
 
 Layout: this module has the record format, the split rule, verification and the CLI;
 ``training.reasoning_problems`` draws parameters and writes the chains (probability in
-``training.reasoning_probability``, word problems in ``training.reasoning_word``); ``training.reasoning_templates`` holds the wording (question templates,
-names, objects, system prompts).
+``training.reasoning_probability``, word problems in ``training.reasoning_word``);
+``training.reasoning_templates`` holds the wording (question templates, names, objects, system prompts).
 
 Every answer is computed twice: by the step chain, and independently by ``model.calculator`` on an
 expression built from the problem's parameters (or, for bare expressions, parsed from the question text;
