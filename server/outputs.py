@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from model.detokenizer import IncrementalDetokenizer, StopStringMatcher
-from model.engine import TokenEvent
+from model.request_handle import TokenEvent
 from model.tokenizer import Tokenizer
 
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from model.answers import extract_answer, normalize_answer, vote
 from model.calculator import check_answer
 from model.detokenizer import IncrementalDetokenizer
-from model.engine import TokenEvent
+from model.request_handle import TokenEvent
 from model.sampling import SamplingParams
 from model.step_check import false_steps
 from model.tokenizer import Tokenizer

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 from fastapi import Request
 from sse_starlette import EventSourceResponse
 
-from model.engine import Engine, EngineError, PromptTooLongError, QueueFullError, RequestHandle, TokenEvent
+from model.engine import Engine, EngineError, PromptTooLongError, QueueFullError
+from model.request_handle import RequestHandle, TokenEvent
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from server.auth import Identity

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model.engine import TokenEvent
+from model.request_handle import TokenEvent
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from server.errors import APIError

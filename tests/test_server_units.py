@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from model.engine import TokenEvent
+from model.request_handle import TokenEvent
 from model.tokenizer import Tokenizer
 from server.auth import ConfigError, KeyStore
 from server.errors import param_from_loc

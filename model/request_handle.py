@@ -1,0 +1,95 @@
+"""The caller's side of an engine request: token events, the handle that streams them, their delivery.
+
+The engine thread produces :class:`TokenEvent` objects and hands them over with :func:`deliver`; a caller
+holds a :class:`RequestHandle` and reads them as an async stream (when it submitted from an event loop) or
+synchronously, from any thread, and can cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class TokenEvent:
+    index: int  # which of the request's n sequences
+    token_id: int | None
+    logprob: float | None = None
+    top_logprobs: list[tuple[int, float]] | None = None
+    finish_reason: str | None = None  # None, "stop", "length", "cancelled" or "error"
+
+
+@dataclass
+class GenerationResult:
+    token_ids: list[int]
+    finish_reason: str
+    logprobs: list[float | None]
+
+
+class RequestHandle:
+    """The caller's side of a request: its events and a cancel switch. Safe to use from any thread."""
+
+    _ids = itertools.count()
+
+    def __init__(self, n: int, wake: Callable[[], None]) -> None:
+        self.request_id = next(self._ids)
+        self.n = n
+        self.cancelled = False
+        self._wake = wake
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self._async_queue: asyncio.Queue[TokenEvent] | None = asyncio.Queue()
+        except RuntimeError:
+            self._loop, self._async_queue = None, None
+        self._sync_queue: queue.SimpleQueue[TokenEvent] = queue.SimpleQueue()
+
+    def cancel(self) -> None:
+        """Stop generating; the engine frees the slots before its next step."""
+        if not self.cancelled:
+            self.cancelled = True
+            self._wake()
+
+    def _push(self, event: TokenEvent) -> None:
+        deliver([(self, event)])
+
+    async def stream(self) -> AsyncIterator[TokenEvent]:
+        if self._async_queue is None:
+            raise RuntimeError("stream() needs the handle to be submitted from a running event loop")
+        remaining = self.n
+        while remaining:
+            event = await self._async_queue.get()
+            remaining -= event.finish_reason is not None
+            yield event
+
+    def iter_sync(self) -> Iterator[TokenEvent]:
+        remaining = self.n
+        while remaining:
+            event = self._sync_queue.get()
+            remaining -= event.finish_reason is not None
+            yield event
+
+
+def deliver(items: list[tuple[RequestHandle, TokenEvent]]) -> None:
+    """Hand events to their callers: one ``call_soon_threadsafe`` per event loop for the whole batch (each
+    call wakes the loop through a pipe), not one per token."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[RequestHandle, TokenEvent]]] = {}
+    for handle, event in items:
+        if handle._loop is None:
+            handle._sync_queue.put(event)
+        else:
+            by_loop.setdefault(handle._loop, []).append((handle, event))
+    for loop, batch in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, batch)
+        except RuntimeError:  # the caller's event loop is gone; nobody is listening any more
+            for handle, _ in batch:
+                handle.cancelled = True
+
+
+def _put_all(batch: list[tuple[RequestHandle, TokenEvent]]) -> None:
+    for handle, event in batch:
+        handle._async_queue.put_nowait(event)
