@@ -10,7 +10,8 @@ the server's checked vote (``model.answers.vote`` with ``eligible``) leaves out 
 from __future__ import annotations
 
 import re
-from fractions import Fraction
+
+from model.calculator import CalculatorError, evaluate
 
 # "a op b=c" (c may be a fraction: "6/10=3/5"). The look-arounds keep "7*8-5=51" from being read as
 # "8-5=51" and let an English sentence end with "=7.".
@@ -20,8 +21,6 @@ SYMBOLIC_EQUATION_RE = re.compile(r"(?<![\d.a-zA-Z])(\d+)\s*\*\s*([a-z])\s*=\s*(
 # A column with a carry or borrow: "4+5+1=10", "8-1-1=6", "2*7+2=16".
 COLUMN_STEP_RE = re.compile(r"(?<![\d.)+\-*/])(\d+)([+\-*])(\d+)([+\-])(\d+)=(\d+)(?!\d)")
 
-_APPLY = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
-
 
 def chain_equations(cot: str) -> list[tuple[str, str, str, str]]:
     """Every "a op b=c" in a chain as (a, op, b, c), in order, including symbolic "8*x=8x"."""
@@ -30,26 +29,23 @@ def chain_equations(cot: str) -> list[tuple[str, str, str, str]]:
     return [groups for _, groups in sorted(found)]
 
 
-def _value(text: str) -> Fraction:
-    numerator, _, denominator = text.partition("/")
-    return Fraction(int(numerator), int(denominator or 1))
+def _holds(left: str, right: str) -> bool:
+    """Both sides exactly equal, by the safe calculator (which also gives "2*7+2" its precedence)."""
+    try:
+        return evaluate(left) == evaluate(right)
+    except CalculatorError:  # "5/0=1"
+        return False
 
 
 def equation_holds(a: str, op: str, b: str, c: str) -> bool:
     if b.isalpha():  # symbolic: coefficient times variable
         return op == "*" and c == f"{a}{b}"
-    try:
-        left = _value(a) / _value(b) if op == "/" else _APPLY[op](_value(a), _value(b))
-        return left == _value(c)
-    except ZeroDivisionError:  # "5/0=1"
-        return False
+    return _holds(f"{a}{op}{b}", c)
 
 
 def false_steps(cot: str) -> list[str]:
     """The steps of ``cot`` that do not hold, as written ("48+154=212"); [] when every step checks out."""
     wrong = [f"{a}{op}{b}={c}" for a, op, b, c in chain_equations(cot) if not equation_holds(a, op, b, c)]
-    for a, op, b, op2, d, c in COLUMN_STEP_RE.findall(cot):
-        # Left to right, except that * binds first ("2*7+2"); columns only put * in the first place.
-        if _APPLY[op2](_APPLY[op](int(a), int(b)), int(d)) != int(c):
-            wrong.append(f"{a}{op}{b}{op2}{d}={c}")
+    wrong += [f"{a}{op}{b}{op2}{d}={c}" for a, op, b, op2, d, c in COLUMN_STEP_RE.findall(cot)
+              if not _holds(f"{a}{op}{b}{op2}{d}", c)]
     return wrong
