@@ -210,14 +210,15 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
     that checked out. With all chains sound, or none, it is the plain majority vote."""
     answers = [s.answer for s in samples]
     wrong_steps = [false_steps(s.reasoning_content) for s in samples] if plan.check_steps else None
-    result = vote(answers, eligible=None if wrong_steps is None else [not w for w in wrong_steps])
+    eligible = None if wrong_steps is None else [not w for w in wrong_steps]
+    result = vote(answers, eligible)
     checked = result.checked or [None] * len(result.votes)
     votes = [SelfConsistencyVote(answer=text, count=count, checked=c)
              for (text, count), c in zip(result.votes, checked, strict=True)]
-    unanswered = [i for i, a in enumerate(answers) if not normalize_answer(a)]
-    if unanswered:
-        checked_unanswered = None if wrong_steps is None else sum(not wrong_steps[i] for i in unanswered)
-        votes.append(SelfConsistencyVote(answer=None, count=len(unanswered), checked=checked_unanswered))
+    unanswered = len(samples) - sum(v.count for v in votes)
+    if unanswered:  # what the answered votes did not count
+        checked_unanswered = None if eligible is None else sum(eligible) - sum(result.checked)
+        votes.append(SelfConsistencyVote(answer=None, count=unanswered, checked=checked_unanswered))
     winner = samples[result.winner_index]
     calculator = None
     if plan.calculator:
