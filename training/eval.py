@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,13 @@ class ProblemResult:
         name, k = method.split("@")
         answers = self.sample_answers[:int(k)]
         if name == "checked":
-            return vote(answers, eligible=[not false_steps(t) for t in self.sample_texts[:int(k)]]).key == gold
+            return vote(answers, eligible=[not w for w in self.sample_false_steps[:int(k)]]).key == gold
         return vote(answers).key == gold
+
+    @cached_property
+    def sample_false_steps(self) -> list[list[str]]:
+        """Each sample chain's false arithmetic steps, computed once (every group and k reads them)."""
+        return [false_steps(text) for text in self.sample_texts]
 
 
 def answer_key(tokenizer: Tokenizer, token_ids: Sequence[int]) -> tuple[str, str]:
@@ -217,7 +223,7 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
                                     "stratum": res.record["stratum"], "lang": res.record["lang"],
                                     "greedy": res.greedy_text, "greedy_answer": res.greedy_answer,
                                     "sample_answers": res.sample_answers,
-                                    "sample_false_steps": [false_steps(t) for t in res.sample_texts]},
+                                    "sample_false_steps": res.sample_false_steps},
                                    ensure_ascii=False) + "\n")
         if precision == "fp32":
             report["chat_samples"] = chat_samples(model, tokenizer)
