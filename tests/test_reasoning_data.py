@@ -207,10 +207,11 @@ def probability_records() -> list[dict]:
 
 
 def _restated(record: dict) -> list[tuple[str, int, tuple[str, str, str, str] | None]]:
-    """The first sentence's (colour, count, object): "红色球3个，蓝色球2个" / "Red: 3, blue: 2"."""
+    """The first sentence's (colour, count, object): "红色球3个，蓝色球2个" / "Counts: red 3, blue 2"."""
     first = re.split(r"(?<=[。.])\s*", record["cot"])[0]
     if record["lang"] == "en":
-        return [(c.lower(), int(n), None) for c, n in re.findall(r"([A-Za-z]+): (\d+)", first)]
+        assert first.startswith("Counts: "), first
+        return [(c, int(n), None) for c, n in re.findall(r"([a-z]+) (\d+)", first)]
     found = []
     for part in first.rstrip("。").split("，"):
         colour, obj = next((c[0], o) for c in wording.COLOURS for o in wording.DRAW_OBJECTS
@@ -244,11 +245,11 @@ def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_r
         assert steps[0][:3] == (str(counts[0]), "+", str(counts[1])), cot
         if len(counts) == 3:
             assert steps[1][:3] == (steps[0][3], "+", str(counts[2])), cot
-        else:  # the asked colour's count is the restated one
+        else:  # the asked colour's count is the restated one, written as the restatement wrote it
             if lang == "en":
-                count, colour = re.search(r"There are (\d+) (\w+) ones", cot).groups()
+                colour, count = re.search(r"Favourable: (\w+) (\d+)\.", cot).groups()
             else:
-                colour, count = re.search(r"。([^。，]+?色)\w+?有(\d+)", cot).groups()
+                colour, count = re.search(r"。所求：([^。，]+?色)\w+?(\d+)\D+。", cot).groups()
             assert (colour, int(count)) in {(c, n) for c, n, _ in restated}, cot
         f, t = map(int, re.search(r"(?:概率是|probability is )(\d+)/(\d+)", cot).groups())
         g = math.gcd(f, t)
@@ -273,10 +274,10 @@ def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_r
 def _probability_record(lang: str, reduction: str, answer: str) -> dict:
     """Seven red and five blue: 7/12, which cannot be reduced; ``reduction`` is the chain's last step."""
     ch = Chain(lang)
-    ch.say("红色球7个，蓝色球5个", "red: 7, blue: 5")
+    ch.say("红色球7个，蓝色球5个", "counts: red 7, blue 5")
     eq = ch.op(7, "+", 5)[1]
     ch.say(f"总数：{eq}", f"Total: {eq}")
-    ch.say("红色球有7个", "There are 7 red ones")
+    ch.say("所求：红色球7个", "favourable: red 7")
     ch.say("每个被取到的可能性相同，概率是7/12",
            "Each ball is equally likely, so the probability is 7/12")
     ch.sentences.append(reduction)

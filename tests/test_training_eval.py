@@ -6,11 +6,12 @@ import pytest
 
 from model.tokenizer import Tokenizer
 from training.eval import ProblemResult, accuracy_table, answer_key, format_table
+from training.reasoning_templates import EXPRESSION
 
 
 def _result(stratum: str, lang: str, gold: str, greedy: str, samples: list[str],
-            texts: list[str] | None = None) -> ProblemResult:
-    record = {"answer": gold, "stratum": stratum, "lang": lang, "kind": "expression"}
+            texts: list[str] | None = None, user: str = "计算：3+4") -> ProblemResult:
+    record = {"answer": gold, "stratum": stratum, "lang": lang, "kind": "expression", "user": user}
     return ProblemResult(record, "", greedy, samples, texts or [""] * len(samples))
 
 
@@ -32,6 +33,17 @@ def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
     assert set(table) >= {"easy/en", "hard/zh", "zh", "en", "kind:expression"}
     markdown = format_table({"reasoning": {"fp32": table}})
     assert "| fp32 | hard | 1 | 0.0 | 0.0 | 100.0 | 0.0 | 100.0 | 0.0 |" in markdown
+
+
+def test_accuracy_is_split_by_held_out_wording():
+    held_out = EXPRESSION["zh"][-1].format(e="3+4")  # the template train never uses
+    results = [_result("easy", "zh", "7", "7", ["7"], user=held_out),
+               _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][0].format(e="3+4")),
+               _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][1].format(e="3+4"))]
+    table = accuracy_table(results, ks=(1,))
+    assert (table["wording:held-out"]["n"], table["wording:held-out"]["greedy"]) == (1, 100.0)
+    assert (table["wording:train"]["n"], table["wording:train"]["greedy"]) == (2, 0.0)
+    assert table["easy/wording:train"]["n"] == 2 and "hard/wording:train" not in table
 
 
 def test_checked_vote_ranks_chains_whose_steps_hold_first():

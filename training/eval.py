@@ -12,7 +12,8 @@ phrasings never seen in training), through the serving engine exactly as the ser
   (``model.step_check.false_steps``) are ranked first, as the server's ``check_steps`` vote does;
 * both for the fp32 model and its int8 dynamic quantization (what the server runs by default).
 
-Results are split by stratum (easy/hard) and language (zh/en). Outputs: ``eval.json`` (all figures),
+Results are split by stratum (easy/hard), language (zh/en), kind, and wording (the question's template
+held out from train, or one train uses too). Outputs: ``eval.json`` (all figures),
 ``eval_samples.jsonl`` (every generated chain, for error analysis) and ``eval.png``.
 """
 
@@ -42,6 +43,7 @@ from model.tokenizer import Tokenizer
 from model.transformer import Transformer
 from training import reasoning_data
 from training.batches import IGNORE, PretrainBatches, split_size
+from training.reasoning_templates import uses_held_out_template
 
 CHAT_PROMPTS = ["你好", "你是谁？", "Who are you?", "What does \"library\" mean?"]
 
@@ -158,13 +160,21 @@ def run_problems(model: Transformer, tokenizer: Tokenizer, records: list[dict[st
         engine.shutdown(timeout=5.0)
 
 
+def _wording(record: dict) -> str:
+    return "held-out" if uses_held_out_template(record["user"], record["lang"]) else "train"
+
+
 def accuracy_table(results: list[ProblemResult], ks: Sequence[int]) -> dict[str, dict[str, Any]]:
-    """Accuracy per group ("all", "easy", "hard", "zh", "en", "easy/zh", ...) and method."""
+    """Accuracy per group ("all", "easy", "hard", "zh", "en", "easy/zh", "kind:word", "wording:held-out",
+    "easy/wording:train", ...) and method. Wording "held-out" is a question written with a template that
+    train never uses; "train" one written with a template train also uses (on other problems)."""
     methods = ["greedy"] + [f"sc@{k}" for k in ks] + [f"checked@{k}" for k in ks if k > 1]
     groups: dict[str, list[ProblemResult]] = defaultdict(list)
     for res in results:
         r = res.record
-        for g in ("all", r["stratum"], r["lang"], f"{r['stratum']}/{r['lang']}", f"kind:{r['kind']}"):
+        wording = f"wording:{_wording(r)}"
+        for g in ("all", r["stratum"], r["lang"], f"{r['stratum']}/{r['lang']}", f"kind:{r['kind']}", wording,
+                  f"{r['stratum']}/{wording}"):
             groups[g].append(res)
     table = {}
     for g, items in sorted(groups.items()):
@@ -221,6 +231,7 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
             for res in results:
                 f.write(json.dumps({"precision": precision, "user": res.record["user"], "gold": res.record["answer"],
                                     "stratum": res.record["stratum"], "lang": res.record["lang"],
+                                    "kind": res.record["kind"], "wording": _wording(res.record),
                                     "greedy": res.greedy_text, "greedy_answer": res.greedy_answer,
                                     "sample_answers": res.sample_answers,
                                     "sample_false_steps": res.sample_false_steps},
@@ -233,7 +244,10 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
     return report
 
 
-def format_table(report: dict[str, Any], groups: Sequence[str] = ("all", "easy", "hard", "zh", "en")) -> str:
+TABLE_GROUPS = ("all", "easy", "hard", "zh", "en", "wording:train", "wording:held-out")
+
+
+def format_table(report: dict[str, Any], groups: Sequence[str] = TABLE_GROUPS) -> str:
     """A Markdown table of the accuracies (used by the CLI and the model card)."""
     lines = []
     for precision, table in report.get("reasoning", {}).items():

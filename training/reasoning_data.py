@@ -21,7 +21,9 @@ Train and test are disjoint by construction:
      computation (not even "3+4" as apples vs. as a bare sum) is in both splits. ``structure_key`` reads
      the key back from the cot text, so anyone can re-check a finished file.
   2. Held-out phrasing. The last template of every template list is test-only: train never uses it, test
-     uses all templates, so the eval also measures generalisation to unseen wording.
+     uses all templates, so the eval also measures generalisation to unseen wording. Train questions are
+     also paraphrased at random (``training.reasoning_paraphrase``); one that happens to match a held-out
+     template is drawn again.
 ``disjointness_report`` / ``assert_disjoint`` check both on generated records.
 
 Layout: this module has the record format, the split rule, verification and the CLI;
@@ -53,6 +55,7 @@ from model.answers import extract_answer, normalize_answer, parse_number
 from model.calculator import check_answer
 from model.step_check import chain_equations, false_steps
 from training import reasoning_templates as wording
+from training.reasoning_paraphrase import paraphrase
 from training.reasoning_probability import probability, reduction_errors
 from training.reasoning_problems import Chain, Context, Reject, algebra, expression, substitute
 from training.reasoning_word import word
@@ -95,8 +98,13 @@ def split_of(key: str) -> str:
 def _make_record(rng: random.Random, split: str, stratum: str, lang: str, kind: str) -> dict:
     ctx, ch = Context(rng, lang, split, stratum == "hard"), Chain(lang)
     problem = BUILDERS[kind](ctx, ch)
+    user = problem.user
+    if split == "train":
+        user = paraphrase(user, lang, rng)
+        if wording.uses_held_out_template(user, lang):
+            raise Reject("a paraphrase matched a held-out template")
     final = f"答案：{problem.display}。" if lang == "zh" else f"The answer is {problem.display}."
-    return {"system": ctx.choice(wording.SYSTEMS[lang]), "user": problem.user, "cot": ch.text(), "final": final,
+    return {"system": ctx.choice(wording.SYSTEMS[lang]), "user": user, "cot": ch.text(), "final": final,
             "answer": problem.answer, "lang": lang, "stratum": stratum, "kind": kind}
 
 

@@ -263,6 +263,10 @@ def expression(ctx: Context, ch: Chain) -> Problem:
     style["/"] = "÷" if style["*"] == "×" else "/"
     shown = _render(root, style)
     steps = _schedule(root)
+    # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
+    # the kind of problem shows in what was copied, not in the question's (possibly unseen) wording.
+    plain = _render(root, {**style, "space": "", "*": "*", "/": "/", "(": "(", ")": ")"})
+    ch.say(f"题目：{plain}", f"Given: {plain}")
     if len(steps) == 1:
         zh_word, _, en_noun = _OP_WORDS[root[1]]
         ch.say(f"这是一道{zh_word}题，只有一步", f"There is only one operation, {en_noun}")
@@ -360,7 +364,7 @@ def algebra(ctx: Context, ch: Chain) -> Problem:
         ch.say(f"把常数移到右边：{eq}", f"Move the numbers to the right: {eq}")
         _, eq = ch.op(constant, "/", coefficient)
         ch.say(f"两边同时除以{coefficient}：{eq}", f"Divide both sides by {coefficient}: {eq}")
-    ch.sentences.insert(0, ctx.t(f"方程是{equation}。", f"The equation is {equation}."))
+    ch.sentences.insert(0, ctx.t(f"题目：{equation}。", f"Given: {equation}."))  # as for expressions
     ch.say(f"所以{v}={x}", f"So {v} = {x}")
     left, right = substitute(equation, v, x)
     if left != right:
