@@ -2,7 +2,9 @@
 
 Training and checkpoints use the Hugging Face layout (``nn.Linear`` weights ``[out, in]``, separate q/k/v
 and gate/up). Serving makes a copy in which
-* q/k/v and gate/up are fused into one matmul each (:meth:`Transformer.fuse_projections`);
+* q/k/v and gate/up are fused into one matmul each, every RMSNorm weight is folded into the matmul that
+  reads it, and q/k come out in the paired rotary layout (:meth:`Transformer.to_serving_layout`): fewer
+  small kernels per decode step;
 * fp32: every linear weight is stored transposed and contiguous, ``[in, out]``, and applied as ``x @ W``.
   For the few rows of a decode step, x86 sgemm runs this layout 25-35% faster than ``nn.Linear``'s
   ``x @ W.T`` (measured on this model's shapes, 32 rows, one thread: lm_head 1.34 → 0.89 ms);
@@ -49,12 +51,12 @@ def prepare_for_serving(model: nn.Module, precision: Precision = "int8") -> nn.M
     """A fused, inference-only copy of ``model`` for the engine; ``model`` itself is left untouched.
     With tied embeddings the fp32 copy's lm_head gets its own transposed table (one more vocab x hidden
     matrix in memory; the embedding lookup keeps the original)."""
-    if precision == "int8":
-        return quantize_int8(model)
-    if precision != "fp32":
+    if precision not in ("fp32", "int8"):
         raise ValueError(f"unknown precision {precision!r} (fp32 or int8)")
     model = copy.deepcopy(model)
-    if hasattr(model, "fuse_projections"):
-        model.fuse_projections()
+    if hasattr(model, "to_serving_layout"):
+        model.to_serving_layout()
+    if precision == "int8":
+        return quantize_int8(model, copy_model=False).eval()
     _transpose_linears(model)
     return model.eval()

@@ -15,15 +15,17 @@ import torch
 from torch import nn
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Return a copy of ``model`` with every ``nn.Linear`` replaced by a dynamically quantized int8 Linear.
+def quantize_int8(model: nn.Module, copy_model: bool = True) -> nn.Module:
+    """Return a copy of ``model`` (or ``model`` itself, with ``copy_model=False``) with every ``nn.Linear``
+    replaced by a dynamically quantized int8 Linear.
 
     The copy's q/k/v and gate/up projections are fused first: each int8 call quantizes its input again, so
     fewer, larger matmuls pay (measured: a 32-row decode step of the shipped model 5.9 → 4.8 ms; fp32 gains
     nothing from fusing, so the float model is left as it is)."""
     if "fbgemm" in torch.backends.quantized.supported_engines:
         torch.backends.quantized.engine = "fbgemm"
-    model = copy.deepcopy(model)
+    if copy_model:
+        model = copy.deepcopy(model)
     if hasattr(model, "fuse_projections"):
         model.fuse_projections()
     with warnings.catch_warnings():

@@ -74,7 +74,11 @@ def test_fp32_serving_copy_keeps_logits_and_tokens_and_leaves_the_original(tiny_
     served = prepare_for_serving(plain, "fp32")
     assert not any(type(m) is nn.Linear for m in served.modules())
     assert isinstance(served.lm_head, TransposedLinear) and isinstance(served.layers[0].self_attn.qkv_proj, TransposedLinear)
+    # Norm weights folded into the matmuls, q/k in the paired rotary layout, lm_head untied from the table.
+    assert all(n.weight is None for n in served.modules() if type(n).__name__ == "RMSNorm")
+    assert served.rope.turns.is_complex() and served.lm_head.weight_t.data_ptr() != served.embed_tokens.weight.data_ptr()
     assert hasattr(plain.layers[0].self_attn, "q_proj")  # the original keeps its checkpoint layout
+    assert plain.norm.weight is not None and not hasattr(plain.rope, "turns")
     assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
     ids = torch.randint(0, plain.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
