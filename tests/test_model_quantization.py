@@ -99,3 +99,31 @@ def test_serving_copy_precisions(tiny_checkpoint):
     assert is_quantized(prepare_for_serving(plain, "int8")) and not is_quantized(prepare_for_serving(plain, "fp32"))
     with pytest.raises(ValueError, match="precision"):
         prepare_for_serving(plain, "fp16")
+
+
+@pytest.mark.parametrize(("kv_heads", "tie"), [(2, True), (4, False)])
+def test_serving_layout_keeps_logits_with_non_trivial_norm_weights(kv_heads, tie):
+    """Folding norm weights and pairing rotary dims is exact algebra: with norm weights far from 1 (a fresh
+    model's are all 1, which would hide a wrong fold) the copy's uncached and cached logits equal the
+    original's, GQA and MHA, tied and untied embeddings."""
+    from model.inference import prepare_for_serving
+    from model.kv_cache import KVCache
+    from model.transformer import RMSNorm, Transformer
+    from tests.fixtures_model import tiny_config
+
+    torch.manual_seed(0)
+    model = Transformer(tiny_config(512, num_key_value_heads=kv_heads, tie_word_embeddings=tie)).eval()
+    with torch.no_grad():
+        for norm in (m for m in model.modules() if isinstance(m, RMSNorm)):
+            norm.weight.uniform_(0.3, 3.0)
+    served = prepare_for_serving(model, "fp32")
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        reference = model(ids)
+        assert (served(ids) - reference).abs().max().item() < 1e-4
+        cache = KVCache(model.config, 2, 64)
+        prefill = served.forward_cached(ids[:, :20], torch.zeros(2, dtype=torch.long), cache)
+        decoded = [served.forward_cached(ids[:, t:t + 1], torch.full((2,), t), cache) for t in range(20, 24)]
+    assert (prefill - reference[:, 19]).abs().max().item() < 1e-4
+    for t, logits in zip(range(20, 24), decoded, strict=True):
+        assert (logits - reference[:, t]).abs().max().item() < 1e-4
