@@ -88,8 +88,8 @@ SCALES: dict[str, Scale] = {
         threads=1,
     ),
     # The shipped checkpoint (checkpoints/tinyllm-default/manifest.json records the run). Sized so the whole
-    # recipe takes about 1.9 hours on 2 idle cores with bf16 autocast (115 min measured): ~3.7M pretraining
-    # tokens, ~22M reasoning-SFT tokens (about 1.15 epochs of the 120k chains).
+    # recipe takes about 2 hours on 2 idle cores with bf16 autocast (115 and 120 min measured): ~3.7M
+    # pretraining tokens, ~22M reasoning-SFT tokens (about 1.2 epochs of the 120k chains).
     "full": Scale(
         name="full",
         model=DEFAULT_MODEL,
