@@ -10,7 +10,7 @@ Each problem is asked once per method, every request in reasoning mode:
 * ``sc@k``: ``self_consistency.samples = k`` at the server's vote temperature (or ``--temperature``), the
   plain majority vote over the k chains (recomputed here from ``return_chains``);
 * ``checked@k``: the server's answer for the same request, its checked vote (``check_steps``: answers of
-  chains whose arithmetic steps all hold rank first).
+  chains whose steps all hold and whose numbers all come from the question rank first).
 A problem counts as solved when the normalised voted answer equals the record's answer key
 (``model.answers.normalize_answer``, the same rule as the vote and the training eval).
 

@@ -122,8 +122,9 @@ class SelfConsistencyOptions(OpenAIRequestModel):
     samples: int = Field(ge=1, le=1024, description="k: chains sampled and voted (capped by the server).")
     return_chains: bool = Field(False, description="List every sample's chain and answer in the response.")
     calculator: bool = Field(False, description="Check the voted answer with the safe calculator.")
-    check_steps: bool = Field(True, description="Recompute every arithmetic step of each chain; answers of chains "
-                                                "whose steps all hold are ranked first in the vote.")
+    check_steps: bool = Field(True, description="Recompute every arithmetic step of each chain and trace its numbers "
+                                                "to the question; answers of chains that check out are ranked "
+                                                "first in the vote.")
 
 
 class SamplingRequestFields(OpenAIRequestModel):

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from model.answers import extract_answer, normalize_answer, vote
 from model.calculator import check_answer
+from model.chain_check import check_chain
 from model.detokenizer import IncrementalDetokenizer
 from model.request_handle import TokenEvent
 from model.sampling import SamplingParams
-from model.step_check import false_steps
 from model.tokenizer import Tokenizer
 from server.errors import APIError
 from server.outputs import SequenceAccounting
@@ -205,12 +205,14 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
     the earliest sample). Samples without an answer count in k and appear as one ``answer: null`` entry, so
     the votes always sum to k and ``agreement`` is the winner's count / k.
 
-    With ``check_steps`` every arithmetic step of each chain is recomputed (``model.step_check``) and the
-    answers of chains without a false step are ranked first: a slip in one chain cannot outvote chains
-    that checked out. With all chains sound, or none, it is the plain majority vote."""
+    With ``check_steps`` every arithmetic step of each chain is recomputed and its numbers are traced back
+    to the question (``model.chain_check``); the answers of chains with neither a false step nor a number
+    foreign to the question are ranked first: a slip or a misread number in one chain cannot outvote
+    chains that checked out. With all chains sound, or none, it is the plain majority vote."""
     answers = [s.answer for s in samples]
-    wrong_steps = [false_steps(s.reasoning_content) for s in samples] if plan.check_steps else None
-    eligible = None if wrong_steps is None else [not w for w in wrong_steps]
+    checks = [check_chain(question, s.reasoning_content, a) for s, a in zip(samples, answers, strict=True)] \
+        if plan.check_steps else None
+    eligible = None if checks is None else [c.ok for c in checks]
     result = vote(answers, eligible)
     checked = result.checked or [None] * len(result.votes)
     votes = [SelfConsistencyVote(answer=text, count=count, checked=c)
@@ -232,7 +234,8 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
             index=s.index, reasoning_content=s.reasoning_content, content=s.content, answer=a,
             normalized_answer=normalize_answer(a) or None, finish_reason=s.finish_reason or "stop",
             completion_tokens=s.num_tokens, reasoning_tokens=s.reasoning_tokens,
-            false_steps=None if wrong_steps is None else wrong_steps[i])
+            false_steps=None if checks is None else checks[i].false_steps,
+            ungrounded=None if checks is None else checks[i].ungrounded)
             for i, (s, a) in enumerate(zip(samples, answers, strict=True))]
     return VoteOutcome(winner, SelfConsistencyResult(
         samples=len(samples), answer=result.answer, agreement=result.agreement, votes=votes,

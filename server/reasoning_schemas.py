@@ -15,7 +15,7 @@ def if_none(value: Any) -> bool:
 class SelfConsistencyVote(BaseModel):
     answer: str | None  # as first written by a sample; None: the samples that gave no answer
     count: int
-    checked: int | None = Field(None, exclude_if=if_none)  # check_steps: votes from chains with no false step
+    checked: int | None = Field(None, exclude_if=if_none)  # check_steps: votes from chains that checked out
 
 
 class SelfConsistencyChain(BaseModel):
@@ -28,6 +28,7 @@ class SelfConsistencyChain(BaseModel):
     completion_tokens: int
     reasoning_tokens: int
     false_steps: list[str] | None = Field(None, exclude_if=if_none)  # check_steps: e.g. ["48+154=212"]
+    ungrounded: list[str] | None = Field(None, exclude_if=if_none)  # check_steps: e.g. ["never uses 30 ..."]
 
 
 class SelfConsistencyCalculator(BaseModel):

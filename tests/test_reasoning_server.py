@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from model.answers import extract_answer, vote
-from model.step_check import false_steps
+from model.chain_check import check_chain
 from model.tokenizer import Tokenizer
 from server.settings import DEFAULT_MODEL_DIR
 from tests.server_fixtures import API_KEY, MODEL, LiveServer, run_server, sse_events
@@ -62,8 +62,10 @@ def test_the_vote_shape_and_the_winner(server: LiveServer, nudge: dict):
     assert sc["agreement"] == pytest.approx(sc["votes"][0]["count"] / 5 if sc["answer"] is not None else 0.0)
     # The server's vote is the library's checked vote over the samples' final texts and their chains' steps.
     answers = [extract_answer(c["content"]) if c["content"] else None for c in sc["chains"]]
-    assert [c["false_steps"] for c in sc["chains"]] == [false_steps(c["reasoning_content"]) for c in sc["chains"]]
-    expected = vote(answers, eligible=[not c["false_steps"] for c in sc["chains"]])
+    checks = [check_chain(QUESTION, c["reasoning_content"], a) for c, a in zip(sc["chains"], answers, strict=True)]
+    assert [c["false_steps"] for c in sc["chains"]] == [check.false_steps for check in checks]
+    assert [c["ungrounded"] for c in sc["chains"]] == [check.ungrounded for check in checks]
+    expected = vote(answers, eligible=[check.ok for check in checks])
     assert [v["checked"] for v in sc["votes"] if v["answer"] is not None] == expected.checked
     assert expected.answer is not None, "the nudge should make at least one sample answer"
     assert (sc["answer"], sc["winner_index"]) == (expected.answer, expected.winner_index)

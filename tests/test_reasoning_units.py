@@ -117,6 +117,19 @@ def test_checked_vote_ranks_chains_without_a_false_step_first(tok: Tokenizer):
     assert [(v.answer, v.count, v.checked) for v in checked.votes] == [("74", 1, 1), ("75", 2, 0), ("86", 1, 0),
                                                                        (None, 1, 1)]
     assert [c.false_steps for c in checked.chains] == [[], ["84-10=75"], ["3+4=8"], ["12*7=85"], []]
+    assert [c.ungrounded for c in checked.chains] == [[]] * 5
+
+
+def test_checked_vote_ranks_chains_that_misread_the_question_last(tok: Tokenizer):
+    # Every step holds in all three chains, but two computed with a number the question does not have.
+    chains = ["3+4=7，12*7=84，84-10=74", "3+4=7，12*7=84，84-16=68", "3+4=7，12*7=84，84-16=68"]
+    samples = [run_sample(tok, generated_ids(tok, chain, final), index=i)[0]
+               for i, (chain, final) in enumerate(zip(chains, ["74", "68", "68"], strict=True))]
+    assert decide(samples, ReasoningPlan(samples=3, check_steps=False), QUESTION).result.answer == "68"
+    checked = decide(samples, ReasoningPlan(samples=3, return_chains=True), QUESTION).result
+    assert checked.answer == "74" and [(v.answer, v.count, v.checked) for v in checked.votes] == [
+        ("74", 1, 1), ("68", 2, 0)]
+    assert [c.ungrounded for c in checked.chains] == [[]] + [["never uses 10 from the question"]] * 2
 
 
 def test_ties_go_to_the_earliest_sample_and_its_chain_is_shown(tok: Tokenizer):

@@ -8,8 +8,9 @@ phrasings never seen in training), through the serving engine exactly as the ser
   (``model.answers.vote``), for k in ``ks``. The k chains of a problem are one request with ``n = max(ks)``
   (the engine prefills the prompt once and forks its KV cache); @k uses the first k of them, so the
   figures for different k are nested, as if the server had been asked for k samples;
-* checked@k: the same k chains, but the answers of chains whose arithmetic steps all hold
-  (``model.step_check.false_steps``) are ranked first, as the server's ``check_steps`` vote does;
+* checked@k: the same k chains, but the answers of chains that check out (every arithmetic step holds
+  and every number comes from the question, ``model.chain_check``) are ranked first, as the server's
+  ``check_steps`` vote does;
 * both for the fp32 model and its int8 dynamic quantization (what the server runs by default).
 
 Results are split by stratum (easy/hard), language (zh/en), kind, and wording (the question's template
@@ -34,11 +35,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.answers import extract_answer, normalize_answer, split_reasoning, vote
+from model.chain_check import ChainCheck, check_chain
 from model.checkpoint import load_checkpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
 from model.sampling import SamplingParams
-from model.step_check import false_steps
 from model.tokenizer import Tokenizer
 from model.transformer import Transformer
 from training import reasoning_data
@@ -102,20 +103,21 @@ class ProblemResult:
 
     def correct(self, method: str) -> bool:
         """``greedy``, ``sc@k`` (plain majority vote over the first k samples) or ``checked@k`` (the vote
-        that ranks the answers of chains whose arithmetic steps all hold first, ``model.step_check``)."""
+        that ranks first the answers of chains that check out, ``model.chain_check``)."""
         gold = self.record["answer"]
         if method == "greedy":
             return self.greedy_answer == gold
         name, k = method.split("@")
         answers = self.sample_answers[:int(k)]
         if name == "checked":
-            return vote(answers, eligible=[not w for w in self.sample_false_steps[:int(k)]]).key == gold
+            return vote(answers, eligible=[c.ok for c in self.sample_checks[:int(k)]]).key == gold
         return vote(answers).key == gold
 
     @cached_property
-    def sample_false_steps(self) -> list[list[str]]:
-        """Each sample chain's false arithmetic steps, computed once (every group and k reads them)."""
-        return [false_steps(text) for text in self.sample_texts]
+    def sample_checks(self) -> list[ChainCheck]:
+        """Each sample chain's check (false steps, numbers foreign to the question), computed once."""
+        return [check_chain(self.record["user"], split_reasoning(text)[0] or "", answer)
+                for text, answer in zip(self.sample_texts, self.sample_answers, strict=True)]
 
 
 def answer_key(tokenizer: Tokenizer, token_ids: Sequence[int]) -> tuple[str, str]:
@@ -233,8 +235,9 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
                                     "stratum": res.record["stratum"], "lang": res.record["lang"],
                                     "kind": res.record["kind"], "wording": _wording(res.record),
                                     "greedy": res.greedy_text, "greedy_answer": res.greedy_answer,
-                                    "sample_answers": res.sample_answers,
-                                    "sample_false_steps": res.sample_false_steps},
+                                    "sample_answers": res.sample_answers, "sample_texts": res.sample_texts,
+                                    "sample_false_steps": [c.false_steps for c in res.sample_checks],
+                                    "sample_ungrounded": [c.ungrounded for c in res.sample_checks]},
                                    ensure_ascii=False) + "\n")
         if precision == "fp32":
             report["chat_samples"] = chat_samples(model, tokenizer)

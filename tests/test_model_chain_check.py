@@ -1,0 +1,60 @@
+"""The grounding checks of ``model.chain_check``: silent on every verified chain of the generator, and they
+flag the wrong chains a small model really writes (quoted from the shipped checkpoint's eval samples)."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.chain_check import check_chain, question_numbers, ungrounded
+from training import reasoning_data as rd
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return rd.generate("train", 1200, seed=11) + rd.generate("test", 400, seed=11)
+
+
+def test_no_finding_on_any_verified_chain(records: list[dict]) -> None:
+    kinds = set()
+    for r in records:
+        assert ungrounded(r["user"], r["cot"], r["answer"]) == [], r
+        assert check_chain(r["user"], r["cot"], r["answer"]).ok
+        kinds.add((r["kind"], r["stratum"], r["lang"]))
+    assert len(kinds) == 16  # every kind, stratum and language was checked
+
+
+def test_a_misread_number_is_flagged() -> None:
+    question = ("There are 12 crates with 27 stamps each and another 39 on the table. If 259 are taken away, "
+                "how many stamps remain?")
+    cot = ("The full groups hold 12*27=324. With the extra ones: 324+39=363. After removing 399: "
+           "363-399: 13-9=4, 16-1-9=6, 3-1-3=1, so 363-399=164. So the answer is 164.")
+    assert ungrounded(question, cot, "164") == [
+        "uses 399, neither a number of the question nor an earlier result", "never uses 259 from the question"]
+    # The same chain with the number read right has no finding (the borrowed column 13-9 is column work).
+    fixed = cot.replace("399", "259").replace("16-1-9=6", "6-1-5=0").replace("3-1-3=1", "3-2=1")
+    assert ungrounded(question, fixed, "104") == []
+
+
+def test_a_dropped_number_and_an_invented_one_are_flagged() -> None:
+    question = "一共8袋书，每袋42本；再加上30本，然后分出去132本。请问剩余多少本书？"
+    cot = "整份的数量：8*42=336。加上另外的：336+32=368。减去拿走的：368-132=236。所以答案是236。"
+    assert ungrounded(question, cot, "236") == [
+        "uses 32, neither a number of the question nor an earlier result", "never uses 30 from the question"]
+
+
+def test_a_variable_the_question_does_not_have_is_flagged() -> None:
+    question = "小明13岁，叔叔的岁数是小明的3倍。过了13年，他们俩加起来多少岁？"
+    cot = "前两部分：13+3=16。一共：16+1=17份。一共是17个x：17*x=17x。所以答案是17x。"
+    assert ungrounded(question, cot, "17x") == ["answers in x, which the question does not have"]
+    assert ungrounded("5x+22=82，x等于多少？", "82-22=60。60/5=12。所以x=12。", "x=12") == []
+    assert ungrounded("Write 8 times y.", "8*y=8y.", "8y") == []
+
+
+def test_question_numbers_and_chains_without_steps() -> None:
+    assert question_numbers("Ｉ have 1,000 coins, 2.5 kg of tea and room A4 — （12）") == [1000, 12]
+    assert ungrounded("你好，今天星期3吗？", "我是 TinyLLM，很高兴和你聊天。", None) == []
+    # A false step and a foreign number are reported separately; either makes the chain fail the check.
+    check = check_chain("Compute 40+25.", "40+25=66. 66+99=165.", "165")
+    assert check.false_steps == ["40+25=66"] and check.ungrounded == [
+        "uses 99, neither a number of the question nor an earlier result"]
+    assert not check.ok
