@@ -3,13 +3,16 @@
 ``model.step_check`` recomputes every step, so it catches slips ("140-49=101"). The commonest error of a
 small model is different: a true computation on the wrong numbers. It copies a number wrongly ("363-399"
 when the question says 259), invents one, drops one, or solves a problem of another kind (an ages question
-answered "17x"). Every step holds, so only the question can tell. Three rules, each a finding:
+answered "17x"). Every step holds, so only the question can tell. Four rules, each a finding:
 
 * every operand of 20 or more is a number of the question or the result of an earlier step (single digits,
   carries and borrowed columns such as "13-9=4" are the column work of such numbers);
 * every number the question writes in digits is an operand of some step (a chain that never touches 30
   has not used the "30 more");
-* a variable in the answer ("17x") is a variable of the question.
+* a variable in the answer ("17x") is a variable of the question;
+* every result of 20 or more (of an operation on a number of 10 or more: single-digit products are column
+  work) is used later in the chain, or is the answer, or comes from its last step: a chain that computes 85+30=115 and then doubles
+  1309 has lost a bracket.
 
 A chain with no steps at all (a chat reply) has no findings. On every verified chain of the generator
 (``training.reasoning_data``, train and test, all kinds) there are none, which the tests check; on the
@@ -25,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from model.answers import normalize_answer
-from model.step_check import chain_equations, false_steps
+from model.step_check import EQUATION_RE, chain_equations, false_steps
 
 FREE_OPERAND_LIMIT = 20  # operands below this are column work (digits, carries, "13-9" borrows, "*10")
 
@@ -65,9 +68,16 @@ def ungrounded(question: str, cot: str, answer: str | None) -> list[str]:
     findings += [f"never uses {n} from the question" for n in dict.fromkeys(question_numbers(question))
                  if n not in operands]
     question_variables = set(_LETTER_VARIABLE.findall(unicodedata.normalize("NFKC", question)))
-    for variable in dict.fromkeys(_LETTER_VARIABLE.findall(normalize_answer(answer))):
+    key = normalize_answer(answer)
+    for variable in dict.fromkeys(_LETTER_VARIABLE.findall(key)):
         if variable not in question_variables:
             findings.append(f"answers in {variable}, which the question does not have")
+    for m in list(EQUATION_RE.finditer(cot))[:-1]:  # the last result is the chain's answer
+        a, _op, b, c = m.groups()
+        if not c.isdigit() or int(c) < FREE_OPERAND_LIMIT or max(int(a), int(b)) < 10 or c == key:
+            continue
+        if not re.search(rf"(?<!\d){c}(?!\d)", cot[m.end():]):  # "14/27" uses the total 27 too
+            findings.append(f"computes {m[0]} and never uses {c}")
     return findings
 
 

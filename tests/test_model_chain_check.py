@@ -50,6 +50,16 @@ def test_a_variable_the_question_does_not_have_is_flagged() -> None:
     assert ungrounded("Write 8 times y.", "8*y=8y.", "8y") == []
 
 
+def test_a_result_the_chain_drops_is_flagged() -> None:
+    question = "Compute (85+(17*77+30))*2."
+    cot = ("First, multiply inside the parentheses: 17*77=1309. Next, add inside the parentheses: 85+30: 5+0=5, "
+           "8+3=11, so 85+30=115. Finally, multiply: 1309*2: 9*2=18, 0*2+1=1, 3*2=6, 1*2=2, so 1309*2=2618.")
+    assert ungrounded(question, cot, "2618") == ["computes 85+30=115 and never uses 115"]
+    right = ("First, multiply inside the parentheses: 17*77=1309. Next, add inside the parentheses: 1309+30=1339. "
+             "Next, add: 85+1339=1424. Finally, multiply: 1424*2=2848.")
+    assert ungrounded(question, right, "2848") == []
+
+
 def test_question_numbers_and_chains_without_steps() -> None:
     assert question_numbers("Ｉ have 1,000 coins, 2.5 kg of tea and room A4 — （12）") == [1000, 12]
     assert ungrounded("你好，今天星期3吗？", "我是 TinyLLM，很高兴和你聊天。", None) == []
