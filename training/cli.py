@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from training.eval import EvalConfig
 from training.recipes import DEFAULT_MODEL, SCALES, STAGE_DEFAULTS
 
 TRAIN_STAGES = ("pretrain", "sft", "reasoning-sft")
@@ -115,10 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "stratum and language; writes eval.json, eval.png, eval_samples.jsonl.")
     p.add_argument("--checkpoint", required=True, help="exported checkpoint directory")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--n-problems", type=int, default=200)
-    p.add_argument("--ks", default="1,5,9", help="self-consistency sample counts")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    # EvalConfig's defaults, which the full recipe uses: a bare `eval` reproduces its figures.
+    full = EvalConfig()
+    p.add_argument("--n-problems", type=int, default=full.n_problems)
+    p.add_argument("--ks", default=",".join(map(str, full.ks)), help="self-consistency sample counts")
+    p.add_argument("--temperature", type=float, default=full.temperature)
+    p.add_argument("--max-new-tokens", type=int, default=full.max_new_tokens,
+                   help="per chain; a hard chain cut short has no answer")
     p.add_argument("--precisions", default="fp32,int8")
     p.add_argument("--ppl-data", action="append", default=[], help="prepared pretrain data dir (val split)")
     p.add_argument("--strata", default="easy,hard")
@@ -225,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(summary, indent=2))
         return 0
     if cmd == "eval":
-        from training.eval import EvalConfig, evaluate, format_table
+        from training.eval import evaluate, format_table
 
         cfg = EvalConfig(n_problems=args.n_problems, ks=tuple(int(k) for k in _csv(args.ks)),
                          temperature=args.temperature, max_new_tokens=args.max_new_tokens,

@@ -51,12 +51,12 @@ CHAT_PROMPTS = ["你好", "你是谁？", "Who are you?", "What does \"library\"
 
 @dataclass
 class EvalConfig:
-    n_problems: int = 200  # test problems, spread evenly over strata and languages by the generator
+    n_problems: int = 160  # test problems, spread evenly over strata and languages by the generator
     seed: int = 0
     ks: tuple[int, ...] = (1, 5, 9)
     temperature: float = 0.7
     top_p: float = 1.0
-    max_new_tokens: int = 200
+    max_new_tokens: int = 400  # per chain: a hard chain (long multiplication in columns) takes up to ~300
     precisions: tuple[str, ...] = ("fp32", "int8")
     ppl_data: tuple[str, ...] = ()  # prepared pretrain-kind data directories whose val split is scored
     ppl_seq_len: int = 256

@@ -103,7 +103,7 @@ SCALES: dict[str, Scale] = {
             "reasoning-sft": dict(STAGE_DEFAULTS["reasoning-sft"], max_steps=4600, warmup_steps=40,
                                   eval_interval=300, eval_batches=8, checkpoint_interval=300),
         },
-        eval=EvalConfig(n_problems=160, ks=(1, 5, 9), max_new_tokens=400),
+        eval=EvalConfig(),  # the defaults: 160 problems, k = 1, 5, 9, 400 tokens per chain
     ),
 }
 
