@@ -10,9 +10,9 @@ answered "17x"). Every step holds, so only the question can tell. Four rules, ea
 * every number the question writes in digits is an operand of some step (a chain that never touches 30
   has not used the "30 more");
 * a variable in the answer ("17x") is a variable of the question;
-* every result of 20 or more (of an operation on a number of 10 or more: single-digit products are column
-  work) is used later in the chain, or is the answer, or comes from its last step: a chain that computes 85+30=115 and then doubles
-  1309 has lost a bracket.
+* every step's result is used by a later step (or in a fraction it writes), except the last step's: a chain
+  that computes 85+30=115 and then doubles 1309 has lost a bracket. Column work is not a step of its own:
+  "324+39: 4+9=13, 2+3+1=6, 3+0=3, so 324+39=363" is the one step 324+39=363.
 
 A chain with no steps at all (a chat reply) has no findings. On every verified chain of the generator
 (``training.reasoning_data``, train and test, all kinds) there are none, which the tests check; on the
@@ -36,6 +36,8 @@ _THOUSANDS_SEP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # An integer that is not part of a decimal ("2.5") or of a word ("A4").
 _INTEGER = re.compile(r"(?<![\d.A-Za-z])\d+(?![\d]|\.\d)")
 _LETTER_VARIABLE = re.compile(r"(?<![A-Za-z])([a-z])(?![A-Za-z])")
+_WORKED_HEADER = re.compile(r"(\d+)([+\-*/])(\d+)\s*[：:]")  # "324+39:", then its columns
+_FRACTION = re.compile(r"(?<![\d.])(\d+)/(\d+)(?!\d)")
 
 
 def question_numbers(question: str) -> list[int]:
@@ -49,36 +51,57 @@ def ungrounded(question: str, cot: str, answer: str | None) -> list[str]:
     equations = chain_equations(cot)
     if not equations:
         return []
-    given = set(question_numbers(question))
+    given = question_numbers(question)
+    return (_foreign_operands(equations, set(given)) + _unused_question_numbers(equations, given)
+            + _foreign_variables(question, answer) + _unused_results(cot))
+
+
+def _foreign_operands(equations: list[tuple[str, str, str, str]], given: set[int]) -> list[str]:
     findings: list[str] = []
     results: set[int] = set()
-    operands: set[int] = set()
     for a, _op, b, c in equations:
         for x in (a, b):
-            if not x.isdigit():
-                continue
-            value = int(x)
-            operands.add(value)
-            if value >= FREE_OPERAND_LIMIT and value not in given | results:
-                message = f"uses {value}, neither a number of the question nor an earlier result"
-                if message not in findings:
-                    findings.append(message)
+            if x.isdigit() and int(x) >= FREE_OPERAND_LIMIT and int(x) not in given | results:
+                findings.append(f"uses {x}, neither a number of the question nor an earlier result")
         if c.isdigit():
             results.add(int(c))
-    findings += [f"never uses {n} from the question" for n in dict.fromkeys(question_numbers(question))
-                 if n not in operands]
+    return list(dict.fromkeys(findings))
+
+
+def _unused_question_numbers(equations: list[tuple[str, str, str, str]], given: list[int]) -> list[str]:
+    operands = {int(x) for a, _op, b, _c in equations for x in (a, b) if x.isdigit()}
+    return [f"never uses {n} from the question" for n in dict.fromkeys(given) if n not in operands]
+
+
+def _foreign_variables(question: str, answer: str | None) -> list[str]:
     question_variables = set(_LETTER_VARIABLE.findall(unicodedata.normalize("NFKC", question)))
-    key = normalize_answer(answer)
-    for variable in dict.fromkeys(_LETTER_VARIABLE.findall(key)):
-        if variable not in question_variables:
-            findings.append(f"answers in {variable}, which the question does not have")
-    for m in list(EQUATION_RE.finditer(cot))[:-1]:  # the last result is the chain's answer
-        a, _op, b, c = m.groups()
-        if not c.isdigit() or int(c) < FREE_OPERAND_LIMIT or max(int(a), int(b)) < 10 or c == key:
-            continue
-        if not re.search(rf"(?<!\d){c}(?!\d)", cot[m.end():]):  # "14/27" uses the total 27 too
-            findings.append(f"computes {m[0]} and never uses {c}")
+    return [f"answers in {v}, which the question does not have"
+            for v in dict.fromkeys(_LETTER_VARIABLE.findall(normalize_answer(answer))) if v not in question_variables]
+
+
+def _unused_results(cot: str) -> list[str]:
+    steps = _top_level_steps(cot)
+    findings = []
+    for i, step in enumerate(steps[:-1]):  # the last result is the chain's answer
+        used = {x for later in steps[i + 1:] for x in (later[1], later[3])}
+        used |= {n for fraction in _FRACTION.findall(cot, step.end()) for n in fraction}  # "14/27": total 27
+        if step[4].isdigit() and step[4] not in used:
+            findings.append(f"computes {step[0]} and never uses {step[4]}")
     return findings
+
+
+def _top_level_steps(cot: str) -> list[re.Match]:
+    """The chain's own steps, without the column work of a worked operation: "324+39: 4+9=13, 2+3+1=6,
+    3+0=3, so 324+39=363" is one step, 324+39=363 (its columns are checked by ``false_steps``)."""
+    spans: list[tuple[int, int]] = []
+    for header in _WORKED_HEADER.finditer(cot):
+        if spans and header.start() < spans[-1][1]:
+            continue  # a partial product worked inside a long multiplication
+        a, op, b = (re.escape(g) for g in header.groups())
+        end = re.compile(rf"(?:所以|so)\s*{a}\s*{op}\s*{b}\s*=").search(cot, header.end())
+        if end:
+            spans.append((header.end(), end.start()))
+    return [m for m in EQUATION_RE.finditer(cot) if not any(a <= m.start() < b for a, b in spans)]
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,19 @@ def test_a_result_the_chain_drops_is_flagged() -> None:
     assert ungrounded(question, right, "2848") == []
 
 
+def test_a_small_result_dropped_is_flagged_but_column_work_is_not() -> None:
+    question = "求80/(20/2)/(28/7)的值。"
+    cot = "先算括号里的除法：20/2=10。然后算括号里的除法：28/7=4。接着算除法：80/2=40。最后算除法：40/4=10。"
+    assert ungrounded(question, cot, "10") == ["computes 20/2=10 and never uses 10"]
+    right = "先算括号里的除法：20/2=10。然后算括号里的除法：28/7=4。接着算除法：80/10=8。最后算除法：8/4=2。"
+    assert ungrounded(question, right, "2") == []
+    # The columns of a worked step (4+9=13, ...) and the partial products of a long multiplication are not
+    # steps whose results must be used again.
+    worked = ("12*27: 27*1=27, 27*10=270, 27*2: 7*2=14, 2*2+1=5, so 27*2=54, 270+54: 0+4=4, 7+5=12, 2+0+1=3, "
+              "so 270+54=324, so 12*27=324. 324+39: 4+9=13, 2+3+1=6, 3+0=3, so 324+39=363.")
+    assert ungrounded("12 boxes of 27, and 39 more.", worked, "363") == []
+
+
 def test_question_numbers_and_chains_without_steps() -> None:
     assert question_numbers("Ｉ have 1,000 coins, 2.5 kg of tea and room A4 — （12）") == [1000, 12]
     assert ungrounded("你好，今天星期3吗？", "我是 TinyLLM，很高兴和你聊天。", None) == []
