@@ -66,10 +66,6 @@ STRATA = ("easy", "hard")
 LANGS = ("zh", "en")
 KINDS = ("expression", "word", "probability", "algebra")
 KIND_WEIGHTS = {"expression": 3.0, "word": 4.0, "probability": 1.5, "algebra": 1.5}
-# Train draws more probability problems than the eval mix: reading the asked colour's count back is the skill
-# the shipped model lacked most (easy probability 10/17); the draw consumes one random number either way, so
-# the test split (and the 160 eval problems) stays the same.
-TRAIN_KIND_WEIGHTS = {**KIND_WEIGHTS, "probability": 2.5}
 TEST_PERCENT = 20
 MAX_ATTEMPTS = 2000
 
@@ -151,12 +147,12 @@ def verify_record(record: dict) -> list[str]:
 def generate(split: str, n: int, seed: int, strata: Sequence[str] = STRATA, langs: Sequence[str] = LANGS,
              kinds: Sequence[str] = KINDS) -> list[dict]:
     """``n`` verified records of one split, deterministic for (split, seed); strata and languages
-    alternate evenly, kinds are drawn by KIND_WEIGHTS (TRAIN_KIND_WEIGHTS for train). Prompts are unique within the result."""
+    alternate evenly, kinds are drawn by KIND_WEIGHTS. Prompts are unique within the result."""
     if split not in SPLITS or not set(strata) <= set(STRATA) or not set(langs) <= set(LANGS) \
             or not set(kinds) <= set(KINDS) or not (strata and langs and kinds):
         raise ValueError(f"bad split/strata/langs/kinds: {split!r} {strata!r} {langs!r} {kinds!r}")
     rng = random.Random(f"tinyllm-reasoning:{split}:{seed}")  # str seeds hash the same on every run
-    weights = [(TRAIN_KIND_WEIGHTS if split == "train" else KIND_WEIGHTS)[k] for k in kinds]
+    weights = [KIND_WEIGHTS[k] for k in kinds]
     records: list[dict] = []
     seen: set[str] = set()
     for i in range(n):

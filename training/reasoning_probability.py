@@ -33,7 +33,6 @@ _IRREDUCIBLE = {
     "en": re.compile(rf"{_N} and {_N} have no common factor above 1, so {_N}/{_N} is already in lowest terms"),
 }
 _REDUCE_START = re.compile(r"约分[：:]|Reduce:")
-WIDE_COUNTS_PROBABILITY = 0.5  # train only: easy counts drawn from 2-19 instead of 2-9
 
 
 def _restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int]) -> None:
@@ -66,12 +65,7 @@ def probability(ctx: Context, ch: Chain) -> Problem:
     f = {"c1": col[0], "c2": col[1], "c3": col[2], "container": ctx.choice(wording.CONTAINERS[ctx.lang]),
          "name": ctx.name(), **wording.item_fields(obj, ctx.lang)}
     if not ctx.hard:
-        # Test counts are 2-9: only ~50 (count, count, asked) structures fall in train, few enough to memorise
-        # which count is "favourable" for each sum instead of reading the asked colour's count (the
-        # shipped model answered the other colour's count on 7 of 17 easy test problems, always the count
-        # its train sibling had). Half the train problems draw counts up to 19, where memorising cannot work.
-        hi = 19 if ctx.split == "train" and ctx.rng.random() < WIDE_COUNTS_PROBABILITY else 9
-        n1, n2 = ctx.num(2, hi), ctx.num(2, hi)
+        n1, n2 = ctx.num(2, 9), ctx.num(2, 9)
         ask = ctx.num(0, 1)
         f.update(n1=ctx.qty(n1), n2=ctx.qty(n2), ask=col[ask])
         _restate(ch, obj, col[:2], [n1, n2])
