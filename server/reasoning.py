@@ -49,7 +49,7 @@ class ReasoningPlan:
     samples: int  # k: chains sampled and voted
     return_chains: bool = False  # list every sample in the response's self_consistency object
     calculator: bool = False  # check the voted answer against the safe calculator
-    check_steps: bool = True  # rank the answers of chains whose arithmetic steps all hold first
+    check_steps: bool = True  # rank first the answers of chains that pass model.chain_check.check_chain
 
 
 def effort_samples(settings: Settings, effort: str) -> int:
