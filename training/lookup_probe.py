@@ -1,0 +1,94 @@
+"""Teacher-forced probe of one step of the probability chains: copying the asked colour's count.
+
+An easy probability chain restates the counts ("Counts: red 3, blue 4" / "红色球3个，蓝色球4个") and then
+names the asked colour ("Favourable: blue" / "所求：蓝色球"); the next number must be that colour's count.
+The shipped model's commonest easy error is the other colour's count there. This probe feeds the generator's
+own verified chain up to the colour and asks whether the model's greedy continuation is the right number,
+so the lookup is measured alone, on train-split and test-split problems, per language:
+
+    python -m training.lookup_probe --checkpoint checkpoints/tinyllm-default --n 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.tokenizer import Tokenizer
+from training import reasoning_data
+
+# The chain up to and including the asked colour, then the count.
+_FAVOURABLE = {"en": re.compile(r"Favourable: [a-z]+"), "zh": re.compile(r"所求：\D+?(?=\d)")}
+_COUNT = re.compile(r"\s*(\d+)")
+
+
+def favourable_prefix(record: dict[str, Any]) -> tuple[str, int]:
+    """The chain of an easy probability record cut right after the asked colour, and the count that follows."""
+    m = _FAVOURABLE[record["lang"]].search(record["cot"])
+    if m is None:
+        raise ValueError("not an easy probability chain with a favourable-count step")
+    return record["cot"][: m.end()], int(_COUNT.match(record["cot"], m.end())[1])
+
+
+@torch.no_grad()
+def next_number(model: torch.nn.Module, tokenizer: Tokenizer, record: dict[str, Any], prefix: str,
+                max_tokens: int = 4) -> int | None:
+    """The number the model writes greedily after ``prefix`` (the chain so far), or None if it writes none."""
+    messages = [{"role": "system", "content": record["system"]}, {"role": "user", "content": record["user"]}]
+    # The same tokens as training: the reasoning prompt, then "\n" + chain (Tokenizer.encode_sft_example).
+    ids = tokenizer.encode_chat(messages, add_generation_prompt=True, reasoning=True)
+    ids += tokenizer.encode("\n" + prefix)
+    written: list[int] = []
+    for _ in range(max_tokens):
+        written.append(int(model(torch.tensor([ids + written]))[0, -1].argmax()))
+        m = re.match(r"\s*(\d+)(\D|$)", tokenizer.decode(written))
+        if m and m[2]:  # the number is complete once a non-digit follows it
+            return int(m[1])
+    m = re.match(r"\s*(\d+)", tokenizer.decode(written))
+    return int(m[1]) if m else None
+
+
+def probe(checkpoint: str, n: int = 200, seed: int = 11,
+          splits: Sequence[str] = ("train", "test")) -> dict[str, dict[str, dict[str, int]]]:
+    """{split: {lang: {"right", "other_colour", "n"}}} over ``n`` easy probability problems per split."""
+    loaded = load_checkpoint(checkpoint)
+    model = loaded.model.eval()
+    report: dict[str, dict[str, dict[str, int]]] = {}
+    for split in splits:
+        for record in reasoning_data.generate(split, n, seed, strata=("easy",), kinds=("probability",)):
+            prefix, want = favourable_prefix(record)
+            counts = [int(c) for c in re.findall(r"\d+", record["cot"].split("。")[0].split(".")[0])]
+            got = next_number(model, loaded.tokenizer, record, prefix)
+            row = report.setdefault(split, {}).setdefault(record["lang"], {"right": 0, "other_colour": 0, "n": 0})
+            row["n"] += 1
+            row["right"] += got == want
+            row["other_colour"] += got != want and got in counts
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.lookup_probe", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory (the server's format)")
+    p.add_argument("--n", type=int, default=200, help="problems per split (half Chinese, half English)")
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = probe(args.checkpoint, args.n, args.seed)
+    print("| split | lang | n | right | other colour's count |\n|---|---|---:|---:|---:|")
+    for split, langs in report.items():
+        for lang, r in sorted(langs.items()):
+            print(f"| {split} | {lang} | {r['n']} | {100 * r['right'] / r['n']:.0f} % | "
+                  f"{100 * r['other_colour'] / r['n']:.0f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
