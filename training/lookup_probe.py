@@ -19,6 +19,9 @@ from typing import Any
 import torch
 
 from model.checkpoint import load_checkpoint
+from model.engine import Engine, EngineConfig
+from model.inference import Precision, prepare_for_serving
+from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from training import reasoning_data
 
@@ -35,39 +38,40 @@ def favourable_prefix(record: dict[str, Any]) -> tuple[str, int]:
     return record["cot"][: m.end()], int(_COUNT.match(record["cot"], m.end())[1])
 
 
-@torch.no_grad()
-def next_number(model: torch.nn.Module, tokenizer: Tokenizer, record: dict[str, Any], prefix: str,
-                max_tokens: int = 4) -> int | None:
-    """The number the model writes greedily after ``prefix`` (the chain so far), or None if it writes none."""
+def _prompt(tokenizer: Tokenizer, record: dict[str, Any], prefix: str) -> list[int]:
+    """The same tokens as training: the reasoning prompt, then "\n" + the chain so far
+    (``Tokenizer.encode_sft_example``)."""
     messages = [{"role": "system", "content": record["system"]}, {"role": "user", "content": record["user"]}]
-    # The same tokens as training: the reasoning prompt, then "\n" + chain (Tokenizer.encode_sft_example).
-    ids = tokenizer.encode_chat(messages, add_generation_prompt=True, reasoning=True)
-    ids += tokenizer.encode("\n" + prefix)
-    written: list[int] = []
-    for _ in range(max_tokens):
-        written.append(int(model(torch.tensor([ids + written]))[0, -1].argmax()))
-        m = re.match(r"\s*(\d+)(\D|$)", tokenizer.decode(written))
-        if m and m[2]:  # the number is complete once a non-digit follows it
-            return int(m[1])
-    m = re.match(r"\s*(\d+)", tokenizer.decode(written))
-    return int(m[1]) if m else None
+    return tokenizer.encode_chat(messages, add_generation_prompt=True, reasoning=True) + tokenizer.encode("\n" + prefix)
 
 
-def probe(checkpoint: str, n: int = 200, seed: int = 11,
-          splits: Sequence[str] = ("train", "test")) -> dict[str, dict[str, dict[str, int]]]:
-    """{split: {lang: {"right", "other_colour", "n"}}} over ``n`` easy probability problems per split."""
+def probe(checkpoint: str, n: int = 200, seed: int = 11, splits: Sequence[str] = ("train", "test"),
+          precision: Precision = "fp32", max_tokens: int = 4) -> dict[str, dict[str, dict[str, int]]]:
+    """{split: {lang: {"right", "other_colour", "n"}}} over ``n`` easy probability problems per split: the
+    greedy continuation of each cut chain (all in flight in one engine, as the eval runs them)."""
     loaded = load_checkpoint(checkpoint)
-    model = loaded.model.eval()
+    tokenizer = loaded.tokenizer
+    cases = [(split, record, *favourable_prefix(record)) for split in splits
+             for record in reasoning_data.generate(split, n, seed, strata=("easy",), kinds=("probability",))]
+    engine = Engine(prepare_for_serving(loaded.model, precision), EngineConfig(max_queue=len(cases) + 1),
+                    tokenizer.stop_token_ids)
+    engine.start()
+    try:
+        greedy = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+        handles = [engine.submit(_prompt(tokenizer, record, prefix), greedy) for _, record, prefix, _ in cases]
+        written = [tokenizer.decode([e.token_id for e in h.iter_sync() if e.token_id is not None]) for h in handles]
+    finally:
+        engine.shutdown(timeout=5.0)
     report: dict[str, dict[str, dict[str, int]]] = {}
-    for split in splits:
-        for record in reasoning_data.generate(split, n, seed, strata=("easy",), kinds=("probability",)):
-            prefix, want = favourable_prefix(record)
-            counts = [int(c) for c in re.findall(r"\d+", record["cot"].split("。")[0].split(".")[0])]
-            got = next_number(model, loaded.tokenizer, record, prefix)
-            row = report.setdefault(split, {}).setdefault(record["lang"], {"right": 0, "other_colour": 0, "n": 0})
-            row["n"] += 1
-            row["right"] += got == want
-            row["other_colour"] += got != want and got in counts
+    for (split, record, _, want), text in zip(cases, written, strict=True):
+        number = re.match(r"\s*(\d+)", text)
+        got = int(number[1]) if number else None
+        # The restatement (first sentence) lists every colour's count: a miss among them is a wrong lookup.
+        counts = [int(c) for c in re.findall(r"\d+", record["cot"].split("。")[0].split(".")[0])]
+        row = report.setdefault(split, {}).setdefault(record["lang"], {"right": 0, "other_colour": 0, "n": 0})
+        row["n"] += 1
+        row["right"] += got == want
+        row["other_colour"] += got != want and got in counts
     return report
 
 
@@ -77,11 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (the server's format)")
     p.add_argument("--n", type=int, default=200, help="problems per split (half Chinese, half English)")
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="the served copy to probe")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = probe(args.checkpoint, args.n, args.seed)
+    report = probe(args.checkpoint, args.n, args.seed, precision=args.precision)
     print("| split | lang | n | right | other colour's count |\n|---|---|---:|---:|---:|")
     for split, langs in report.items():
         for lang, r in sorted(langs.items()):
