@@ -6,10 +6,12 @@ import re
 from fractions import Fraction
 
 import pytest
+import torch
 
+from model.checkpoint import load_checkpoint
 from training import reasoning_data
 from training import reasoning_templates as wording
-from training.lookup_probe import favourable_prefix, main, probe
+from training.lookup_probe import copy_score, favourable_prefix, main, probe
 
 RECORDS = reasoning_data.generate("train", 60, seed=3, strata=("easy",), kinds=("probability",))
 
@@ -41,4 +43,32 @@ def test_probe_counts_every_problem_on_a_real_checkpoint(tiny_checkpoint, capsys
         for r in report[split].values():
             assert 0 <= r["other_colour"] <= r["n"] - r["right"]
     assert main(["--checkpoint", str(tiny_checkpoint), "--n", "2"]) == 0
-    assert "| train |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| train |" in out and "copy score" in out
+
+
+class _Copier(torch.nn.Module):
+    """A stand-in for a model with a perfect induction head: it predicts the token that followed the latest
+    earlier occurrence of the current token (and token 0 when there is none)."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*tokens.shape, self.vocab)
+        for b, row in enumerate(tokens.tolist()):
+            for t, token in enumerate(row):
+                earlier = [s for s in range(t) if row[s] == token]
+                logits[b, t, row[earlier[-1] + 1] if earlier else 0] = 1.0
+        return logits
+
+
+def test_copy_score_tells_a_model_that_copies_from_one_that_does_not(tiny_checkpoint) -> None:
+    first, repeat = copy_score(_Copier(500), 500, length=16, rows=8)
+    assert first < 0.1 and repeat > 0.9  # random ids may repeat inside a run: not exactly 0 and 1
+    # The tiny untrained checkpoint has no induction head: the repeat is no easier than the first run.
+    model = load_checkpoint(str(tiny_checkpoint)).model
+    first, repeat = copy_score(model, model.config.vocab_size, length=16, rows=8)
+    assert repeat < 0.3 and first < 0.3
+

@@ -7,6 +7,13 @@ own verified chain up to the colour and asks whether the model's greedy continua
 so the lookup is measured alone, on train-split and test-split problems, per language:
 
     python -m training.lookup_probe --checkpoint checkpoints/tinyllm-default --n 200
+
+It also prints the checkpoint's copy score (``copy_score``): fed a run of random tokens twice, how often
+the model predicts the next token of the repeat. A model with induction heads (attend to the token after
+the last occurrence of the current one) copies nearly all of it; one without stays at what it gets in the
+first run, and then cannot do a lookup either. A model trained on repeats of one fixed length learns to
+copy from that distance back instead (seen here: 90 % at period 20 after 600 steps of such repeats, 0 % at
+24), so the score's period should be one the training data does not fix.
 """
 
 from __future__ import annotations
@@ -75,6 +82,18 @@ def probe(checkpoint: str, n: int = 200, seed: int = 11, splits: Sequence[str] =
     return report
 
 
+def copy_score(model: torch.nn.Module, vocab: int, length: int = 24, rows: int = 32,
+               seed: int = 0) -> tuple[float, float]:
+    """(accuracy of next-token prediction in the first run, in the repeat) for ``rows`` runs of ``length``
+    random tokens (ids past the special and byte tokens) written twice; ``model`` maps [B, T] ids to logits."""
+    runs = torch.randint(vocab // 10, vocab, (rows, length), generator=torch.Generator().manual_seed(seed))
+    tokens = torch.cat([runs, runs], dim=1)
+    with torch.no_grad():
+        predicted = model(tokens).argmax(-1)
+    right = predicted[:, :-1] == tokens[:, 1:]
+    return right[:, : length - 1].float().mean().item(), right[:, length:].float().mean().item()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.lookup_probe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for lang, r in sorted(langs.items()):
             print(f"| {split} | {lang} | {r['n']} | {100 * r['right'] / r['n']:.0f} % | "
                   f"{100 * r['other_colour'] / r['n']:.0f} % |")
+    model = load_checkpoint(args.checkpoint).model
+    first, repeat = copy_score(model, model.config.vocab_size)
+    print(f"\ncopy score (random tokens written twice): next token right {100 * repeat:.0f} % in the repeat, "
+          f"{100 * first:.0f} % in the first run")
     return 0
 
 
