@@ -5,7 +5,8 @@ The chain first restates every colour with its count, in the question's order ("
 count is written the way the restatement wrote it, colour then number ("所求：红色球3个" /
 "Favourable: red 3"), so the number is a copy of what followed the same colour before: the shipped
 model's errors were the other colour's count, when the lookup sentence put a word between colour and
-number ("红色球有3个") or the number first ("There are 3 red ones"). The reduction is explicit and
+number ("红色球有3个") or the number first ("There are 3 red ones"). ``restate`` and ``say_favourable``
+write those two sentences (``training.lookup_drills`` uses them too). The reduction is explicit and
 checkable: with g = gcd(favourable, total) > 1 it names the divisor and divides both ("约分：6和10都除以2，
 6/2=3，10/2=5，所以6/10=3/5"), every part an equation the checker recomputes; with g = 1 it says the
 fraction cannot be reduced. ``reduction_errors`` re-checks those claims from the chain's text
@@ -35,11 +36,16 @@ _IRREDUCIBLE = {
 _REDUCE_START = re.compile(r"约分[：:]|Reduce:")
 
 
-def _restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int]) -> None:
+def restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int]) -> None:
     """Every colour with its count, in the question's order: "红色球3个，蓝色球2个" / "Counts: red 3, blue 2"
     (a fixed first word keeps every English colour lower-case, the same token where it is looked up)."""
     ch.say("，".join(f"{c}{obj[0]}{n}{obj[1]}" for c, n in zip(col, counts, strict=True)),
            "Counts: " + ", ".join(f"{c} {n}" for c, n in zip(col, counts, strict=True)))
+
+
+def say_favourable(ch: Chain, obj: tuple[str, str, str, str], colour: str, count: int) -> None:
+    """The asked colour's count, written as the restatement wrote it: "所求：红色球3个" / "Favourable: red 3"."""
+    ch.say(f"所求：{colour}{obj[0]}{count}{obj[1]}", f"Favourable: {colour} {count}")
 
 
 def _reduce(ch: Chain, favourable: int, total: int) -> Fraction:
@@ -68,15 +74,15 @@ def probability(ctx: Context, ch: Chain) -> Problem:
         n1, n2 = ctx.num(2, 9), ctx.num(2, 9)
         ask = ctx.num(0, 1)
         f.update(n1=ctx.qty(n1), n2=ctx.qty(n2), ask=col[ask])
-        _restate(ch, obj, col[:2], [n1, n2])
+        restate(ch, obj, col[:2], [n1, n2])
         total, eq = ch.op(n1, "+", n2)
         ch.say(f"总数：{eq}", f"Total: {eq}")
         favourable, check = (n1, n2)[ask], f"{(n1, n2)[ask]}/({n1}+{n2})"
-        ch.say(f"所求：{col[ask]}{obj[0]}{favourable}{obj[1]}", f"Favourable: {col[ask]} {favourable}")
+        say_favourable(ch, obj, col[ask], favourable)
         template = wording.PROB_EASY
     else:
         n1, n2, n3 = ctx.num(2, 15), ctx.num(2, 15), ctx.num(2, 15)
-        _restate(ch, obj, col, [n1, n2, n3])
+        restate(ch, obj, col, [n1, n2, n3])
         s, eq = ch.op(n1, "+", n2)
         ch.say(f"先把前两种加起来：{eq}", f"The first two colours: {eq}")
         total, eq = ch.op(s, "+", n3)
