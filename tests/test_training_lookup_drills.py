@@ -50,8 +50,8 @@ def test_drills_have_no_arithmetic_and_share_the_probability_chains_asked_senten
 
 
 def test_the_counts_do_not_tell_which_colour_is_asked() -> None:
-    """What the drills are for: any place is asked, and the asked count is no more often the largest (or the
-    smallest) than chance, so only the colour decides the answer."""
+    """What the drills are for: any place is asked, and the asked count is the largest no more often than
+    chance, so only the colour decides the answer."""
     places = Counter([c for c, _ in _restated(r)].index(ASKED[r["lang"]].search(r["cot"])[1]) for r in DRILLS)
     assert set(places) == {0, 1, 2, 3} and places[0] < 0.6 * len(DRILLS)
     largest = sum(int(r["answer"]) == max(n for _, n in _restated(r)) for r in DRILLS) / len(DRILLS)
@@ -81,6 +81,6 @@ def test_repeat_documents_write_one_run_of_the_texts_words_three_times() -> None
         assert all(w.isdigit() or w in vocabulary for w in words)
         runs.add(first)
     assert len(runs) == len(docs)
-    # Words are drawn as often as they occur: "the" (5 of 17 English words) outnumbers "fox" (1).
+    # Words are drawn as often as they occur: "the" (4 of the 12 English words) outnumbers "fox" (1).
     counts = Counter(w for doc in docs for w in doc["text"].split())
     assert counts["the"] > 2 * counts["fox"]
