@@ -36,7 +36,7 @@ from pathlib import Path
 
 from training import reasoning_templates as wording
 from training.reasoning_probability import restate, say_favourable
-from training.reasoning_problems import Chain
+from training.reasoning_problems import Chain, Context
 
 QUESTIONS = {
     "zh": ["{container}里有{items}，{ask}{item}有几{u}？",
@@ -58,25 +58,19 @@ def _join(parts: list[str], lang: str) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _count(n: int, lang: str, rng: random.Random) -> str:
-    """Digits, or a number word up to ten now and then, as the probability questions write counts."""
-    if n > 10 or rng.random() > 0.3:
-        return str(n)
-    return wording.ZH_NUMBERS[n] if lang == "zh" else wording.EN_NUMBERS[n]
-
-
 def drill(rng: random.Random, lang: str) -> dict[str, str]:
     """One drill record in the reasoning format ({"system","user","cot","final","answer","lang","kind"})."""
     obj = rng.choice(wording.DRAW_OBJECTS)
     colours = [c[0] if lang == "zh" else c[1] for c in rng.sample(wording.COLOURS, rng.choice((2, 2, 3, 4)))]
     counts = [rng.randint(2, 99) for _ in colours]
     place = rng.randrange(len(colours))
+    count = Context(rng, lang, "train", hard=False).qty  # digits, or a number word up to ten now and then
     if lang == "zh" and rng.random() < 0.3:  # "绿色球8个" as well as "8个绿色球", as the questions vary it
-        items = [f"{c}{obj[0]}{_count(n, lang, rng)}{obj[1]}" for c, n in zip(colours, counts, strict=True)]
+        items = [f"{c}{obj[0]}{count(n)}{obj[1]}" for c, n in zip(colours, counts, strict=True)]
     elif lang == "zh":
-        items = [f"{_count(n, lang, rng)}{obj[1]}{c}{obj[0]}" for c, n in zip(colours, counts, strict=True)]
+        items = [f"{count(n)}{obj[1]}{c}{obj[0]}" for c, n in zip(colours, counts, strict=True)]
     else:
-        items = [f"{_count(n, lang, rng)} {c} {obj[3]}" for c, n in zip(colours, counts, strict=True)]
+        items = [f"{count(n)} {c} {obj[3]}" for c, n in zip(colours, counts, strict=True)]
     user = rng.choice(QUESTIONS[lang]).format(
         container=rng.choice(wording.CONTAINERS[lang]), items=_join(items, lang), ask=colours[place],
         item=obj[0], u=obj[1], plural=obj[3], name=rng.choice(wording.NAMES[lang]))
