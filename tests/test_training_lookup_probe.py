@@ -71,4 +71,3 @@ def test_copy_score_tells_a_model_that_copies_from_one_that_does_not(tiny_checkp
     model = load_checkpoint(str(tiny_checkpoint)).model
     first, repeat = copy_score(model, model.config.vocab_size, length=16, rows=8)
     assert repeat < 0.3 and first < 0.3
-

@@ -64,7 +64,8 @@ def drill(rng: random.Random, lang: str) -> dict[str, str]:
     colours = [c[0] if lang == "zh" else c[1] for c in rng.sample(wording.COLOURS, rng.choice((2, 2, 3, 4)))]
     counts = [rng.randint(2, 99) for _ in colours]
     place = rng.randrange(len(colours))
-    count = Context(rng, lang, "train", hard=False).qty  # digits, or a number word up to ten now and then
+    ctx = Context(rng, lang, "train", hard=False)
+    count = ctx.qty  # digits, or a number word up to ten now and then
     if lang == "zh" and rng.random() < 0.3:  # "绿色球8个" as well as "8个绿色球", as the questions vary it
         items = [f"{c}{obj[0]}{count(n)}{obj[1]}" for c, n in zip(colours, counts, strict=True)]
     elif lang == "zh":
@@ -73,7 +74,7 @@ def drill(rng: random.Random, lang: str) -> dict[str, str]:
         items = [f"{count(n)} {c} {obj[3]}" for c, n in zip(colours, counts, strict=True)]
     user = rng.choice(QUESTIONS[lang]).format(
         container=rng.choice(wording.CONTAINERS[lang]), items=_join(items, lang), ask=colours[place],
-        item=obj[0], u=obj[1], plural=obj[3], name=rng.choice(wording.NAMES[lang]))
+        item=obj[0], u=obj[1], plural=obj[3], name=ctx.name())
     ch = Chain(lang)
     restate(ch, obj, colours, counts)
     say_favourable(ch, obj, colours[place], counts[place])
