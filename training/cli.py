@@ -223,6 +223,7 @@ def _run(args: argparse.Namespace) -> int:
 
         try:
             summary = train(_train_config(args), resume=args.resume, stop_after=args.stop_after)
+            shutdown_distributed(synchronize=True)
         finally:
             shutdown_distributed()
         if os.environ.get("RANK", "0") == "0":

@@ -43,8 +43,14 @@ def init_distributed() -> DistInfo:
                     local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", world)))
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(synchronize: bool = False) -> None:
+    """Leave the process group. ``synchronize`` (after a run that finished on every rank): wait for the
+    others first. A rank that tore gloo down while a peer was still finishing its last collective aborted
+    now and then ("terminate called without an active exception"); after a failure, do not wait (the
+    peer may be gone, and the barrier would hang)."""
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 
