@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,28 @@ def test_ci_recipe_writes_manifest_model_card_and_reports(ci_run):
     assert report["kept"] > 0 and "per_source" in report
     samples = (work / "eval" / "eval_samples.jsonl").read_text().splitlines()
     assert len(samples) == 2 * table["fp32"]["all"]["n"]  # every problem, fp32 and int8
+
+
+def _default_ci(out: Path, work: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "training", "default", "--scale", "ci", "--out", str(out),
+                           "--work", str(work), "--no-progress", *extra], cwd=REPO, capture_output=True,
+                          text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_resume_keeps_finished_stages_and_refuses_a_changed_tokenizer(ci_run, tmp_path):
+    out, work = ci_run
+    resumed = tmp_path / "resumed"
+    proc = _default_ci(resumed, work, "--resume")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for stage in ("pretrain", "sft", "reasoning-sft"):
+        assert f"[default] {stage}: finished in an earlier run, kept" in proc.stdout
+    # Nothing was trained again: the exported weights are the first run's, byte for byte.
+    assert (resumed / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+    # A stage trained with another tokenizer than the one prepared now cannot be continued.
+    changed = shutil.copytree(work, tmp_path / "work")
+    (changed / "runs" / "sft" / "tokenizer.model").write_bytes(b"not the same tokenizer")
+    proc = _default_ci(tmp_path / "refused", changed, "--resume")
+    assert proc.returncode == 2
+    assert "cannot resume" in proc.stderr and "runs/sft" in proc.stderr and "tokenizer" in proc.stderr
+    assert not (tmp_path / "refused" / "model.safetensors").exists()

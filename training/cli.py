@@ -5,7 +5,8 @@
     reasoning-data  arithmetic problems with verified chains (training.reasoning_data)
     tokenizer       train the SentencePiece BPE tokenizer
     data            clean + tokenize text or instruction JSONL into shards (pretrain | sft)
-    pretrain, sft, reasoning-sft   train (one trainer, three presets); torchrun for several processes
+    copy-data       copy drills (random tokens written twice) for the copy stage
+    copy, pretrain, sft, reasoning-sft   train (one trainer, four presets); torchrun for several processes
     eval            perplexity and reasoning accuracy of a checkpoint
     export          write the server's checkpoint directory + model card + manifest from a run
     default         the whole recipe of the shipped checkpoint (--scale ci | full)
@@ -24,7 +25,7 @@ from pathlib import Path
 from training.eval import EvalConfig
 from training.recipes import DEFAULT_MODEL, SCALES, STAGE_DEFAULTS
 
-TRAIN_STAGES = ("pretrain", "sft", "reasoning-sft")
+TRAIN_STAGES = ("copy", "pretrain", "sft", "reasoning-sft")
 # TrainConfig fields set by dedicated options (or not settable from the command line).
 _SPECIAL_FIELDS = {"stage", "data", "out", "model", "progress"}
 
@@ -36,7 +37,8 @@ def _csv(value: str) -> tuple[str, ...]:
 def _add_train_parser(sub: argparse._SubParsersAction, stage: str) -> None:
     from training.trainer import TrainConfig
 
-    help_text = {"pretrain": "next-token pretraining on prepared text shards",
+    help_text = {"copy": "train on copy drills (output of `copy-data`) from scratch, before pretraining",
+                 "pretrain": "next-token pretraining on prepared text shards",
                  "sft": "supervised fine-tuning on prepared chat shards (loss on assistant tokens only)",
                  "reasoning-sft": "fine-tuning on reasoning shards (chain + answer; loss on assistant tokens)"}
     p = sub.add_parser(stage, help=help_text[stage], description=help_text[stage] + ". Run under `torchrun "
@@ -108,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="normalisation (default: NFKC except CJK full-width punctuation)")
     p.add_argument("--no-dedup", action="store_true", help="keep exact duplicates")
 
+    p = sub.add_parser("copy-data", help="copy drills for the copy stage (training.copy_data)",
+                       description="Runs of random tokens written twice, the loss on the repeat: they teach a "
+                                   "model from scratch to copy from its context (an induction head). Writes a "
+                                   "prepared sft-kind data directory.")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--vocab-size", type=int, required=True, help="the model's vocabulary size")
+    p.add_argument("--n", type=int, default=40_000, help="training drills")
+    p.add_argument("--n-val", type=int, default=256, help="validation drills")
+    p.add_argument("--min-run", type=int, default=10, help="shortest run of random tokens")
+    p.add_argument("--max-run", type=int, default=40, help="longest run of random tokens")
+    p.add_argument("--token-pool", type=int, default=None,
+                   help="draw tokens from this many ids (default: the whole vocabulary)")
+    p.add_argument("--seed", type=int, default=0)
+
     for stage in TRAIN_STAGES:
         _add_train_parser(sub, stage)
 
@@ -146,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="checkpoints/tinyllm-default")
     p.add_argument("--work", default=None, help="working directory (default runs/default-SCALE)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in the same --work directory (finished stages are kept)")
     p.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -217,6 +235,16 @@ def _run(args: argparse.Namespace) -> int:
                   f"({info['target_tokens']:,} trained on)")
         print(f"wrote {args.out} (report: {Path(args.out) / 'report.json'})")
         return 0
+    if cmd == "copy-data":
+        from training.copy_data import write_copy_data
+
+        meta = write_copy_data(args.out, args.vocab_size, args.n, args.n_val, args.seed, args.min_run, args.max_run,
+                               args.token_pool)
+        for split, info in meta["splits"].items():
+            print(f"{split}: {info['documents']:,} drills, {info['tokens']:,} tokens "
+                  f"({info['target_tokens']:,} trained on)")
+        print(f"wrote {args.out}")
+        return 0
     if cmd in TRAIN_STAGES:
         from training.distributed import shutdown_distributed
         from training.trainer import train
@@ -252,7 +280,7 @@ def _run(args: argparse.Namespace) -> int:
         from training.recipes import run_default
 
         work = args.work or f"runs/default-{args.scale}"
-        run_default(args.scale, args.out, work, seed=args.seed, progress=not args.no_progress)
+        run_default(args.scale, args.out, work, seed=args.seed, progress=not args.no_progress, resume=args.resume)
         return 0
     raise AssertionError(cmd)
 

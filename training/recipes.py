@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import sentencepiece as spm
+
 from training import reasoning_data
 from training.chat_data import write_chat
 from training.cleaning import CleaningConfig
@@ -34,8 +36,14 @@ from training.export import export
 from training.tokenizer_training import train_from_inputs
 from training.trainer import TrainConfig, train
 
-# Defaults of the three training commands (`python -m training pretrain|sft|reasoning-sft`).
+# Defaults of the training commands (`python -m training copy|pretrain|sft|reasoning-sft`).
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Copy drills (`copy-data`, training.copy_data), not part of the default recipe: short random-token
+    # examples, a constant learning rate, no weight decay, fp32: the settings under which the default
+    # shape grew an induction head over 126 token ids in a plain loop (README, "The shipped checkpoint").
+    "copy": dict(seq_len=96, batch_size=64, grad_accum=1, max_steps=1000, lr=1e-3, warmup_steps=20,
+                 min_lr_ratio=1.0, weight_decay=0.0, eval_interval=100, eval_batches=4, checkpoint_interval=200,
+                 precision="fp32"),
     "pretrain": dict(seq_len=256, batch_size=16, grad_accum=2, max_steps=1000, lr=2e-3, warmup_steps=50,
                      weight_decay=0.1, eval_interval=100, eval_batches=20, checkpoint_interval=100),
     "sft": dict(seq_len=512, batch_size=16, grad_accum=1, max_steps=300, lr=1e-3, warmup_steps=20,
@@ -132,9 +140,34 @@ def without_some_system_prompts(records: list[dict[str, Any]], fraction: float, 
     return [dict(r, system="") if rng.random() < fraction else r for r in records]
 
 
+def _vocabulary(tokenizer: str | Path) -> list[tuple[str, float]]:
+    # Pieces and scores, not file bytes: a .model file also records the paths it was trained from.
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+
+
+def _check_same_tokenizer(tokenizer: str | Path, runs: Path) -> None:
+    """Stages kept or resumed from an earlier run must have used the tokenizer just trained again (the data
+    steps are deterministic; this catches changed inputs, such as a Debian corpus installed in between)."""
+    vocabulary = _vocabulary(tokenizer)
+    for used in sorted(runs.glob("*/tokenizer.model")):
+        try:
+            same = _vocabulary(used) == vocabulary
+        except (OSError, RuntimeError):
+            same = False
+        if not same:
+            raise ValueError(f"cannot resume: {used.parent} was trained with another tokenizer than the data "
+                             "prepared now (did the corpora change?); start again in a new --work directory")
+
+
 def run_default(scale: str | Scale = "full", out: str | Path = "checkpoints/tinyllm-default",
-                work: str | Path = "runs/default", seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Run the whole default recipe; returns the manifest of the exported checkpoint."""
+                work: str | Path = "runs/default", seed: int = 0, progress: bool = True,
+                resume: bool = False) -> dict[str, Any]:
+    """Run the whole default recipe; returns the manifest of the exported checkpoint.
+
+    ``resume``: continue an interrupted run in the same ``work`` directory: the data are prepared again
+    (deterministic, minutes), a finished stage is kept, an unfinished one resumes exactly from its last
+    checkpoint."""
     sc = SCALES[scale] if isinstance(scale, str) else scale
     work, out = Path(work), Path(out)
     started = time.time()
@@ -186,6 +219,8 @@ def run_default(scale: str | Scale = "full", out: str | Path = "checkpoints/tiny
     timed("data", t0)
 
     runs = work / "runs"
+    if resume:
+        _check_same_tokenizer(tokenizer, runs)
     previous = ""
     data_for = {"pretrain": "pretrain", "sft": "sft", "reasoning-sft": "reasoning"}
     for stage in ("pretrain", "sft", "reasoning-sft"):
@@ -193,7 +228,12 @@ def run_default(scale: str | Scale = "full", out: str | Path = "checkpoints/tiny
         cfg = TrainConfig(stage=stage, data=str(data / data_for[stage]), out=str(runs / stage), tokenizer=tokenizer,
                           init_from=previous, model=dict(sc.model) if not previous else {}, seed=seed + 1234,
                           threads=sc.threads, progress=progress, **sc.stages[stage])
-        summary = train(cfg)
+        done = runs / stage / "summary.json"
+        if resume and done.exists() and json.loads(done.read_text(encoding="utf-8"))["step"] == cfg.max_steps:
+            summary = json.loads(done.read_text(encoding="utf-8"))
+            _log(f"{stage}: finished in an earlier run, kept")
+        else:
+            summary = train(cfg, resume=resume)
         _log(f"{stage}: {summary['step']} steps, {summary['tokens_seen']:,} tokens, "
              f"train loss {summary['final_train_loss']}, val loss {summary['final_val_loss']}")
         previous = str(runs / stage)

@@ -141,6 +141,9 @@ class Trainer:
             self.model, tokenizer_file = load_model_weights(config.init_from)
         else:
             self.model = Transformer(ModelConfig(**config.model))
+            if not (config.tokenizer or data_meta.get("tokenizer")):
+                # Copy drills are token ids without text: the run still needs the tokenizer it will serve with.
+                raise ValueError(f"{config.data} records no tokenizer: pass --tokenizer")
             tokenizer_file = Path(config.tokenizer or data_meta["tokenizer"])
         self.tokenizer_file = Path(config.tokenizer) if config.tokenizer else tokenizer_file
         if self.model.config.vocab_size < data_meta["vocab_size"]:
