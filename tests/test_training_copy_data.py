@@ -86,7 +86,19 @@ def test_the_copy_stage_teaches_a_model_from_scratch_to_copy(tmp_path):
     assert repeat > 0.6 and first < 0.1, (first, repeat)  # it copies; it does not guess the first run
 
 
-@pytest.mark.parametrize("bad", [dict(min_run=1), dict(min_run=20, max_run=10)])
-def test_impossible_run_lengths_are_refused(tmp_path, bad):
-    with pytest.raises(ValueError, match="min_run"):
-        write_copy_data(tmp_path, 6000, 4, **bad)
+@pytest.mark.parametrize(("bad", "named"), [(dict(min_run=1), "min_run"), (dict(min_run=20, max_run=10), "min_run"),
+                                             (dict(token_pool=1), "token_pool"), (dict(vocab_size=2), "vocab_size")])
+def test_impossible_drills_are_refused_naming_the_option(tmp_path, bad, named):
+    args = dict(vocab_size=6000, n_train=4) | bad
+    with pytest.raises(ValueError, match=named):
+        write_copy_data(tmp_path, **args)
+
+
+def test_the_copy_stage_asks_for_the_tokenizer_the_drills_do_not_record(tmp_path):
+    write_copy_data(tmp_path / "copy", 64, n_train=16, n_val=4)
+    proc = subprocess.run([sys.executable, "-m", "training", "copy", "--data", str(tmp_path / "copy"), "--out",
+                           str(tmp_path / "run"), "--model", json.dumps(dict(vocab_size=64, hidden_size=32,
+                           intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                           max_position_embeddings=64)), "--batch-size", "4", "--no-progress"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "records no tokenizer: pass --tokenizer" in proc.stderr

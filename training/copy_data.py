@@ -59,6 +59,10 @@ def write_copy_data(out_dir: str | Path, vocab_size: int, n_train: int, n_val: i
     ``token_pool``: draw tokens from this many ids only (``None``: the whole ordinary vocabulary)."""
     if max_run < min_run or min_run < 2:
         raise ValueError("need 2 <= min_run <= max_run")
+    if token_pool is not None and token_pool < 2:
+        raise ValueError(f"token_pool must be at least 2 ids, got {token_pool}")
+    if vocab_size - first_ordinary_id(vocab_size) < 2:
+        raise ValueError(f"vocab_size {vocab_size} leaves fewer than 2 ids to draw from")
     out_dir = Path(out_dir)
     dtype = token_dtype(vocab_size)
     rng = np.random.default_rng(seed)
