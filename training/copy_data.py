@@ -24,9 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data import ShardWriter, token_dtype
-
-SPLITS = ("train", "val")
+from training.data import SPLITS, ShardWriter, token_dtype
 
 
 def first_ordinary_id(vocab_size: int) -> int:
@@ -75,7 +73,8 @@ def write_copy_data(out_dir: str | Path, vocab_size: int, n_train: int, n_val: i
         splits[split] = writer.close()
     # "sources" as `training.data.prepare` writes it, so the manifest and model card name the generator.
     sources = [{"path": "training/copy_data.py", "bytes": (out_dir / "train" / "tokens.bin").stat().st_size}]
-    meta = {"kind": "sft", "dtype": dtype.name, "vocab_size": vocab_size, "sources": sources, "splits": splits, "seed": seed, "min_run": min_run, "max_run": max_run, "token_pool": token_pool,
+    meta = {"kind": "sft", "dtype": dtype.name, "vocab_size": vocab_size, "sources": sources, "splits": splits,
+            "seed": seed, "min_run": min_run, "max_run": max_run, "token_pool": token_pool,
             "cleaning": {"dropped": {}}}
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta

@@ -229,8 +229,9 @@ def run_default(scale: str | Scale = "full", out: str | Path = "checkpoints/tiny
                           init_from=previous, model=dict(sc.model) if not previous else {}, seed=seed + 1234,
                           threads=sc.threads, progress=progress, **sc.stages[stage])
         done = runs / stage / "summary.json"
-        if resume and done.exists() and json.loads(done.read_text(encoding="utf-8"))["step"] == cfg.max_steps:
-            summary = json.loads(done.read_text(encoding="utf-8"))
+        earlier = json.loads(done.read_text(encoding="utf-8")) if resume and done.exists() else {}
+        if earlier.get("step") == cfg.max_steps:
+            summary = earlier
             _log(f"{stage}: finished in an earlier run, kept")
         else:
             summary = train(cfg, resume=resume)
