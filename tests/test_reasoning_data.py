@@ -230,6 +230,34 @@ def _count_in_question(user: str, lang: str, colour: str, n: int, obj: tuple | N
     return m.start() if m else -1
 
 
+_CHECK = {"en": re.compile(r"Asked: ([a-z]+); (.+?)\. "), "zh": re.compile(r"。所求：(\w+?色)；(.+?)。")}
+_ITEM = {"en": re.compile(r"([a-z]+) (\d+) is (?:not ([a-z]+)|([a-z]+), so favourable (\d+))"),
+         "zh": re.compile(r"(\w+?色)(\d+)\w，(?:不是(\w+?色)|(\w+?色)正是所求，所以所求的有(\d+)\w)")}
+
+
+def _assert_checks_colours_in_turn(record: dict, restated: list) -> None:
+    """An easy chain names the asked colour (the one the question asks about: it names it twice), then
+    checks the restated colours in order, each with its own count, until the asked one, whose count is
+    the favourable count; no colour's count is looked up out of order."""
+    cot, lang = record["cot"], record["lang"]
+    asked, items = _CHECK[lang].search(cot).groups()
+    names = [c for c, _, _ in restated]
+    question_words = re.findall(r"[a-z]+", record["user"]) if lang == "en" else None
+    for colour in names:
+        times = question_words.count(colour) if lang == "en" else record["user"].count(colour)
+        assert times == (2 if colour == asked else 1), (record["user"], asked)
+    checked = _ITEM[lang].findall(items)
+    assert len(checked) == names.index(asked) + 1, cot
+    for (colour, count, other, same, favourable), (want_colour, want_count, _) in zip(checked, restated[: len(checked)], strict=True):
+        assert (colour, int(count)) == (want_colour, want_count), cot
+        if colour == asked:
+            assert (other, same, int(favourable)) == ("", asked, want_count), cot
+        else:
+            assert (other, same, favourable) == (asked, "", ""), cot
+    fraction = re.search(r"(?:概率是|probability is )(\d+)/", cot)[1]
+    assert int(fraction) == dict((c, n) for c, n, _ in restated)[asked]
+
+
 def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_records: list[dict]) -> None:
     reduced = irreducible = 0
     for record in probability_records:
@@ -245,12 +273,8 @@ def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_r
         assert steps[0][:3] == (str(counts[0]), "+", str(counts[1])), cot
         if len(counts) == 3:
             assert steps[1][:3] == (steps[0][3], "+", str(counts[2])), cot
-        else:  # the asked colour's count is the restated one, written as the restatement wrote it
-            if lang == "en":
-                colour, count = re.search(r"Favourable: (\w+) (\d+)\.", cot).groups()
-            else:
-                colour, count = re.search(r"。所求：([^。，]+?色)\w+?(\d+)\D+。", cot).groups()
-            assert (colour, int(count)) in {(c, n) for c, n, _ in restated}, cot
+        else:
+            _assert_checks_colours_in_turn(record, restated)
         f, t = map(int, re.search(r"(?:概率是|probability is )(\d+)/(\d+)", cot).groups())
         g = math.gcd(f, t)
         assert record["answer"] == f"{f // g}/{t // g}" and t == sum(counts)

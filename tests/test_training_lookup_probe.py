@@ -1,9 +1,8 @@
-"""The teacher-forced lookup probe: where it cuts the chain, what it expects, and a run on a real checkpoint."""
+"""The teacher-forced check probe: where it cuts the chain, how it reads a verdict, and a run on a real checkpoint."""
 
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 import pytest
 import torch
@@ -11,29 +10,36 @@ import torch
 from model.checkpoint import load_checkpoint
 from training import reasoning_data
 from training import reasoning_templates as wording
-from training.lookup_probe import copy_score, favourable_prefix, main, probe
+from training.lookup_probe import check_prefix, copy_score, main, probe, verdict
 
 RECORDS = reasoning_data.generate("train", 60, seed=3, strata=("easy",), kinds=("probability",))
+COLOUR_NAMES = {c[0] for c in wording.COLOURS} | {c[1] for c in wording.COLOURS}
 
 
 @pytest.mark.parametrize("record", RECORDS[:40], ids=lambda r: r["lang"])
-def test_prefix_ends_at_the_asked_colour_and_the_count_gives_the_answer(record: dict) -> None:
-    prefix, count = favourable_prefix(record)
-    assert record["cot"].startswith(prefix)
-    if record["lang"] == "en":  # cut right after the asked colour, before its count
-        assert prefix.rsplit(" ", 1)[1] in {c[1] for c in wording.COLOURS}
-    else:
-        assert any(prefix.endswith(c[0] + o[0]) for c in wording.COLOURS for o in wording.DRAW_OBJECTS)
-    # The count over the chain's total is the gold probability: it is the asked colour's count.
-    total = int(re.search(r"(?:Total|总数)[:：] ?\d+\+\d+=(\d+)", record["cot"])[1])
-    assert Fraction(count, total) == Fraction(record["answer"])
-    assert not re.search(r"\d", prefix[prefix.rindex(":") if record["lang"] == "en" else prefix.rindex("："):])
+def test_prefix_ends_right_before_the_first_verdict(record: dict) -> None:
+    prefix, asked, first_is_asked = check_prefix(record)
+    assert record["cot"].startswith(prefix) and asked in COLOUR_NAMES
+    rest = record["cot"][len(prefix):]
+    # What follows is the verdict the probe expects: the asked colour's name, or "not" / "不是".
+    assert verdict(rest, asked) is first_is_asked
+    # Nothing in the prefix after the asked colour gives the verdict away.
+    checked = prefix[prefix.rindex(asked) + len(asked):]
+    assert not re.search(r"\bnot\b|不是|正是", checked)
+    # Both cases occur: the first colour is asked in about half of the problems.
+    assert 0.25 < sum(check_prefix(r)[2] for r in RECORDS) / len(RECORDS) < 0.75
+
+
+def test_verdict_reads_the_first_word() -> None:
+    assert verdict(" blue, so", "blue") is True and verdict(" not blue", "blue") is False
+    assert verdict("蓝色正是所求", "蓝色") is True and verdict("不是蓝色", "蓝色") is False
+    assert verdict(" red", "blue") is None and verdict("4", "蓝色") is None
 
 
 def test_prefix_rejects_other_chains() -> None:
     record = reasoning_data.generate("train", 1, seed=0, kinds=("expression",))[0]
-    with pytest.raises(ValueError, match="favourable"):
-        favourable_prefix(record)
+    with pytest.raises(ValueError, match="check of the asked colour"):
+        check_prefix(record)
 
 
 def test_probe_counts_every_problem_on_a_real_checkpoint(tiny_checkpoint, capsys) -> None:
@@ -41,10 +47,10 @@ def test_probe_counts_every_problem_on_a_real_checkpoint(tiny_checkpoint, capsys
     for split in ("train", "test"):
         assert sum(r["n"] for r in report[split].values()) == 4
         for r in report[split].values():
-            assert 0 <= r["other_colour"] <= r["n"] - r["right"]
+            assert r["right"] + r["unclear"] <= r["n"]
     assert main(["--checkpoint", str(tiny_checkpoint), "--n", "2"]) == 0
     out = capsys.readouterr().out
-    assert "| train |" in out and "copy score" in out
+    assert "| train |" in out and "right verdict" in out and "copy score" in out
 
 
 class _Copier(torch.nn.Module):

@@ -1,19 +1,22 @@
-"""Teacher-forced probe of one step of the probability chains: copying the asked colour's count.
+"""Teacher-forced probe of the step where the easy probability chains used to fail, and the copy score.
 
-An easy probability chain restates the counts ("Counts: red 3, blue 4" / "红色球3个，蓝色球4个") and then
-names the asked colour ("Favourable: blue" / "所求：蓝色球"); the next number must be that colour's count.
-The shipped model's commonest easy error is the other colour's count there. This probe feeds the generator's
-own verified chain up to the colour and asks whether the model's greedy continuation is the right number,
-so the lookup is measured alone, on train-split and test-split problems, per language:
+An easy probability chain restates the counts, names the asked colour, then checks the colours in turn
+("Asked: blue; red 3 is not blue, blue 4 is blue, so favourable 4" / "所求：蓝色；红色3个，不是蓝色；蓝色4个，
+蓝色正是所求，所以所求的有4个", ``training.reasoning_probability``). The one step that depends on which
+colour is asked is the first verdict. This probe feeds the generator's own verified chain up to it
+("... red 3 is" / "...红色3个，") and asks whether the model's greedy next word gives the right verdict ("not"
+/ "不" for another colour, the asked colour's name for the asked one), on train-split and test-split
+problems, per language, so the verdict is measured alone (chance is 50 %):
 
     python -m training.lookup_probe --checkpoint checkpoints/tinyllm-default --n 200
 
 It also prints the checkpoint's copy score (``copy_score``): fed a run of random tokens twice, how often
 the model predicts the next token of the repeat. A model with induction heads (attend to the token after
 the last occurrence of the current one) copies nearly all of it; one without stays at what it gets in the
-first run, and then cannot do a lookup either. A model trained on repeats of one fixed length learns to
-copy from that distance back instead (seen here: 90 % at period 20 after 600 steps of such repeats, 0 % at
-24), so the score's period should be one the training data does not fix.
+first run, and then cannot look a count up by its colour, which is why the chain checks colours in turn
+instead. A model trained on repeats of one fixed length learns to copy from that distance back instead
+(seen here: 90 % at period 20 after 600 steps of such repeats, 0 % at 24), so the score's period should be
+one the training data does not fix.
 """
 
 from __future__ import annotations
@@ -32,17 +35,28 @@ from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from training import reasoning_data
 
-# The chain up to and including the asked colour, then the count.
-_FAVOURABLE = {"en": re.compile(r"Favourable: [a-z]+"), "zh": re.compile(r"所求：\D+?(?=\d)")}
-_COUNT = re.compile(r"\s*(\d+)")
+# The chain up to the first verdict: "Asked: blue; red 3 is" / "所求：蓝色；红色3个，".
+_FIRST_CHECK = {"en": re.compile(r"Asked: ([a-z]+); ([a-z]+) \d+ is"), "zh": re.compile(r"所求：(\w+?)；(\w+?)\d+\w，")}
 
 
-def favourable_prefix(record: dict[str, Any]) -> tuple[str, int]:
-    """The chain of an easy probability record cut right after the asked colour, and the count that follows."""
-    m = _FAVOURABLE[record["lang"]].search(record["cot"])
+def check_prefix(record: dict[str, Any]) -> tuple[str, str, bool]:
+    """The chain of an easy probability record cut right before its first verdict, the asked colour, and
+    whether the first colour checked is the asked one."""
+    m = _FIRST_CHECK[record["lang"]].search(record["cot"])
     if m is None:
-        raise ValueError("not an easy probability chain with a favourable-count step")
-    return record["cot"][: m.end()], int(_COUNT.match(record["cot"], m.end())[1])
+        raise ValueError("not an easy probability chain with a check of the asked colour")
+    return record["cot"][: m.end()], m[1], m[1] == m[2]
+
+
+def verdict(text: str, asked: str) -> bool | None:
+    """What a continuation says of the colour being checked: True (it is the asked one: the verdict starts
+    with the asked colour's name), False ("not" / "不是"), None (anything else)."""
+    text = text.strip()
+    if text.startswith(asked):
+        return True
+    if text.startswith(("not", "不")):
+        return False
+    return None
 
 
 def _prompt(tokenizer: Tokenizer, record: dict[str, Any], prefix: str) -> list[int]:
@@ -53,32 +67,29 @@ def _prompt(tokenizer: Tokenizer, record: dict[str, Any], prefix: str) -> list[i
 
 
 def probe(checkpoint: str, n: int = 200, seed: int = 11, splits: Sequence[str] = ("train", "test"),
-          precision: Precision = "fp32", max_tokens: int = 4) -> dict[str, dict[str, dict[str, int]]]:
-    """{split: {lang: {"right", "other_colour", "n"}}} over ``n`` easy probability problems per split: the
-    greedy continuation of each cut chain (all in flight in one engine, as the eval runs them)."""
+          precision: Precision = "fp32", max_tokens: int = 3) -> dict[str, dict[str, dict[str, int]]]:
+    """{split: {lang: {"right", "unclear", "n"}}} over ``n`` easy probability problems per split: the greedy
+    continuation of each cut chain (all in flight in one engine, as the eval runs them)."""
     loaded = load_checkpoint(checkpoint)
     tokenizer = loaded.tokenizer
-    cases = [(split, record, *favourable_prefix(record)) for split in splits
+    cases = [(split, record, *check_prefix(record)) for split in splits
              for record in reasoning_data.generate(split, n, seed, strata=("easy",), kinds=("probability",))]
     engine = Engine(prepare_for_serving(loaded.model, precision), EngineConfig(max_queue=len(cases) + 1),
                     tokenizer.stop_token_ids)
     engine.start()
     try:
         greedy = SamplingParams(temperature=0.0, max_tokens=max_tokens)
-        handles = [engine.submit(_prompt(tokenizer, record, prefix), greedy) for _, record, prefix, _ in cases]
+        handles = [engine.submit(_prompt(tokenizer, record, prefix), greedy) for _, record, prefix, _, _ in cases]
         written = [tokenizer.decode([e.token_id for e in h.iter_sync() if e.token_id is not None]) for h in handles]
     finally:
         engine.shutdown(timeout=5.0)
     report: dict[str, dict[str, dict[str, int]]] = {}
-    for (split, record, _, want), text in zip(cases, written, strict=True):
-        number = re.match(r"\s*(\d+)", text)
-        got = int(number[1]) if number else None
-        # The restatement (first sentence) lists every colour's count: a miss among them is a wrong lookup.
-        counts = [int(c) for c in re.findall(r"\d+", record["cot"].split("。")[0].split(".")[0])]
-        row = report.setdefault(split, {}).setdefault(record["lang"], {"right": 0, "other_colour": 0, "n": 0})
+    for (split, record, _, asked, first_is_asked), text in zip(cases, written, strict=True):
+        said = verdict(text, asked)
+        row = report.setdefault(split, {}).setdefault(record["lang"], {"right": 0, "unclear": 0, "n": 0})
         row["n"] += 1
-        row["right"] += got == want
-        row["other_colour"] += got != want and got in counts
+        row["right"] += said == first_is_asked
+        row["unclear"] += said is None
     return report
 
 
@@ -106,11 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     report = probe(args.checkpoint, args.n, args.seed, precision=args.precision)
-    print("| split | lang | n | right | other colour's count |\n|---|---|---:|---:|---:|")
+    print("| split | lang | n | right verdict | neither verdict |\n|---|---|---:|---:|---:|")
     for split, langs in report.items():
         for lang, r in sorted(langs.items()):
             print(f"| {split} | {lang} | {r['n']} | {100 * r['right'] / r['n']:.0f} % | "
-                  f"{100 * r['other_colour'] / r['n']:.0f} % |")
+                  f"{100 * r['unclear'] / r['n']:.0f} % |")
     model = load_checkpoint(args.checkpoint).model
     first, repeat = copy_score(model, model.config.vocab_size)
     print(f"\ncopy score (random tokens written twice): next token right {100 * repeat:.0f} % in the repeat, "

@@ -1,16 +1,26 @@
 """Probability problems for ``training.reasoning_data``: draw one object at random from a container.
 
 The chain first restates every colour with its count, in the question's order ("红色球3个，蓝色球2个" /
-"Counts: red 3, blue 2"); then the total, the asked colour(s)' count and the fraction. The asked colour's
-count is written the way the restatement wrote it, colour then number ("所求：红色球3个" /
-"Favourable: red 3"), so the number is a copy of what followed the same colour before: the shipped
-model's errors were the other colour's count, when the lookup sentence put a word between colour and
-number ("红色球有3个") or the number first ("There are 3 red ones"). ``restate`` and ``say_favourable``
-write those two sentences (``training.lookup_drills`` uses them too). The reduction is explicit and
-checkable: with g = gcd(favourable, total) > 1 it names the divisor and divides both ("约分：6和10都除以2，
-6/2=3，10/2=5，所以6/10=3/5"), every part an equation the checker recomputes; with g = 1 it says the
-fraction cannot be reduced. ``reduction_errors`` re-checks those claims from the chain's text
-(``verify_record`` uses it).
+"Counts: red 3, blue 2"), then the total. An easy problem then needs the asked colour's count, which a small
+model cannot look up by colour: that takes an induction head (find the colour earlier, read what followed
+it), and the default model has none (README, "The shipped checkpoint"; it picked the other colour's count
+half the time in English). So the chain does not look it up. ``check_each`` names the asked colour and goes
+through the colours in order, each written with its count, saying whether it is the asked one:
+
+    Asked: blue; red 3 is not blue, blue 2 is blue, so favourable 2.
+    所求：蓝色；红色3个，不是蓝色；蓝色2个，蓝色正是所求，所以所求的有2个。
+
+Every step is within reach of a model without an induction head: the colours and counts are copied in the
+restatement's order; the verdict compares two colours a few tokens back; the count is copied from right
+before the verdict. The verdict's first word is the asked colour itself when it matches ("is blue",
+"蓝色正是所求"), so equal colours read from two places add up to one word. Written with "是"/"不是" first,
+the Chinese verdict stayed at chance in the screens; written so, it rose (README). The hard problems ask for
+two colours or "not" one, which the chain already writes as positional copies ("red or green: 3+5").
+
+The reduction is explicit and checkable: with g = gcd(favourable, total) > 1 it names the divisor and
+divides both ("约分：6和10都除以2，6/2=3，10/2=5，所以6/10=3/5"), every part an equation the checker
+recomputes; with g = 1 it says the fraction cannot be reduced. ``reduction_errors`` re-checks those claims
+from the chain's text (``verify_record`` uses it).
 """
 
 from __future__ import annotations
@@ -43,9 +53,19 @@ def restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: l
            "Counts: " + ", ".join(f"{c} {n}" for c, n in zip(col, counts, strict=True)))
 
 
-def say_favourable(ch: Chain, obj: tuple[str, str, str, str], colour: str, count: int) -> None:
-    """The asked colour's count, written as the restatement wrote it: "所求：红色球3个" / "Favourable: red 3"."""
-    ch.say(f"所求：{colour}{obj[0]}{count}{obj[1]}", f"Favourable: {colour} {count}")
+def check_each(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int], ask: int) -> int:
+    """The asked colour, then each colour in turn (with its count) checked against it until it is found;
+    returns the asked colour's count. "Asked: green; red 8 is not green, green 7 is green, so favourable 7"."""
+    parts_zh, parts_en = [], []
+    for c, n in zip(col[: ask + 1], counts[: ask + 1], strict=True):
+        if c == col[ask]:
+            parts_zh.append(f"{c}{n}{obj[1]}，{c}正是所求，所以所求的有{n}{obj[1]}")
+            parts_en.append(f"{c} {n} is {c}, so favourable {n}")
+        else:
+            parts_zh.append(f"{c}{n}{obj[1]}，不是{col[ask]}")
+            parts_en.append(f"{c} {n} is not {col[ask]}")
+    ch.say(f"所求：{col[ask]}；" + "；".join(parts_zh), f"Asked: {col[ask]}; " + ", ".join(parts_en))
+    return counts[ask]
 
 
 def _reduce(ch: Chain, favourable: int, total: int) -> Fraction:
@@ -77,8 +97,8 @@ def probability(ctx: Context, ch: Chain) -> Problem:
         restate(ch, obj, col[:2], [n1, n2])
         total, eq = ch.op(n1, "+", n2)
         ch.say(f"总数：{eq}", f"Total: {eq}")
-        favourable, check = (n1, n2)[ask], f"{(n1, n2)[ask]}/({n1}+{n2})"
-        say_favourable(ch, obj, col[ask], favourable)
+        favourable = check_each(ch, obj, col[:2], [n1, n2], ask)
+        check = f"{favourable}/({n1}+{n2})"
         template = wording.PROB_EASY
     else:
         n1, n2, n3 = ctx.num(2, 15), ctx.num(2, 15), ctx.num(2, 15)
