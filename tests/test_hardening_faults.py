@@ -279,7 +279,9 @@ def test_queue_overflow_gets_503_with_retry_after_and_no_hang(server_checkpoint:
         served = [events for status, events, _ in results if status == 200]
         rejected = [r for status, _, r in results if status == 503]
         assert len(served) + len(rejected) == 10
-        assert len(rejected) >= 1 and len(served) >= 3  # 1 slot + 2 queued were always available
+        # Only the 2 queue places are guaranteed: the engine moves a request from the queue into its slot
+        # asynchronously, so under load the first three can all be waiting in the queue at once (seen in CI).
+        assert len(rejected) >= 1 and len(served) >= 2
         for r in rejected:
             assert_openai_error(r, 503, "server_overloaded", None)
             assert r.headers["retry-after"] == "1"
