@@ -354,3 +354,42 @@ def test_verify_record_rejects_bogus_reductions(probability_records: list[dict])
     errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, partial)})
     assert not any("false step" in e for e in errors)
     assert any(f"greatest common factor is {g}" in e for e in errors)
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{\w+\}", template)
+    return re.compile(".+?".join(re.escape(p) for p in parts), re.DOTALL)
+
+
+def test_train_only_templates_reach_train_and_never_test(train: list[dict], test_split: list[dict]) -> None:
+    """The extra sentence structures are drawn for train (unparaphrased prompts show them verbatim) and
+    never for test, whose prompts all come from the original lists (held-out one included)."""
+    lists = [v for v in vars(wording).values() if isinstance(v, dict) and "train:zh" in v]
+    train_only = [_template_regex(t) for tl in lists for lang in ("zh", "en") for t in tl[f"train:{lang}"]]
+    assert len(train_only) >= 60
+    assert not any(p.fullmatch(r["user"]) for r in test_split for p in train_only)
+    assert sum(any(p.fullmatch(r["user"]) for p in train_only) for r in train) > 0.05 * len(train)
+    for tl in lists:
+        for lang in ("zh", "en"):
+            options = wording.train_options(tl, lang)
+            assert tl[lang][-1] not in options and set(tl[f"train:{lang}"]) <= set(options)
+
+
+def test_train_only_templates_never_match_a_held_out_template() -> None:
+    """Each extra template, filled with placeholder values, is not something a held-out template writes."""
+    lists = [v for v in vars(wording).values() if isinstance(v, dict) and "train:zh" in v]
+    for tl in lists:
+        for lang in ("zh", "en"):
+            for template in tl[f"train:{lang}"]:
+                filled = re.sub(r"\{\w+\}", "7", template)
+                assert not uses_held_out_template(filled, lang), template
+
+
+def test_paraphrase_keeps_from_now() -> None:
+    import random
+
+    from training.reasoning_paraphrase import paraphrase
+    rng = random.Random(0)
+    texts = {paraphrase("Tom is 5 now. How old will he be 3 years from now?", "en", rng) for _ in range(300)}
+    assert any("at this point" in t for t in texts)  # the lone "now" still swaps
+    assert all("from now" in t for t in texts)

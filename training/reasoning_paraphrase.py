@@ -49,9 +49,10 @@ CLOSINGS = {"zh": ["请写出过程。", "请一步一步地想。", "谢谢！"
 
 
 def _group_regex(group: list[str], lang: str) -> re.Pattern[str]:
-    """One alternation per group; English phrases match whole words only ("now" is not in "know")."""
+    """One alternation per group; English phrases match whole words only ("now" is not in "know") and not
+    after "from" ("5 years from now" must not become "from at this point")."""
     alternation = "|".join(map(re.escape, group))
-    return re.compile(rf"\b(?:{alternation})\b" if lang == "en" else alternation)
+    return re.compile(rf"(?<!from )\b(?:{alternation})\b" if lang == "en" else alternation)
 
 
 _GROUP_RES = {lang: [(_group_regex(group, lang), group) for group in groups] for lang, groups in SYNONYMS.items()}

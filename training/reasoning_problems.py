@@ -121,7 +121,7 @@ class Context:
 
     def pick(self, templates: dict[str, list[str]]) -> str:
         options = templates[self.lang]
-        return self.rng.choice(options if self.split == "test" else options[:-1])
+        return self.rng.choice(options if self.split == "test" else wording.train_options(templates, self.lang))
 
     def num(self, lo: int, hi: int) -> int:
         return self.rng.randint(lo, hi)
