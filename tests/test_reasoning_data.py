@@ -361,10 +361,14 @@ def _template_regex(template: str) -> re.Pattern[str]:
     return re.compile(".+?".join(re.escape(p) for p in parts), re.DOTALL)
 
 
+def _lists_with_train_only() -> list[dict[str, list[str]]]:
+    return [v for v in vars(wording).values() if isinstance(v, dict) and "train:zh" in v]
+
+
 def test_train_only_templates_reach_train_and_never_test(train: list[dict], test_split: list[dict]) -> None:
     """The extra sentence structures are drawn for train (unparaphrased prompts show them verbatim) and
     never for test, whose prompts all come from the original lists (held-out one included)."""
-    lists = [v for v in vars(wording).values() if isinstance(v, dict) and "train:zh" in v]
+    lists = _lists_with_train_only()
     train_only = [_template_regex(t) for tl in lists for lang in ("zh", "en") for t in tl[f"train:{lang}"]]
     assert len(train_only) >= 60
     assert not any(p.fullmatch(r["user"]) for r in test_split for p in train_only)
@@ -377,7 +381,7 @@ def test_train_only_templates_reach_train_and_never_test(train: list[dict], test
 
 def test_train_only_templates_never_match_a_held_out_template() -> None:
     """Each extra template, filled with placeholder values, is not something a held-out template writes."""
-    lists = [v for v in vars(wording).values() if isinstance(v, dict) and "train:zh" in v]
+    lists = _lists_with_train_only()
     for tl in lists:
         for lang in ("zh", "en"):
             for template in tl[f"train:{lang}"]:

@@ -162,7 +162,8 @@ def run_problems(model: Transformer, tokenizer: Tokenizer, records: list[dict[st
         engine.shutdown(timeout=5.0)
 
 
-def _wording(record: dict) -> str:
+def wording_of(record: dict) -> str:
+    """"held-out" when the question could have been written by a test-only template, else "train"."""
     return "held-out" if uses_held_out_template(record["user"], record["lang"]) else "train"
 
 
@@ -174,7 +175,7 @@ def accuracy_table(results: list[ProblemResult], ks: Sequence[int]) -> dict[str,
     groups: dict[str, list[ProblemResult]] = defaultdict(list)
     for res in results:
         r = res.record
-        wording = f"wording:{_wording(r)}"
+        wording = f"wording:{wording_of(r)}"
         for g in ("all", r["stratum"], r["lang"], f"{r['stratum']}/{r['lang']}", f"kind:{r['kind']}", wording,
                   f"{r['stratum']}/{wording}"):
             groups[g].append(res)
@@ -233,7 +234,7 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
             for res in results:
                 f.write(json.dumps({"precision": precision, "user": res.record["user"], "gold": res.record["answer"],
                                     "stratum": res.record["stratum"], "lang": res.record["lang"],
-                                    "kind": res.record["kind"], "wording": _wording(res.record),
+                                    "kind": res.record["kind"], "wording": wording_of(res.record),
                                     "greedy": res.greedy_text, "greedy_answer": res.greedy_answer,
                                     "sample_answers": res.sample_answers, "sample_texts": res.sample_texts,
                                     "sample_false_steps": [c.false_steps for c in res.sample_checks],

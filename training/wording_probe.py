@@ -22,14 +22,9 @@ from typing import Any
 from model.checkpoint import load_checkpoint
 from model.inference import Precision, prepare_for_serving
 from training import reasoning_data
-from training.eval import EvalConfig, run_problems
-from training.reasoning_templates import uses_held_out_template
+from training.eval import EvalConfig, run_problems, wording_of
 
 WORDINGS = ("held-out", "train")
-
-
-def wording_of(record: dict[str, Any]) -> str:
-    return "held-out" if uses_held_out_template(record["user"], record["lang"]) else "train"
 
 
 def draw_problems(stratum: str, n: int, seed: int) -> dict[str, list[dict[str, Any]]]:
