@@ -60,3 +60,10 @@ def test_train_questions_are_paraphrased_and_never_held_out(train: list[dict]) -
 
 def test_test_questions_are_written_by_templates_only(test_split: list[dict]) -> None:
     assert not any(_wrapped(r["user"], r["lang"]) for r in test_split)
+
+
+def test_synonym_swap_keeps_from_now() -> None:
+    rng = random.Random(0)
+    texts = {paraphrase("Tom is 5 now. How old will he be 3 years from now?", "en", rng) for _ in range(300)}
+    assert any("at this point" in t for t in texts)  # the lone "now" still swaps
+    assert all("from now" in t for t in texts)

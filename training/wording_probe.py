@@ -42,12 +42,12 @@ def greedy_accuracy(checkpoint: str | Path, problems: dict[str, list[dict[str, A
     """(right, n) of greedy chains per row key: "<wording>" and "<wording> / <kind>"."""
     loaded = load_checkpoint(checkpoint)
     model = prepare_for_serving(loaded.model, precision)
+    wordings = [w for w, rs in problems.items() for _ in rs]
     records = [r for rs in problems.values() for r in rs]
     results = run_problems(model, loaded.tokenizer, records,
                            EvalConfig(ks=(1,), max_new_tokens=max_new_tokens), progress=False)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for result in results:
-        wording = wording_of(result.record)
+    for wording, result in zip(wordings, results, strict=True):
         for key in (wording, f"{wording} / {result.record['kind']}"):
             counts[key][0] += result.correct("greedy")
             counts[key][1] += 1
@@ -57,8 +57,8 @@ def greedy_accuracy(checkpoint: str | Path, problems: dict[str, list[dict[str, A
 def format_table(stratum: str, names: Sequence[str], accuracies: Sequence[dict[str, tuple[int, int]]]) -> str:
     """Rows in a fixed order (wording, then its kinds); a column per checkpoint, then the differences."""
     keys = sorted({k for acc in accuracies for k in acc}, key=lambda k: (WORDINGS.index(k.split(" / ")[0]), k))
-    header = f"| {stratum} | n | " + " | ".join(names) + " | " + " | ".join(f"{n} - {names[0]}" for n in names[1:])
-    lines = [header.rstrip(" |") + " |", "|---" * (2 + 2 * len(names) - 1) + "|"]
+    columns = [stratum, "n", *names, *(f"{n} - {names[0]}" for n in names[1:])]
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for key in keys:
         n = max(acc.get(key, (0, 0))[1] for acc in accuracies)
         pct = [100 * acc[key][0] / acc[key][1] if acc.get(key, (0, 0))[1] else float("nan") for acc in accuracies]
