@@ -11,8 +11,10 @@ from model.answers import extract_answer, normalize_answer
 from model.calculator import evaluate
 from training import reasoning_data as rd
 from training import reasoning_templates as wording
+from training import word_templates
 from training.reasoning_problems import Chain
 from training.reasoning_templates import uses_held_out_template
+from training.template_lists import train_options
 
 # Our own reading of "a op b=c" steps, independent of the module's parser: any digits-op-digits=result
 # that is not the tail of a longer expression.
@@ -362,7 +364,16 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 
 def _lists_with_train_only() -> list[dict[str, list[str]]]:
-    return [v for v in vars(wording).values() if isinstance(v, dict) and "train:zh" in v]
+    return [tl for tl in wording.TEMPLATE_LISTS if tl["train:zh"] or tl["train:en"]]
+
+
+def test_every_template_list_is_in_the_held_out_registry() -> None:
+    """A list missing from TEMPLATE_LISTS would have its held-out template go unrecognised in train data."""
+    defined = [v for module in (wording, word_templates) for v in vars(module).values()
+               if isinstance(v, dict) and set(v) == {"zh", "en", "train:zh", "train:en"}]
+    assert len(defined) == 18
+    assert all(any(tl is d for tl in wording.TEMPLATE_LISTS) for d in defined)
+    assert len(wording.TEMPLATE_LISTS) == len(defined)
 
 
 def test_train_only_templates_reach_train_and_never_test(train: list[dict], test_split: list[dict]) -> None:
@@ -375,7 +386,7 @@ def test_train_only_templates_reach_train_and_never_test(train: list[dict], test
     assert sum(any(p.fullmatch(r["user"]) for p in train_only) for r in train) > 0.05 * len(train)
     for tl in lists:
         for lang in ("zh", "en"):
-            options = wording.train_options(tl, lang)
+            options = train_options(tl, lang)
             assert tl[lang][-1] not in options and set(tl[f"train:{lang}"]) <= set(options)
 
 

@@ -22,7 +22,7 @@ Train and test are disjoint by construction:
      the key back from the cot text, so anyone can re-check a finished file.
   2. Held-out phrasing. The last template of every template list is test-only: train never uses it, test
      uses all templates, so the eval also measures generalisation to unseen wording. Train also draws
-     train-only templates (other sentence structures, ``reasoning_templates.train_options``) and
+     train-only templates (other sentence structures, ``template_lists.train_options``) and
      paraphrases questions at random (``training.reasoning_paraphrase``); a prompt that happens to match a
      held-out template is drawn again.
 ``disjointness_report`` / ``assert_disjoint`` check both on generated records.
