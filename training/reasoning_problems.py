@@ -124,15 +124,6 @@ class Context:
         options = templates[self.lang]
         return self.rng.choice(options if self.split == "test" else train_options(templates, self.lang))
 
-    def any_order(self, items: list) -> list:
-        """Independent steps in the order written (test) or in a random order (train): the model learns
-        several valid paths, so chains sampled for the vote are not all the greedy chain."""
-        return self.rng.sample(items, len(items)) if self.split == "train" else items
-
-    def any_order_of(self, orders: list[tuple[int, ...]]) -> tuple[int, ...]:
-        """One of several valid orders of a chain's steps: the first (test) or a random one (train)."""
-        return self.rng.choice(orders) if self.split == "train" else orders[0]
-
     def num(self, lo: int, hi: int) -> int:
         return self.rng.randint(lo, hi)
 
@@ -238,14 +229,9 @@ def _render(node: list, style: dict[str, str], parens: bool = False) -> str:
     return f"{style['(']}{text}{style[')']}" if parens else text
 
 
-def _schedule(root: list, rng: random.Random | None = None, free: bool = False) -> list[tuple[list, bool]]:
-    """The operations in the order the chain does them, as (node, inside_parentheses) pairs.
-
-    Without ``rng``: school order, innermost parentheses first, then * and / before + and -, left to right.
-    With ``rng`` (train split), another valid order: independent operations of the same rank ("80*14" and
-    "29*88" in "80*14+29*88") in either order, or, with ``free`` (the chain's intro states no rule), any
-    operation whose operands are ready. A sampled chain can then take another path than the greedy one,
-    and its slips are not the greedy chain's: that is what the self-consistency vote needs."""
+def _schedule(root: list) -> list[tuple[list, bool]]:
+    """Operations in school order: innermost parentheses first, then * and / before + and -, left to
+    right. Returns (node, inside_parentheses) pairs."""
     info = []  # (node, paren depth, in-order position)
 
     def walk(node: list, depth: int, parens: bool) -> None:
@@ -262,10 +248,7 @@ def _schedule(root: list, rng: random.Random | None = None, free: bool = False) 
     while len(order) < len(info):
         ready = [(n, d, pos) for n, d, pos in info if id(n) not in done
                  and all(len(c) == 1 or id(c) in done for c in (n[2], n[3]))]
-        if not free:
-            rank = max((d, _PREC[n[1]]) for n, d, _ in ready)
-            ready = [r for r in ready if (r[1], _PREC[r[0][1]]) == rank]
-        node, depth, _ = rng.choice(ready) if rng else min(ready, key=lambda r: r[2])
+        node, depth, _ = max(ready, key=lambda r: (r[1], _PREC[r[0][1]], -r[2]))
         done.add(id(node))
         order.append((node, depth > 0))
     return order
@@ -280,19 +263,16 @@ def expression(ctx: Context, ch: Chain) -> Problem:
              "space": " " if ctx.rng.random() < 0.3 else ""}
     style["/"] = "÷" if style["*"] == "×" else "/"
     shown = _render(root, style)
+    steps = _schedule(root)
     # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
     # the kind of problem shows in what was copied, not in the question's (possibly unseen) wording.
     plain = _render(root, {**style, "space": "", "*": "*", "/": "/", "(": "(", ")": ")"})
     ch.say(f"题目：{plain}", f"Given: {plain}")
-    if n_ops == 1:
+    if len(steps) == 1:
         zh_word, _, en_noun = _OP_WORDS[root[1]]
         ch.say(f"这是一道{zh_word}题，只有一步", f"There is only one operation, {en_noun}")
-        steps = _schedule(root)
     else:
-        intro = ctx.choice(wording.EXPRESSION_INTROS)
-        ch.say(*intro)
-        free = intro == wording.EXPRESSION_INTROS[wording.FREE_ORDER_INTRO]
-        steps = _schedule(root, ctx.rng, free) if ctx.split == "train" else _schedule(root)
+        ch.say(*ctx.choice(wording.EXPRESSION_INTROS))
     for i, (node, inside) in enumerate(steps):
         _, eq = ch.op(node[2][0], node[1], node[3][0])
         zh_word, en_word, _ = _OP_WORDS[node[1]]

@@ -34,11 +34,10 @@ def _word_shopping(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     f.update(n1=n1, p1=p1, n2=n2, p2=p2, m=m, **wording.item_fields(it2, ctx.lang, "2"))
     ch.say(f"{it[0]}{n1}{f['u']}，每{f['u']}{p1}{cur}；{it2[0]}{n2}{f['u2']}，每{f['u2']}{p2}{cur}",
            f"There are {n1} {it[3]} at {p1} {cur} and {n2} {it2[3]} at {p2} {cur}")
-    c1, eq1 = ch.op(n1, "*", p1)
-    c2, eq2 = ch.op(n2, "*", p2)
-    for sentence in ctx.any_order([(f"{it[0]}花了{eq1}{cur}", f"The {it[3]} cost {eq1} {cur}"),
-                                   (f"{it2[0]}花了{eq2}{cur}", f"The {it2[3]} cost {eq2} {cur}")]):
-        ch.say(*sentence)
+    c1, eq = ch.op(n1, "*", p1)
+    ch.say(f"{it[0]}花了{eq}{cur}", f"The {it[3]} cost {eq} {cur}")
+    c2, eq = ch.op(n2, "*", p2)
+    ch.say(f"{it2[0]}花了{eq}{cur}", f"The {it2[3]} cost {eq} {cur}")
     total, eq = ch.op(c1, "+", c2)
     ch.say(f"一共花了{eq}{cur}", f"Together they cost {eq} {cur}")
     left, eq = ch.op(m, "-", total)
@@ -112,11 +111,10 @@ def _word_travel(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     d = v1 * t1 + v2 * t2 + ctx.num(10, 300)
     f.update(v1=v1, t1=t1, v2=v2, t2=t2, d=d)
     ch.say(f"全程{d}千米，分两段行驶", f"The whole trip is {d} km, driven in two parts")
-    d1, eq1 = ch.op(v1, "*", t1)
-    d2, eq2 = ch.op(v2, "*", t2)
-    for sentence in ctx.any_order([(f"第一段：{eq1}千米", f"First part: {eq1} km"),
-                                   (f"第二段：{eq2}千米", f"Second part: {eq2} km")]):
-        ch.say(*sentence)
+    d1, eq = ch.op(v1, "*", t1)
+    ch.say(f"第一段：{eq}千米", f"First part: {eq} km")
+    d2, eq = ch.op(v2, "*", t2)
+    ch.say(f"第二段：{eq}千米", f"Second part: {eq} km")
     done, eq = ch.op(d1, "+", d2)
     ch.say(f"已经行驶：{eq}千米", f"Driven so far: {eq} km")
     left, eq = ch.op(d, "-", done)
@@ -139,15 +137,12 @@ def _word_ages(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     k = ctx.num(3, max(3, min(6, 90 // c)))
     f.update(c=c, k=k, n=n)
     ch.say(f"年幼的人{c}岁，年长的人是{k}倍", f"The younger one is {c}, the older one is {k} times as old")
-    old, eq_old = ch.op(c, "*", k)
-    young_later, eq_young = ch.op(c, "+", n)
-    old_later, eq_old_later = ch.op(old, "+", n)
-    sentences = [(f"年长的人今年：{eq_old}岁", f"The older one is now {eq_old}"),
-                 (f"{n}年后年幼的人：{eq_young}岁", f"In {n} years the younger one is {eq_young}"),
-                 (f"{n}年后年长的人：{eq_old_later}岁", f"In {n} years the older one is {eq_old_later}")]
-    # The older one's age now must come before it is used; otherwise any order.
-    for i in ctx.any_order_of([(0, 1, 2), (1, 0, 2), (0, 2, 1)]):
-        ch.say(*sentences[i])
+    old, eq = ch.op(c, "*", k)
+    ch.say(f"年长的人今年：{eq}岁", f"The older one is now {eq}")
+    young_later, eq = ch.op(c, "+", n)
+    ch.say(f"{n}年后年幼的人：{eq}岁", f"In {n} years the younger one is {eq}")
+    old_later, eq = ch.op(old, "+", n)
+    ch.say(f"{n}年后年长的人：{eq}岁", f"In {n} years the older one is {eq}")
     total, eq = ch.op(young_later, "+", old_later)
     ch.say(f"年龄之和：{eq}岁", f"The sum of their ages: {eq}")
     return {**f, "tpl": word_templates.AGES_HARD}, total, f"({c}+{n})+({c}*{k}+{n})"
