@@ -371,7 +371,6 @@ def test_every_template_list_is_in_the_held_out_registry() -> None:
     """A list missing from TEMPLATE_LISTS would have its held-out template go unrecognised in train data."""
     defined = [v for module in (wording, word_templates) for v in vars(module).values()
                if isinstance(v, dict) and set(v) == {"zh", "en", "train:zh", "train:en"}]
-    assert len(defined) == 18
     assert all(any(tl is d for tl in wording.TEMPLATE_LISTS) for d in defined)
     assert len(wording.TEMPLATE_LISTS) == len(defined)
 

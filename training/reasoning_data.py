@@ -30,7 +30,8 @@ Train and test are disjoint by construction:
 Layout: this module has the record format, the split rule, verification and the CLI;
 ``training.reasoning_problems`` draws parameters and writes the chains (probability in
 ``training.reasoning_probability``, word problems in ``training.reasoning_word``);
-``training.reasoning_templates`` holds the wording (question templates, names, objects, system prompts).
+``training.reasoning_templates`` holds the wording (names, objects, system prompts, templates; the word problems' in
+``training.word_templates``; ``training.template_lists`` builds the lists and says which ones train draws).
 
 Every answer is computed twice: by the step chain, and independently by ``model.calculator`` on an
 expression built from the problem's parameters (or, for bare expressions, parsed from the question text;
