@@ -64,8 +64,15 @@ def test_ci_recipe_writes_manifest_model_card_and_reports(ci_run):
         assert {"greedy", "sc@1", "sc@5", "sc@9"} <= set(groups["all"])
         assert groups["all"]["n"] == groups["easy"]["n"] + groups["hard"]["n"]
     assert manifest["eval"]["perplexity"]["fp32"]["text"]["ppl"] > 1
+    for precision, groups in manifest["eval"]["vote_margin"].items():  # each vote, paired with greedy
+        hard = groups["hard"]["checked@9"]
+        assert hard["n"] == table[precision]["hard"]["n"]
+        assert hard["margin"] == pytest.approx(table[precision]["hard"]["checked@9"] - table[precision]["hard"]["greedy"],
+                                               abs=0.11)
+        assert hard["ci95"][0] <= hard["margin"] <= hard["ci95"][1]
     card = (out / "README.md").read_text()
     assert "| precision | group | n | greedy | sc@1 | sc@5 | sc@9 |" in card and "reasoning-sft" in card
+    assert "| precision | group | method | n | gained | lost | margin (points) | 95% CI |" in card
     for name in ("config.json", "model.safetensors", "tokenizer.model", "generation_config.json", "eval.png",
                  "loss-pretrain.png"):
         assert (out / name).stat().st_size > 0

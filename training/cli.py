@@ -259,6 +259,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "eval":
         from training.eval import evaluate, format_table
+        from training.vote_margin import format_margins
 
         cfg = EvalConfig(n_problems=args.n_problems, ks=tuple(int(k) for k in _csv(args.ks)),
                          temperature=args.temperature, max_new_tokens=args.max_new_tokens,
@@ -267,6 +268,7 @@ def _run(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
         report = evaluate(args.checkpoint, args.out, cfg)
         print(format_table(report))
+        print(format_margins(report))
         print(json.dumps(report.get("perplexity", {}), indent=2))
         return 0
     if cmd == "export":

@@ -11,7 +11,9 @@ phrasings never seen in training), through the serving engine exactly as the ser
 * checked@k: the same k chains, but the answers of chains that check out (every arithmetic step holds
   and every number comes from the question, ``model.chain_check``) are ranked first, as the server's
   ``check_steps`` vote does;
-* both for the fp32 model and its int8 dynamic quantization (what the server runs by default).
+* both for the fp32 model and its int8 dynamic quantization (what the server runs by default);
+* each vote's paired margin over greedy on the same problems: how many it fixes, how many it breaks, and a
+  95% interval (``training.vote_margin``), because on 80 problems one problem is 1.25 points.
 
 Results are split by stratum (easy/hard), language (zh/en), kind, and wording (the question's template
 held out from train, or one train uses too). Outputs: ``eval.json`` (all figures),
@@ -45,6 +47,7 @@ from model.transformer import Transformer
 from training import reasoning_data
 from training.batches import IGNORE, PretrainBatches, split_size
 from training.reasoning_templates import uses_held_out_template
+from training.vote_margin import margin_table
 
 CHAT_PROMPTS = ["你好", "你是谁？", "Who are you?", "What does \"library\" mean?"]
 
@@ -171,16 +174,9 @@ def accuracy_table(results: list[ProblemResult], ks: Sequence[int]) -> dict[str,
     """Accuracy per group ("all", "easy", "hard", "zh", "en", "easy/zh", "kind:word", "wording:held-out",
     "easy/wording:train", ...) and method. Wording "held-out" is a question written with a template that
     train never uses; "train" one written with a template train also uses (on other problems)."""
-    methods = ["greedy"] + [f"sc@{k}" for k in ks] + [f"checked@{k}" for k in ks if k > 1]
-    groups: dict[str, list[ProblemResult]] = defaultdict(list)
-    for res in results:
-        r = res.record
-        wording = f"wording:{wording_of(r)}"
-        for g in ("all", r["stratum"], r["lang"], f"{r['stratum']}/{r['lang']}", f"kind:{r['kind']}", wording,
-                  f"{r['stratum']}/{wording}"):
-            groups[g].append(res)
+    methods = ["greedy"] + vote_methods(ks)
     table = {}
-    for g, items in sorted(groups.items()):
+    for g, items in sorted(_groups(results).items()):
         row: dict[str, Any] = {"n": len(items)}
         for m in methods:
             row[m] = round(100.0 * sum(res.correct(m) for res in items) / len(items), 1)
@@ -188,6 +184,29 @@ def accuracy_table(results: list[ProblemResult], ks: Sequence[int]) -> dict[str,
         row["agreement@max"] = round(sum(vote(res.sample_answers).agreement for res in items) / len(items), 3)
         table[g] = row
     return table
+
+
+def vote_methods(ks: Sequence[int]) -> list[str]:
+    return [f"sc@{k}" for k in ks] + [f"checked@{k}" for k in ks if k > 1]
+
+
+def _groups(results: list[ProblemResult]) -> dict[str, list[ProblemResult]]:
+    groups: dict[str, list[ProblemResult]] = defaultdict(list)
+    for res in results:
+        r = res.record
+        wording = f"wording:{wording_of(r)}"
+        for g in ("all", r["stratum"], r["lang"], f"{r['stratum']}/{r['lang']}", f"kind:{r['kind']}", wording,
+                  f"{r['stratum']}/{wording}"):
+            groups[g].append(res)
+    return groups
+
+
+def vote_margins(results: list[ProblemResult], ks: Sequence[int]) -> dict[str, Any]:
+    """Per group, each vote's paired margin over greedy on the same problems (``training.vote_margin``)."""
+    methods = [m for m in vote_methods(ks) if not m.endswith("@1")]
+    flags = {g: {m: [res.correct(m) for res in items] for m in ["greedy", *methods]}
+             for g, items in sorted(_groups(results).items())}
+    return margin_table(flags, methods)
 
 
 def chat_samples(model: Transformer, tokenizer: Tokenizer, max_tokens: int = 60) -> list[dict[str, str]]:
@@ -217,7 +236,8 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
     tokenizer = loaded.tokenizer
     records = reasoning_data.generate("test", cfg.n_problems, cfg.seed, strata=cfg.strata, langs=cfg.langs)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "config": asdict(cfg), "perplexity": {},
-                              "reasoning": {}, "timing_s": {}}
+                              "reasoning": {}, "vote_margin": {},
+                              "timing_s": {}}
     samples_path = out / "eval_samples.jsonl"
     samples_path.write_text("", encoding="utf-8")
     for precision in cfg.precisions:
@@ -229,6 +249,7 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
                 report["perplexity"].setdefault(precision, {})[Path(data_dir).name] = ppl
         results = run_problems(model, tokenizer, records, cfg, label=precision, progress=cfg.progress)
         report["reasoning"][precision] = accuracy_table(results, cfg.ks)
+        report["vote_margin"][precision] = vote_margins(results, cfg.ks)
         report["timing_s"][precision] = round(time.time() - t0, 1)
         with open(samples_path, "a", encoding="utf-8") as f:
             for res in results:

@@ -17,6 +17,7 @@ from typing import Any
 from model.checkpoint import save_checkpoint
 from training.eval import format_table
 from training.trainer import TrainConfig, load_model_weights
+from training.vote_margin import format_margins
 
 GENERATION_CONFIG = {"temperature": 0.7, "top_p": 0.95, "max_new_tokens": 256}
 
@@ -73,8 +74,8 @@ def build_manifest(run_dir: str | Path, eval_report: dict[str, Any] | None, chec
         "train_seconds": round(sum(s["train_seconds"] or 0 for s in stages), 1),
         "final_train_loss": stages[-1]["final_train_loss"] if stages else None,
         "final_val_loss": stages[-1]["final_val_loss"] if stages else None,
-        "eval": {k: eval_report[k] for k in ("perplexity", "reasoning", "config", "seconds") if k in eval_report}
-        if eval_report else None,
+        "eval": {k: eval_report[k] for k in ("perplexity", "reasoning", "vote_margin", "config", "seconds")
+                 if k in eval_report} if eval_report else None,
     }
     manifest.update(extra or {})
     return manifest
@@ -124,8 +125,14 @@ def model_card(manifest: dict[str, Any], eval_report: dict[str, Any] | None) -> 
         lines += ["", "## Evaluation", "",
                   "Held-out arithmetic problems (test split of `training/reasoning_data.py`: structures and some "
                   "phrasings never seen in training). Accuracy in %; greedy = temperature 0; sc@k = majority vote "
-                  f"over k chains sampled at temperature {eval_report['config']['temperature']}.", "",
+                  f"over k chains sampled at temperature {eval_report['config']['temperature']}; checked@k = the "
+                  "same vote with the answers of chains whose steps hold and whose numbers come from the question "
+                  "ranked first.", "",
                   format_table(eval_report)]
+        margins = format_margins(eval_report)
+        if margins:
+            lines += ["", "What each vote gains over greedy on the same problems (problems it fixes and breaks; "
+                      "95% Agresti–Min interval of the paired difference):", "", margins]
         for precision, ppls in eval_report.get("perplexity", {}).items():
             for name, p in ppls.items():
                 lines.append(f"\nHeld-out perplexity ({precision}, `{name}` val split): {p['ppl']:.2f} "

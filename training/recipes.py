@@ -35,6 +35,7 @@ from training.eval import EvalConfig, evaluate, format_table
 from training.export import export
 from training.tokenizer_training import train_from_inputs
 from training.trainer import TrainConfig, train
+from training.vote_margin import format_margins
 
 # Defaults of the training commands (`python -m training copy|pretrain|sft|reasoning-sft`).
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -245,7 +246,7 @@ def run_default(scale: str | Scale = "full", out: str | Path = "checkpoints/tiny
     eval_cfg = replace(sc.eval, ppl_data=(str(data / "text"), str(data / "pretrain")), seed=seed,
                        threads=sc.threads, progress=progress)
     report = evaluate(out, work / "eval", eval_cfg)
-    _log("eval:\n" + format_table(report))
+    _log("eval:\n" + format_table(report) + "\nvote margins over greedy:\n" + format_margins(report))
     timed("eval", t0)
 
     extra = {"scale": sc.name, "wall_seconds": round(time.time() - started, 1), "timings_s": timings,
