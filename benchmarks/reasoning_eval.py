@@ -33,6 +33,7 @@ import openai
 
 from model.answers import normalize_answer, vote
 from training.reasoning_data import generate
+from training.vote_margin import paired_margin
 
 BANDS = [("0 - <0.4", 0.0, 0.4), ("0.4 - <0.6", 0.4, 0.6), ("0.6 - <0.8", 0.6, 0.8), ("0.8 - <1", 0.8, 1.0),
          ("1 (unanimous)", 1.0, 1.01)]
@@ -88,6 +89,17 @@ def report(outcomes: list[Outcome], methods: list[str], wall: float) -> str:
              "| group | problems | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
     for g in groups:
         lines.append(f"| {g} | {len(by[(g, methods[0])])} | " + " | ".join(pct(by[(g, m)]) for m in methods) + " |")
+    lines += ["", "## Paired margin over greedy (the same problems: fixed, broken, 95% interval)", "",
+              "| group | method | margin (points) | fixed | broken | 95% CI |", "|---|---|---:|---:|---:|---|"]
+    for g in ("all", "easy", "hard"):
+        greedy = {id(o.record): o.correct for o in by[(g, methods[0])]}
+        for m in methods[1:]:
+            items = by[(g, m)]
+            if not items:
+                continue
+            pm = paired_margin([greedy[id(o.record)] for o in items], [o.correct for o in items])
+            lines.append(f"| {g} | {m} | {pm.margin:+.1f} | {pm.gains} | {pm.losses} | "
+                         f"{pm.ci95[0]:+.1f} to {pm.ci95[1]:+.1f} |")
     lines += ["", "| method | answered % | mean agreement | completion tokens / problem | s / problem (concurrent) |",
               "|---|---:|---:|---:|---:|"]
     for m in methods:
