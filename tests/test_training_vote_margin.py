@@ -51,7 +51,9 @@ def test_eval_reports_each_votes_margin_per_group_and_formats_it():
     assert (margins["hard"]["sc@9"]["gains"], margins["hard"]["sc@9"]["losses"]) == (1, 1)
     assert margins["hard"]["sc@9"]["margin"] == 0.0 and margins["easy"]["sc@9"]["n"] == 1
     table = format_margins({"vote_margin": {"int8": margins}})
-    assert "| int8 | hard | sc@5 | 3 | 2 | 1 | +33.3 |" in table
+    assert "| int8 | hard | sc@9 | 3 | 1 | 1 | +0.0 | -67.9 to +67.9 |" in table
+    assert "sc@5" not in table  # the card shows the largest vote; eval.json keeps every k
+    assert set(margins) == {"all", "easy", "hard", "zh", "en"}
     assert format_margins({}) == ""
 
 

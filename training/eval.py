@@ -201,11 +201,16 @@ def _groups(results: list[ProblemResult]) -> dict[str, list[ProblemResult]]:
     return groups
 
 
+MARGIN_GROUPS = ("all", "easy", "hard", "zh", "en")
+
+
 def vote_margins(results: list[ProblemResult], ks: Sequence[int]) -> dict[str, Any]:
-    """Per group, each vote's paired margin over greedy on the same problems (``training.vote_margin``)."""
+    """Per stratum and language, each vote's paired margin over greedy on the same problems
+    (``training.vote_margin``); the finer groups hold too few problems for an interval to say much."""
     methods = [m for m in vote_methods(ks) if not m.endswith("@1")]
-    flags = {g: {m: [res.correct(m) for res in items] for m in ["greedy", *methods]}
-             for g, items in sorted(_groups(results).items())}
+    groups = _groups(results)
+    flags = {g: {m: [res.correct(m) for res in groups[g]] for m in ["greedy", *methods]}
+             for g in MARGIN_GROUPS if g in groups}
     return margin_table(flags, methods)
 
 

@@ -62,12 +62,16 @@ MARGIN_GROUPS = ("all", "easy", "hard")
 
 
 def format_margins(report: dict[str, Any], groups: Sequence[str] = MARGIN_GROUPS) -> str:
-    """A Markdown table of the vote margins of an eval report (its ``vote_margin`` section)."""
+    """A Markdown table of the largest votes' margins in an eval report (its ``vote_margin`` section)."""
     lines = ["| precision | group | method | n | gained | lost | margin (points) | 95% CI |",
              "|---|---|---|---|---|---|---|---|"]
     for precision, table in report.get("vote_margin", {}).items():
         for group in groups:
-            for method, m in table.get(group, {}).items():
+            row = table.get(group, {})
+            kmax = max((int(method.split("@")[1]) for method in row), default=0)
+            for method, m in row.items():
+                if int(method.split("@")[1]) != kmax:  # the largest vote only: the smaller ones nest in it
+                    continue
                 lo, hi = m["ci95"]
                 lines.append(f"| {precision} | {group} | {method} | {m['n']} | {m['gains']} | {m['losses']} "
                              f"| {m['margin']:+.1f} | {lo:+.1f} to {hi:+.1f} |")
