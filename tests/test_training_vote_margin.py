@@ -17,7 +17,6 @@ def test_margin_counts_fixed_and_broken_problems_on_the_same_problems():
     assert (m.n, m.gains, m.losses, m.margin) == (80, 3, 1, 2.5)
     # Agresti–Min: cells +0.5, n + 2 = 82; (3.5 - 1.5) / 82 = 2.44 points, se = sqrt(5 - 4/82) / 82.
     assert m.ci95 == (-2.9, 7.8)
-    assert m.describe() == "+2.5 (3 gained, 1 lost; 95% CI -2.9 to +7.8)"
 
 
 def test_identical_methods_have_zero_margin_but_an_honest_interval():

@@ -241,8 +241,7 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
     tokenizer = loaded.tokenizer
     records = reasoning_data.generate("test", cfg.n_problems, cfg.seed, strata=cfg.strata, langs=cfg.langs)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "config": asdict(cfg), "perplexity": {},
-                              "reasoning": {}, "vote_margin": {},
-                              "timing_s": {}}
+                              "reasoning": {}, "vote_margin": {}, "timing_s": {}}
     samples_path = out / "eval_samples.jsonl"
     samples_path.write_text("", encoding="utf-8")
     for precision in cfg.precisions:

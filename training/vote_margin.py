@@ -28,10 +28,6 @@ class PairedMargin:
     margin: float  # (gains - losses) / n, in points
     ci95: tuple[float, float]  # in points
 
-    def describe(self) -> str:
-        lo, hi = self.ci95
-        return f"{self.margin:+.1f} ({self.gains} gained, {self.losses} lost; 95% CI {lo:+.1f} to {hi:+.1f})"
-
 
 def paired_margin(greedy: Sequence[bool], method: Sequence[bool]) -> PairedMargin:
     """The margin of ``method`` over ``greedy``, one flag per problem (True: answered right)."""
