@@ -57,6 +57,7 @@ EXPRESSION_INTROS = [
     ("这道题要注意运算顺序，一步一步算", "Work step by step and keep the order of operations"),
     ("先乘除后加减，有括号先算括号", "Brackets first, then times and divide, then plus and minus"),
 ]
+FREE_ORDER_INTRO = 1  # states no rule, so a train chain after it may do independent operations in any order
 
 def item_fields(item: tuple[str, str, str, str], lang: str, suffix: str = "") -> dict[str, str]:
     zh, measure, singular, plural = item
