@@ -54,19 +54,19 @@ def margin_table(correct: dict[str, dict[str, Sequence[bool]]], methods: Sequenc
             for group, flags in correct.items()}
 
 
-MARGIN_GROUPS = ("all", "easy", "hard")
+CARD_GROUPS = ("all", "easy", "hard")  # the rows a model card prints; eval.json keeps languages too
 
 
-def format_margins(report: dict[str, Any], groups: Sequence[str] = MARGIN_GROUPS) -> str:
+def format_margins(report: dict[str, Any], groups: Sequence[str] = CARD_GROUPS) -> str:
     """A Markdown table of the largest votes' margins in an eval report (its ``vote_margin`` section)."""
     lines = ["| precision | group | method | n | gained | lost | margin (points) | 95% CI |",
              "|---|---|---|---|---|---|---|---|"]
     for precision, table in report.get("vote_margin", {}).items():
         for group in groups:
-            row = table.get(group, {})
-            kmax = max((int(method.split("@")[1]) for method in row), default=0)
-            for method, m in row.items():
-                if int(method.split("@")[1]) != kmax:  # the largest vote only: the smaller ones nest in it
+            row = {method: (int(method.split("@")[1]), m) for method, m in table.get(group, {}).items()}
+            kmax = max((k for k, _ in row.values()), default=0)
+            for method, (k, m) in row.items():
+                if k != kmax:  # the largest vote only: the smaller ones nest in it
                     continue
                 lo, hi = m["ci95"]
                 lines.append(f"| {precision} | {group} | {method} | {m['n']} | {m['gains']} | {m['losses']} "
