@@ -9,7 +9,6 @@ import pytest
 
 from model.answers import extract_answer, normalize_answer
 from model.calculator import evaluate
-from model.step_check import false_steps
 from training import reasoning_data as rd
 from training import reasoning_templates as wording
 from training import word_templates
@@ -282,15 +281,6 @@ def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_r
         g = math.gcd(f, t)
         assert record["answer"] == f"{f // g}/{t // g}" and t == sum(counts)
         a, b = f // g, t // g
-        # The factor is worked out by Euclid's algorithm on (t, f), one "q*b+r=a" per division.
-        divisions, x, y = [], t, f
-        while y:
-            divisions.append(f"{x // y}*{y}+{x % y}={x}")
-            x, y = y, x % y
-        assert x == g
-        zh = f"辗转相除求{f}和{t}的最大公因数：{'，'.join(divisions)}，所以最大公因数是{g}。"
-        en = f"Greatest common factor of {f} and {t} by division: {', '.join(divisions)}, so it is {g}."
-        assert (zh if lang == "zh" else en) in cot, cot
         if g > 1:
             reduced += 1
             zh = f"约分：{f}和{t}都除以{g}，{f}/{g}={a}，{t}/{g}={b}，所以{f}/{t}={a}/{b}。"
@@ -327,14 +317,8 @@ def test_train_has_lowest_terms_probabilities_over_small_totals() -> None:
     assert singulars >= 3
 
 
-EUCLID_7_12 = {"zh": "辗转相除求7和12的最大公因数：1*7+5=12，1*5+2=7，2*2+1=5，2*1+0=2，所以最大公因数是1。",
-               "en": "Greatest common factor of 7 and 12 by division: 1*7+5=12, 1*5+2=7, 2*2+1=5, 2*1+0=2, "
-                     "so it is 1."}
-
-
-def _probability_record(lang: str, reduction: str, answer: str, euclid: str | None = None) -> dict:
-    """Seven red and five blue: 7/12, which cannot be reduced; ``euclid`` (by default the true steps) and
-    ``reduction`` are the chain's last two sentences."""
+def _probability_record(lang: str, reduction: str, answer: str) -> dict:
+    """Seven red and five blue: 7/12, which cannot be reduced; ``reduction`` is the chain's last step."""
     ch = Chain(lang)
     ch.say("红色球7个，蓝色球5个", "counts: red 7, blue 5")
     eq = ch.op(7, "+", 5)[1]
@@ -342,7 +326,7 @@ def _probability_record(lang: str, reduction: str, answer: str, euclid: str | No
     ch.say("所求：红色球7个", "favourable: red 7")
     ch.say("每个被取到的可能性相同，概率是7/12",
            "Each ball is equally likely, so the probability is 7/12")
-    ch.sentences += [s for s in (EUCLID_7_12[lang] if euclid is None else euclid, reduction) if s]
+    ch.sentences.append(reduction)
     user = ("盒子里有7个红色球和5个蓝色球，随机取一个，取到红色球的概率是多少？" if lang == "zh" else
             "A box contains 7 red balls and 5 blue balls. One is picked at random. "
             "What is the probability that it is red?")
@@ -392,36 +376,6 @@ def test_verify_record_rejects_bogus_reductions(probability_records: list[dict])
     errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, partial)})
     assert not any("false step" in e for e in errors)
     assert any(f"greatest common factor is {g}" in e for e in errors)
-
-
-@pytest.mark.parametrize(("euclid", "error"), [
-    ("", "expected one run of Euclid's steps, found 0"),
-    (EUCLID_7_12["zh"] + EUCLID_7_12["zh"], "expected one run of Euclid's steps, found 2"),
-    # Recalled, not worked out: a run with no division in it.
-    ("辗转相除求7和12的最大公因数：所以最大公因数是1。", "expected one run of Euclid's steps, found 0"),
-    # A division with a remainder as large as the divisor: a true equation, not Euclid's step.
-    ("辗转相除求7和12的最大公因数：0*7+12=12，所以最大公因数是1。", "0*7+12=12 is not a division with remainder"),
-    ("辗转相除求7和12的最大公因数：1*7+5=12，1*5+2=7，所以最大公因数是1。", "stop before a remainder of 0"),
-    ("辗转相除求7和12的最大公因数：1*7+5=12，1*5+2=7，2*2+1=5，2*1+0=2，所以最大公因数是2。",
-     "end with divisor 1, but the factor named is 2"),
-    ("辗转相除求7和12的最大公因数：1*7+5=12，2*2+1=5，2*1+0=2，所以最大公因数是1。",
-     "divides 5 by 2, expected 7 by 5"),
-    ("Greatest common factor of 7 and 12 by division: 1*7+5=12, 1*5+2=7, 2*2+1=5, 2*1+0=2, 1*0+0=0, "
-     "so it is 1.", "go on after a remainder of 0"),
-])
-def test_verify_record_rejects_bogus_euclid_steps(euclid: str, error: str) -> None:
-    lang = "en" if euclid.startswith("Greatest") else "zh"
-    reduction = ("7和12没有大于1的公因数，7/12不能再约分。" if lang == "zh" else
-                 "7 and 12 have no common factor above 1, so 7/12 is already in lowest terms.")
-    errors = rd.verify_record(_probability_record(lang, reduction, "7/12", euclid))
-    assert any(error in e for e in errors), errors
-
-
-def test_euclid_steps_are_checked_by_the_step_checker() -> None:
-    """A wrong quotient is a false step for the server's checked vote too (``model.step_check``)."""
-    cot = EUCLID_7_12["zh"].replace("2*2+1=5", "2*2+2=5")
-    assert false_steps(cot) == ["2*2+2=5"]
-    assert false_steps(EUCLID_7_12["zh"]) == [] and false_steps(EUCLID_7_12["en"]) == []
 
 
 def _template_regex(template: str) -> re.Pattern[str]:

@@ -17,18 +17,10 @@ before the verdict. The verdict's first word is the asked colour itself when it 
 the Chinese verdict stayed at chance in the screens; written so, it rose (README). The hard problems ask for
 two colours or "not" one, which the chain already writes as positional copies ("red or green: 3+5").
 
-The reduction is worked out, not recalled. A model that wrote the greatest common factor straight down
-got it wrong in a fifth to a quarter of its chains ("2和5都除以3"; README). So the chain first finds it by
-Euclid's algorithm, each division with remainder written as an equation the checker recomputes (the
-column form "q*b+r=a", ``model.step_check.COLUMN_STEP_RE``), until the remainder is 0:
-
-    辗转相除求6和10的最大公因数：1*6+4=10，1*4+2=6，2*2+0=4，所以最大公因数是2
-    Greatest common factor of 6 and 10 by division: 1*6+4=10, 1*4+2=6, 2*2+0=4, so it is 2
-
-Each step needs one small quotient and copies from the step before; the factor is the last divisor. With
-g > 1 the chain then divides both ("约分：6和10都除以2，6/2=3，10/2=5，所以6/10=3/5"); with g = 1 it says
-the fraction cannot be reduced. ``reduction_errors`` re-checks those claims from the chain's text
-(``verify_record`` uses it).
+The reduction is explicit and checkable: with g = gcd(favourable, total) > 1 it names the divisor and
+divides both ("约分：6和10都除以2，6/2=3，10/2=5，所以6/10=3/5"), every part an equation the checker
+recomputes; with g = 1 it says the fraction cannot be reduced. ``reduction_errors`` re-checks those claims
+from the chain's text (``verify_record`` uses it).
 """
 
 from __future__ import annotations
@@ -52,14 +44,6 @@ _IRREDUCIBLE = {
     "en": re.compile(rf"{_N} and {_N} have no common factor above 1, so {_N}/{_N} is already in lowest terms"),
 }
 _REDUCE_START = re.compile(r"约分[：:]|Reduce:")
-# Euclid's steps: the pair, then "q*b+r=a" per division, then the last divisor.
-_EUCLID = {
-    "zh": re.compile(r"辗转相除求(\d+)和(\d+)的最大公因数：((?:\d+\*\d+\+\d+=\d+，)+)所以最大公因数是(\d+)"),
-    "en": re.compile(r"Greatest common factor of (\d+) and (\d+) by division: ((?:\d+\*\d+\+\d+=\d+, )+)"
-                     r"so it is (\d+)"),
-}
-_EUCLID_START = re.compile(r"辗转相除|by division:")
-_DIVISION_STEP = re.compile(r"(\d+)\*(\d+)\+(\d+)=(\d+)")
 
 
 def restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int]) -> None:
@@ -84,22 +68,9 @@ def check_each(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts
     return counts[ask]
 
 
-def euclid(ch: Chain, favourable: int, total: int) -> int:
-    """Euclid's algorithm on (total, favourable), one "q*b+r=a" per division; returns the gcd."""
-    a, b, steps = total, favourable, []
-    while b:
-        q, r = divmod(a, b)
-        steps.append(f"{q}*{b}+{r}={a}")
-        a, b = b, r
-    ch.say(f"辗转相除求{favourable}和{total}的最大公因数：" + "，".join(steps) + f"，所以最大公因数是{a}",
-           f"Greatest common factor of {favourable} and {total} by division: " + ", ".join(steps)
-           + f", so it is {a}")
-    return a
-
-
 def _reduce(ch: Chain, favourable: int, total: int) -> Fraction:
-    """The reduction step: find the gcd, then divide both by it or say that there is nothing to divide by."""
-    g = euclid(ch, favourable, total)
+    """The reduction step: divide both by their gcd, or say that there is nothing to divide by."""
+    g = gcd(favourable, total)
     if g == 1:
         ch.say(f"{favourable}和{total}没有大于1的公因数，{favourable}/{total}不能再约分",
                f"{favourable} and {total} have no common factor above 1, so {favourable}/{total} is already in "
@@ -182,39 +153,11 @@ def _reduction_error(groups: tuple[str, ...]) -> list[str]:
     return errors
 
 
-def euclid_errors(cot: str) -> list[str]:
-    """Problems with a chain's Euclid steps: exactly one run, starting from (total, favourable), each
-    division's divisor and dividend taken from the one before, remainders below the divisor, stopping at
-    remainder 0, and the factor named is the last divisor."""
-    runs = [m for regex in _EUCLID.values() for m in regex.finditer(cot)]
-    if len(runs) != 1 or len(_EUCLID_START.findall(cot)) != 1:
-        return [f"expected one run of Euclid's steps, found {len(runs)}"]
-    f, t, body, named = runs[0].groups()
-    errors, a, b = [], int(t), int(f)
-    for q, divisor, r, dividend in (tuple(map(int, s)) for s in _DIVISION_STEP.findall(body)):
-        if b == 0:
-            errors.append("Euclid's steps go on after a remainder of 0")
-            break
-        if (divisor, dividend) != (b, a):
-            errors.append(f"Euclid's step divides {dividend} by {divisor}, expected {a} by {b}")
-            break
-        if q * divisor + r != dividend or not 0 <= r < divisor:
-            errors.append(f"{q}*{divisor}+{r}={dividend} is not a division with remainder")
-            break
-        a, b = b, r
-    if not errors and b != 0:
-        errors.append("Euclid's steps stop before a remainder of 0")
-    if not errors and int(named) != a:
-        errors.append(f"Euclid's steps end with divisor {a}, but the factor named is {named}")
-    return errors
-
-
 def reduction_errors(cot: str, answer: str) -> list[str]:
-    """Problems with a probability chain's reduction, from its text: Euclid's steps (``euclid_errors``),
-    then exactly once either "divide both by g" with g the greatest common factor (and divide both by it)
-    or "cannot be reduced" with no common factor, and that verdict must give ``answer``. Equations are
-    checked elsewhere."""
-    errors, verdicts = euclid_errors(cot), []
+    """Problems with a probability chain's reduction, from its text: it must say exactly once either
+    "divide both by g" with g the greatest common factor (and divide both by it) or "cannot be reduced"
+    with no common factor, and that verdict must give ``answer``. Equations are checked elsewhere."""
+    errors, verdicts = [], []
     for lang, regex in _REDUCE.items():
         for m in regex.finditer(cot):
             errors += _reduction_error(m.groups() if lang == "zh" else (m[2], m[5], *m.groups()))
