@@ -91,11 +91,7 @@ def probability(ctx: Context, ch: Chain) -> Problem:
     f = {"c1": col[0], "c2": col[1], "c3": col[2], "container": ctx.choice(wording.CONTAINERS[ctx.lang]),
          "name": ctx.name(), **wording.item_fields(obj, ctx.lang)}
     if not ctx.hard:
-        # Train counts start at 1: the small totals with a count of 2 or more (2+3=5, 2+4=6, 3+3=6) hash to
-        # the test split, so without 1 no train answer in lowest terms has a denominator below 7, and a model
-        # may "reduce" a test problem's 2/5 (README). 1+4=5 and 1+5=6 are train keys. The test draw is unchanged.
-        lo = 1 if ctx.split == "train" else 2
-        n1, n2 = ctx.num(lo, 9), ctx.num(lo, 9)
+        n1, n2 = ctx.num(2, 9), ctx.num(2, 9)
         ask = ctx.num(0, 1)
         f.update(n1=ctx.qty(n1), n2=ctx.qty(n2), ask=col[ask])
         restate(ch, obj, col[:2], [n1, n2])
@@ -128,18 +124,7 @@ def probability(ctx: Context, ch: Chain) -> Problem:
     p = _reduce(ch, favourable, total)
     check_same(check, p)
     key, display = numeric_answer(p)
-    user = ctx.pick(template).format(**f)
-    if ctx.lang == "en" and not ctx.hard:
-        user = _singular_counts(user, f, [n1, n2])
-    return Problem(user, key, display)
-
-
-def _singular_counts(user: str, f: dict[str, str], counts: list[int]) -> str:
-    """English templates write "{n} {colour} {items}"; a count of 1 takes the singular ("1 red marble")."""
-    for n, q, c in zip(counts, (f["n1"], f["n2"]), (f["c1"], f["c2"]), strict=True):
-        if n == 1:
-            user = re.sub(rf"\b{q} {c} {f['items']}\b", f"{q} {c} {f['item']}", user, count=1)
-    return user
+    return Problem(ctx.pick(template).format(**f), key, display)
 
 
 def _reduction_error(groups: tuple[str, ...]) -> list[str]:

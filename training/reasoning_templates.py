@@ -57,7 +57,6 @@ EXPRESSION_INTROS = [
     ("这道题要注意运算顺序，一步一步算", "Work step by step and keep the order of operations"),
     ("先乘除后加减，有括号先算括号", "Brackets first, then times and divide, then plus and minus"),
 ]
-FREE_ORDER_INTRO = 1  # states no rule, so a train chain after it may do independent operations in any order
 
 def item_fields(item: tuple[str, str, str, str], lang: str, suffix: str = "") -> dict[str, str]:
     zh, measure, singular, plural = item
@@ -96,13 +95,6 @@ PROB_EASY = templates(
         "{n2} {c2} {items} in a {container}.",
         "You take one {item} at random from {n1} {c1} {items} and {n2} {c2} {items}. As a fraction, how likely "
         "is it to be {ask}?"],
-    train_zh=["把{n1}{u}{c1}{item}和{n2}{u}{c2}{item}放进{container}里摇匀，随便取一{u}。取出{ask}{item}的概率用分数表示是多少？",
-              "{name}从{container}里随手拿出一{u}{item}，{container}里有{n1}{u}{c1}{item}、{n2}{u}{c2}{item}。"
-              "拿出的是{ask}{item}的概率是多少？"],
-    train_en=["Out of {n1} {c1} {items} and {n2} {c2} {items}, one is chosen at random. What is the probability "
-              "that the chosen {item} is {ask}?",
-              "{name} mixes {n1} {c1} {items} with {n2} {c2} {items} and takes one without looking. As a fraction, "
-              "what is the chance that it is {ask}?"],
 )
 PROB_HARD = templates(
     zh=["一个{container}里有{n1}{u}{c1}{item}、{n2}{u}{c2}{item}和{n3}{u}{c3}{item}。随机取出一{u}，{ask}的概率是多少？",
