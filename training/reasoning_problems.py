@@ -211,6 +211,9 @@ def _fill(ctx: Context, shape: list | None) -> list:
     return [value, op, left, right]
 
 
+_PLAIN = {"+": "+", "-": "-", "*": "*", "/": "/", "(": "(", ")": ")", "space": ""}
+
+
 def _needs_parens(child: list, parent_op: str, is_right: bool) -> bool:
     """Parentheses when precedence needs them, and around every right operand of equal precedence:
     "4+(4-4)" rather than "4+4-4", so the chain's order is always the order a pupil would follow."""
@@ -266,7 +269,7 @@ def expression(ctx: Context, ch: Chain) -> Problem:
     steps = _schedule(root)
     # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
     # the kind of problem shows in what was copied, not in the question's (possibly unseen) wording.
-    plain = _render(root, {**style, "space": "", "*": "*", "/": "/", "(": "(", ")": ")"})
+    plain = _render(root, _PLAIN)
     ch.say(f"题目：{plain}", f"Given: {plain}")
     if len(steps) == 1:
         zh_word, _, en_noun = _OP_WORDS[root[1]]
@@ -282,8 +285,15 @@ def expression(ctx: Context, ch: Chain) -> Problem:
         first, last = i == 0, i == len(steps) - 1
         zh_order = "先" if first else "最后" if last else ctx.choice(["再", "然后", "接着"])
         en_order = "First" if first else "Finally" if last else ctx.choice(["Then", "Next"])
-        ch.say(f"{zh_order}算{'括号里的' if inside else ''}{zh_word}：{eq}",
-               f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}")
+        zh_rest = en_rest = ""
+        if not last:
+            # Rewrite what is left, as a pupil does: the next step's operands are then side by side in the
+            # latest line, not scattered over a long chain, where a small model copies the wrong number.
+            del node[1:]  # the operation is done: the node is now a leaf holding its value
+            rest = _render(root, _PLAIN)
+            zh_rest, en_rest = f"，算式变成{rest}", f", and the expression is now {rest}"
+        ch.say(f"{zh_order}算{'括号里的' if inside else ''}{zh_word}：{eq}{zh_rest}",
+               f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}{en_rest}")
     ch.say(f"所以结果是{root[0]}", f"So the result is {root[0]}")
     user = ctx.pick(wording.EXPRESSION).format(e=shown)
     key, display = numeric_answer(root[0])
