@@ -3,7 +3,7 @@
 ``model.step_check`` recomputes every step, so it catches slips ("140-49=101"). The commonest error of a
 small model is different: a true computation on the wrong numbers. It copies a number wrongly ("363-399"
 when the question says 259), invents one, drops one, or solves a problem of another kind (an ages question
-answered "17x"). Every step holds, so only the question can tell. Four rules, each a finding:
+answered "17x"). Every step holds, so only the question can tell. Five rules, each a finding:
 
 * every operand of 20 or more is a number of the question or the result of an earlier step (single digits,
   carries and borrowed columns such as "13-9=4" are the column work of such numbers);
@@ -14,6 +14,11 @@ answered "17x"). Every step holds, so only the question can tell. Four rules, ea
   that computes 85+30=115 and then doubles 1309 has lost a bracket. Column work is not a step of its own:
   "324+39: 4+9=13, 2+3+1=6, 3+0=3, so 324+39=363" is the one step 324+39=363.
 
+* where the chain rewrites what is left of an expression after a step ("57+88=145, and the expression is
+  now 49+(10-435/145)"), the rewrite is the expression before it with that step's operation replaced by its
+  result, and the step after the last rewrite is all that is left: a chain that goes on with 33*43 after
+  writing 33/11=3 has copied the wrong number, although 33*43 is a number of the question times another.
+
 A chain with no steps at all (a chat reply) has no findings. On every verified chain of the generator
 (``training.reasoning_data``, train and test, all kinds) there are none, which the tests check; on the
 shipped checkpoint's wrong greedy chains of the hard stratum they flag most. The checked vote
@@ -23,8 +28,10 @@ the answers of chains with neither false steps nor findings first.
 
 from __future__ import annotations
 
+import ast
 import re
 import unicodedata
+from copy import deepcopy
 from dataclasses import dataclass
 
 from model.answers import normalize_answer
@@ -38,6 +45,11 @@ _INTEGER = re.compile(r"(?<![\d.A-Za-z])\d+(?![\d]|\.\d)")
 _LETTER_VARIABLE = re.compile(r"(?<![A-Za-z])([a-z])(?![A-Za-z])")
 _WORKED_HEADER = re.compile(r"(\d+)([+\-*/])(\d+)\s*[：:]")  # "324+39:", then its columns
 _FRACTION = re.compile(r"(?<![\d.])(\d+)/(\d+)(?!\d)")
+# The expression a chain copies from the question, and each rewrite of what is left of it.
+_ARITHMETIC = r"([0-9+\-*/()]{3,200})(?![0-9+\-*/()])"
+_EXPRESSION_COPY = re.compile(rf"(?:题目：|Given:\s*){_ARITHMETIC}")
+_REWRITE = re.compile(rf"(?:算式变成|the expression is now\s*){_ARITHMETIC}")
+_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 def question_numbers(question: str) -> list[int]:
@@ -53,7 +65,7 @@ def ungrounded(question: str, cot: str, answer: str | None) -> list[str]:
         return []
     given = question_numbers(question)
     return (_foreign_operands(equations, set(given)) + _unused_question_numbers(equations, given)
-            + _foreign_variables(question, answer) + _unused_results(cot))
+            + _foreign_variables(question, answer) + _unused_results(cot) + _bad_rewrites(cot))
 
 
 def _foreign_operands(equations: list[tuple[str, str, str, str]], given: set[int]) -> list[str]:
@@ -87,6 +99,80 @@ def _unused_results(cot: str) -> list[str]:
         used |= {n for fraction in _FRACTION.findall(cot, step.end()) for n in fraction}  # "14/27": total 27
         if step[4].isdigit() and step[4] not in used:
             findings.append(f"computes {step[0]} and never uses {step[4]}")
+    return findings
+
+
+def _tree(text: str) -> ast.expr | None:
+    """The expression as a syntax tree (the text is digits, operators and brackets only, by the regex)."""
+    try:
+        return ast.parse(text, mode="eval").body
+    except (SyntaxError, RecursionError):
+        return None
+
+
+def _ready_operations(tree: ast.expr) -> list[tuple[ast.BinOp, list]]:
+    """Operations of two plain numbers (the ones a step can do next), each with the path from the root."""
+    found = []
+
+    def walk(node: ast.expr, path: list) -> None:
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant):
+                found.append((node, path))
+            walk(node.left, [*path, "left"])
+            walk(node.right, [*path, "right"])
+
+    walk(tree, [])
+    return found
+
+
+def _after_step(tree: ast.expr, step: re.Match) -> list[str]:
+    """``tree`` with the operation that ``step`` ("a op b=c") did replaced by its result, once for each
+    place it can be done; as ``ast.dump`` texts, which ignore brackets that change nothing."""
+    a, op, b, c = step.groups()
+    result = _tree(c)
+    done = []
+    for node, path in _ready_operations(tree):
+        if (str(node.left.value), _SYMBOL.get(type(node.op)), str(node.right.value)) != (a, op, b) or result is None:
+            continue
+        if not path:
+            done.append(ast.dump(result))
+            continue
+        changed = deepcopy(tree)
+        parent = changed
+        for attribute in path[:-1]:
+            parent = getattr(parent, attribute)
+        setattr(parent, path[-1], result)
+        done.append(ast.dump(changed))
+    return done
+
+
+def _bad_rewrites(cot: str) -> list[str]:
+    """Rewrites of the expression that do not follow from the one before and the step between them."""
+    given, rewrites = _EXPRESSION_COPY.search(cot), list(_REWRITE.finditer(cot))
+    current = _tree(given[1]) if given else None
+    if current is None or not rewrites:
+        return []
+    steps = _top_level_steps(cot)
+    findings: list[str] = []
+    position, before = given.end(), given[1]
+    for rewrite in [*rewrites, None]:
+        end = rewrite.start() if rewrite else len(cot)
+        between = [s for s in steps if position <= s.start() < end]
+        if not between:
+            findings.append(f"rewrites {before} with no step before it" if rewrite else f"leaves {before} undone")
+            break
+        step = between[0] if rewrite is None else between[-1]
+        if rewrite is None:  # the step after the last rewrite must finish what is left
+            last = _tree(f"{step[1]}{step[2]}{step[3]}")
+            if last is None or ast.dump(last) != ast.dump(current):
+                findings.append(f"does {step[0]} when what is left is {before}")
+            break
+        after = _tree(rewrite[1])
+        if after is None or ast.dump(after) not in _after_step(current, step):
+            findings.append(f"rewrites {before} as {rewrite[1]} after {step[0]}")
+        if after is None:
+            break
+        current, position, before = after, rewrite.end(), rewrite[1]
     return findings
 
 

@@ -81,3 +81,46 @@ def test_question_numbers_and_chains_without_steps() -> None:
     assert check.false_steps == ["40+25=66"] and check.ungrounded == [
         "uses 99, neither a number of the question nor an earlier result"]
     assert not check.ok
+
+
+# An expression chain that rewrites what is left after each step, as the generator writes it.
+REWRITTEN = ("题目：33/(546/(91+91))*43。先算括号里的加法：91+91：1+1=2，9+9=18，所以91+91=182，"
+             "算式变成33/(546/182)*43。然后算括号里的除法：546/182=3，算式变成33/3*43。"
+             "然后算除法：33/3=11，算式变成11*43。最后算乘法：11*43=473。所以结果是473。")
+QUESTION = "33/（546/（91+91））*43等于几？"
+
+
+def test_rewrites_that_follow_have_no_finding() -> None:
+    assert ungrounded(QUESTION, REWRITTEN, "473") == []
+    # Brackets that change nothing are not a different expression.
+    assert ungrounded(QUESTION, REWRITTEN.replace("变成11*43", "变成(11)*43"), "473") == []
+
+
+def test_a_wrong_operand_after_a_rewrite_is_flagged() -> None:
+    # A greedy chain of an earlier checkpoint on this question went on with 33*43 after 33/11=3 (it wrote no
+    # rewrites); with them, the slip is also a rewrite that does not follow, or a last step that is not
+    # what is left, although every step holds and every number is the question's.
+    slipped = REWRITTEN.replace("变成11*43。最后算乘法：11*43=473。所以结果是473", "变成33*43。最后算乘法：33*43=1419。所以结果是1419")
+    assert ungrounded(QUESTION, slipped, "1419") == ["computes 33/3=11 and never uses 11",
+                                                      "rewrites 33/3*43 as 33*43 after 33/3=11"]
+    last = REWRITTEN.replace("最后算乘法：11*43=473。所以结果是473", "最后算乘法：33*43=1419。所以结果是1419")
+    assert ungrounded(QUESTION, last, "1419") == ["computes 33/3=11 and never uses 11",
+                                                   "does 33*43=1419 when what is left is 11*43"]
+    # A rewrite that moves a number is caught where the other rules see nothing wrong: every number is the
+    # question's or an earlier result, every result is used, every step holds.
+    moved = ("Given: 90+(40-25)*2. First, subtract inside the parentheses: 40-25=15, and the expression is now "
+             "15+90*2. Then, multiply: 90*2=180, and the expression is now 15+180. Finally, add: 15+180=195.")
+    assert ungrounded("Compute 90+(40-25)*2.", moved, "195") == [
+        "rewrites 90+(40-25)*2 as 15+90*2 after 40-25=15"]
+    right = moved.replace("15+90*2", "90+15*2").replace("90*2=180", "15*2=30").replace("15+180", "90+30").replace(
+        "90+30=195", "90+30=120")
+    assert ungrounded("Compute 90+(40-25)*2.", right, "120") == []
+
+
+def test_a_rewrite_without_its_step_or_a_step_left_undone_is_flagged() -> None:
+    question = "Compute 21/(1+2)."
+    no_step = "Given: 21/(1+2). First, the expression is now 21/3. Finally, divide: 21/3=7. So the result is 7."
+    assert ungrounded(question, no_step, "7") == ["never uses 1 from the question", "never uses 2 from the question",
+                                                  "rewrites 21/(1+2) with no step before it"]
+    undone = "Given: 21/(1+2). First, add inside the parentheses: 1+2=3, and the expression is now 21/3. So 7."
+    assert ungrounded(question, undone, "7") == ["never uses 21 from the question", "leaves 21/3 undone"]

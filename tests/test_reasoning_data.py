@@ -86,6 +86,24 @@ def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict
         assert len(main_steps(record["cot"])) + len(symbolic) <= 5
 
 
+def test_expression_chains_rewrite_what_is_left_after_each_operation(train: list[dict],
+                                                                     test_split: list[dict]) -> None:
+    rewritten = 0
+    for record in train + test_split:
+        if record["kind"] != "expression":
+            continue
+        copied = re.search(r"(?:题目：|Given: )([0-9+\-*/()]+)", record["cot"])[1]
+        rewrites = re.findall(r"(?:算式变成|the expression is now )([0-9+\-*/()]+)", record["cot"])
+        n_ops = len(re.findall(r"[+\-*/]", copied))
+        assert len(rewrites) == n_ops - 1, record["cot"]  # after every operation but the last
+        for before, after in zip([copied, *rewrites], rewrites, strict=False):
+            # one operation fewer each time, and the same value: the rewrite is the expression, partly done
+            assert len(re.findall(r"[+\-*/]", after)) == len(re.findall(r"[+\-*/]", before)) - 1
+            assert evaluate(after) == evaluate(before) == Fraction(record["answer"]), record["cot"]
+        rewritten += bool(rewrites)
+    assert rewritten >= 20
+
+
 def test_strata_languages_and_kinds_present(train: list[dict], test_split: list[dict]) -> None:
     for records in (train, test_split):
         combos = {(r["stratum"], r["lang"], r["kind"]) for r in records}
