@@ -53,7 +53,7 @@ class Outcome:
         return self.answer is not None and normalize_answer(self.answer) == self.record["answer"]
 
 
-def ask(client: openai.OpenAI, model: str, record: dict[str, Any], k: int | None, max_tokens: int,
+def ask(client: openai.OpenAI, model: str, record: dict[str, Any], k: int | None, max_tokens: int | None,
         temperature: float | None, seed: int) -> list[Outcome]:
     """One request; for k > 1 two outcomes of the same k chains: the plain majority vote (recomputed here
     from the chains) and the server's checked vote (``check_steps``, its default)."""
@@ -61,9 +61,11 @@ def ask(client: openai.OpenAI, model: str, record: dict[str, Any], k: int | None
     extra: dict[str, Any] = {}
     if k is not None and temperature is not None:
         extra["temperature"] = temperature
+    if max_tokens is not None:  # else the server's default: what the context leaves after the prompt
+        extra["max_tokens"] = max_tokens
     start = time.perf_counter()
     options = {"samples": k or 1, "return_chains": bool(k)}
-    r = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens, seed=seed,
+    r = client.chat.completions.create(model=model, messages=messages, seed=seed,
                                        extra_body={"self_consistency": options}, **extra)
     seconds, sc = time.perf_counter() - start, r.model_extra["self_consistency"]
     if not k:
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--problems", type=int, default=100, help="held-out problems (strata alternate)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the problem set (and of the sampling)")
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 9], help="vote sizes besides greedy")
-    parser.add_argument("--max-tokens", type=int, default=400, help="per sample (hard chains run to ~300 tokens)")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="per sample (default: what the context leaves; hard chains run to ~490 tokens)")
     parser.add_argument("--temperature", type=float, default=None, help="vote temperature (default: server's)")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (the server batches them)")
     parser.add_argument("--out", help="also write every outcome as JSON lines here")

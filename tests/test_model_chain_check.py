@@ -100,10 +100,12 @@ def test_a_wrong_operand_after_a_rewrite_is_flagged() -> None:
     # A greedy chain of an earlier checkpoint on this question went on with 33*43 after 33/11=3 (it wrote no
     # rewrites); with them, the slip is also a rewrite that does not follow, or a last step that is not
     # what is left, although every step holds and every number is the question's.
-    slipped = REWRITTEN.replace("变成11*43。最后算乘法：11*43=473。所以结果是473", "变成33*43。最后算乘法：33*43=1419。所以结果是1419")
+    slipped = REWRITTEN.replace("变成11*43。最后算乘法：11*43=473。所以结果是473",
+                                "变成33*43。最后算乘法：33*43=1419。所以结果是1419")
     assert ungrounded(QUESTION, slipped, "1419") == ["computes 33/3=11 and never uses 11",
                                                       "rewrites 33/3*43 as 33*43 after 33/3=11"]
-    last = REWRITTEN.replace("最后算乘法：11*43=473。所以结果是473", "最后算乘法：33*43=1419。所以结果是1419")
+    last = REWRITTEN.replace("最后算乘法：11*43=473。所以结果是473",
+                             "最后算乘法：33*43=1419。所以结果是1419")
     assert ungrounded(QUESTION, last, "1419") == ["computes 33/3=11 and never uses 11",
                                                    "does 33*43=1419 when what is left is 11*43"]
     # A rewrite that moves a number is caught where the other rules see nothing wrong: every number is the

@@ -61,3 +61,29 @@ def test_answer_is_read_after_the_closing_think_token(tiny_tokenizer_path):
     assert "</think>" in text and key == "74"
     unfinished = tok.encode("\n3+4=7. 12*7=84. The answer is 84")  # cut off before </think>: no answer
     assert answer_key(tok, unfinished)[1] == ""
+
+
+def test_chains_never_ask_for_more_than_the_context_leaves():
+    # A long prompt and a budget past the context: each chain gets what the context leaves after its prompt
+    # (the engine would refuse a request that cannot fit, and the eval would stop).
+    import torch
+
+    from model.config import ModelConfig
+    from model.transformer import Transformer
+    from training.eval import EvalConfig, run_problems
+
+    tokenizer = Tokenizer("checkpoints/tinyllm-default/tokenizer.model")
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
+                                    num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                    max_position_embeddings=96)).eval()
+    record = {"system": "请先推理，再给出最终答案。", "user": "计算：" + "+".join(["12"] * 12), "answer": "144",
+              "stratum": "hard", "lang": "zh", "kind": "expression"}
+    prompt = tokenizer.encode_chat([{"role": "system", "content": record["system"]},
+                                    {"role": "user", "content": record["user"]}],
+                                   add_generation_prompt=True, reasoning=True)
+    assert 40 < len(prompt) < 96
+    cfg = EvalConfig(ks=(1, 2), max_new_tokens=10_000, max_batch=4)
+    [result] = run_problems(model, tokenizer, [record], cfg, progress=False)
+    assert result.greedy_text and len(result.sample_texts) == 2  # untrained weights: no end token, so the
+    # chains ran to the end of the context, and were not refused for a budget that cannot fit

@@ -59,7 +59,9 @@ class EvalConfig:
     ks: tuple[int, ...] = (1, 5, 9)
     temperature: float = 0.7
     top_p: float = 1.0
-    max_new_tokens: int = 400  # per chain: a hard chain (long multiplication in columns) takes up to ~300
+    # Per chain, and never past the model's context: the longest hard chains (four operations with long
+    # multiplications in columns, and the expression rewritten after each) run to ~490 tokens.
+    max_new_tokens: int = 480
     precisions: tuple[str, ...] = ("fp32", "int8")
     ppl_data: tuple[str, ...] = ()  # prepared pretrain-kind data directories whose val split is scored
     ppl_seq_len: int = 256
@@ -143,8 +145,9 @@ def run_problems(model: Transformer, tokenizer: Tokenizer, records: list[dict[st
         for i, r in enumerate(records):
             messages = [{"role": "system", "content": r["system"]}, {"role": "user", "content": r["user"]}]
             prompt = tokenizer.encode_chat(messages, add_generation_prompt=True, reasoning=True)
-            greedy = SamplingParams(temperature=0.0, max_tokens=cfg.max_new_tokens)
-            sampled = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
+            budget = min(cfg.max_new_tokens, engine.max_seq_len - len(prompt))
+            greedy = SamplingParams(temperature=0.0, max_tokens=budget)
+            sampled = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=budget,
                                      seed=cfg.sample_seed + i * kmax)
             handles.append((engine.submit(prompt, greedy, n=1), engine.submit(prompt, sampled, n=kmax)))
         results = []

@@ -38,7 +38,8 @@ def draw_problems(stratum: str, n: int, seed: int) -> dict[str, list[dict[str, A
 
 
 def greedy_accuracy(checkpoint: str | Path, problems: dict[str, list[dict[str, Any]]],
-                    precision: Precision = "fp32", max_new_tokens: int = 400) -> dict[str, tuple[int, int]]:
+                    precision: Precision = "fp32",
+                    max_new_tokens: int = EvalConfig.max_new_tokens) -> dict[str, tuple[int, int]]:
     """(right, n) of greedy chains per row key: "<wording>" and "<wording> / <kind>"."""
     loaded = load_checkpoint(checkpoint)
     model = prepare_for_serving(loaded.model, precision)
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strata", nargs="+", default=list(reasoning_data.STRATA), choices=reasoning_data.STRATA)
     parser.add_argument("--seed", type=int, default=7, help="test-split seed (the eval uses 0)")
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
-    parser.add_argument("--max-new-tokens", type=int, default=400, help="per chain, as the eval")
+    parser.add_argument("--max-new-tokens", type=int, default=EvalConfig.max_new_tokens, help="per chain, as the eval")
     args = parser.parse_args(argv)
     names = [Path(c).name or str(c) for c in args.checkpoints]
     if len(set(names)) < len(names):
