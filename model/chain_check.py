@@ -12,12 +12,11 @@ answered "17x"). Every step holds, so only the question can tell. Five rules, ea
 * a variable in the answer ("17x") is a variable of the question;
 * every step's result is used by a later step (or in a fraction it writes), except the last step's: a chain
   that computes 85+30=115 and then doubles 1309 has lost a bracket. Column work is not a step of its own:
-  "324+39: 4+9=13, 2+3+1=6, 3+0=3, so 324+39=363" is the one step 324+39=363.
-
+  "324+39: 4+9=13, 2+3+1=6, 3+0=3, so 324+39=363" is the one step 324+39=363;
 * where the chain rewrites what is left of an expression after a step ("57+88=145, and the expression is
   now 49+(10-435/145)"), the rewrite is the expression before it with that step's operation replaced by its
-  result, and the step after the last rewrite is all that is left: a chain that goes on with 33*43 after
-  writing 33/11=3 has copied the wrong number, although 33*43 is a number of the question times another.
+  result, and the step after the last rewrite is all that is left: a chain that rewrites 90+(40-25)*2 as
+  15+90*2 after 40-25=15 has moved a number, although every number it uses is the question's or a result.
 
 A chain with no steps at all (a chat reply) has no findings. On every verified chain of the generator
 (``training.reasoning_data``, train and test, all kinds) there are none, which the tests check; on the
