@@ -129,9 +129,11 @@ def _after_step(tree: ast.expr, step: re.Match) -> list[str]:
     place it can be done; as ``ast.dump`` texts, which ignore brackets that change nothing."""
     a, op, b, c = step.groups()
     result = _tree(c)
+    if result is None:
+        return []
     done = []
     for node, path in _ready_operations(tree):
-        if (str(node.left.value), _SYMBOL.get(type(node.op)), str(node.right.value)) != (a, op, b) or result is None:
+        if (str(node.left.value), _SYMBOL.get(type(node.op)), str(node.right.value)) != (a, op, b):
             continue
         if not path:
             done.append(ast.dump(result))
