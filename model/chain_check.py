@@ -63,8 +63,9 @@ def ungrounded(question: str, cot: str, answer: str | None) -> list[str]:
     if not equations:
         return []
     given = question_numbers(question)
+    steps = _top_level_steps(cot)
     return (_foreign_operands(equations, set(given)) + _unused_question_numbers(equations, given)
-            + _foreign_variables(question, answer) + _unused_results(cot) + _bad_rewrites(cot))
+            + _foreign_variables(question, answer) + _unused_results(cot, steps) + _bad_rewrites(cot, steps))
 
 
 def _foreign_operands(equations: list[tuple[str, str, str, str]], given: set[int]) -> list[str]:
@@ -90,8 +91,7 @@ def _foreign_variables(question: str, answer: str | None) -> list[str]:
             for v in dict.fromkeys(_LETTER_VARIABLE.findall(normalize_answer(answer))) if v not in question_variables]
 
 
-def _unused_results(cot: str) -> list[str]:
-    steps = _top_level_steps(cot)
+def _unused_results(cot: str, steps: list[re.Match]) -> list[str]:
     findings = []
     for i, step in enumerate(steps[:-1]):  # the last result is the chain's answer
         used = {x for later in steps[i + 1:] for x in (later[1], later[3])}
@@ -147,13 +147,12 @@ def _after_step(tree: ast.expr, step: re.Match) -> list[str]:
     return done
 
 
-def _bad_rewrites(cot: str) -> list[str]:
+def _bad_rewrites(cot: str, steps: list[re.Match]) -> list[str]:
     """Rewrites of the expression that do not follow from the one before and the step between them."""
     given, rewrites = _EXPRESSION_COPY.search(cot), list(_REWRITE.finditer(cot))
     current = _tree(given[1]) if given else None
     if current is None or not rewrites:
         return []
-    steps = _top_level_steps(cot)
     findings: list[str] = []
     position, before = given.end(), given[1]
     for rewrite in [*rewrites, None]:

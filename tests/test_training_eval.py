@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
+from model.config import ModelConfig
 from model.tokenizer import Tokenizer
-from training.eval import ProblemResult, accuracy_table, answer_key, format_table
+from model.transformer import Transformer
+from training.eval import EvalConfig, ProblemResult, accuracy_table, answer_key, format_table, run_problems
 from training.reasoning_templates import EXPRESSION
 
 
@@ -66,12 +69,6 @@ def test_answer_is_read_after_the_closing_think_token(tiny_tokenizer_path):
 def test_chains_never_ask_for_more_than_the_context_leaves():
     # A long prompt and a budget past the context: each chain gets what the context leaves after its prompt
     # (the engine would refuse a request that cannot fit, and the eval would stop).
-    import torch
-
-    from model.config import ModelConfig
-    from model.transformer import Transformer
-    from training.eval import EvalConfig, run_problems
-
     tokenizer = Tokenizer("checkpoints/tinyllm-default/tokenizer.model")
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,

@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strata", nargs="+", default=list(reasoning_data.STRATA), choices=reasoning_data.STRATA)
     parser.add_argument("--seed", type=int, default=7, help="test-split seed (the eval uses 0)")
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
-    parser.add_argument("--max-new-tokens", type=int, default=EvalConfig.max_new_tokens, help="per chain, as the eval")
+    parser.add_argument("--max-new-tokens", type=int, default=EvalConfig.max_new_tokens,
+                        help="per chain, as the eval")
     args = parser.parse_args(argv)
     names = [Path(c).name or str(c) for c in args.checkpoints]
     if len(set(names)) < len(names):
