@@ -73,8 +73,9 @@ def bench_hf(hf_model, prompts: list[list[int]], new_tokens: int) -> tuple[float
         hf_model.generate(ids, attention_mask=attention, max_new_tokens=1, min_new_tokens=1, **kwargs)
         ttft = time.perf_counter() - t0
         t0 = time.perf_counter()
-        out = hf_model.generate(ids, attention_mask=attention, max_new_tokens=new_tokens,
-                                min_new_tokens=new_tokens, **kwargs)
+        out = hf_model.generate(
+            ids, attention_mask=attention, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kwargs
+        )
         elapsed = time.perf_counter() - t0
     return (out.shape[1] - ids.shape[1]) * len(prompts) / elapsed, ttft
 
@@ -104,30 +105,43 @@ def bench_engine(model, prompts: list[list[int]], new_tokens: int) -> tuple[floa
 
 def int8_quality(fp32, int8, vocab: int, loaded: LoadedCheckpoint | None) -> tuple[float, float, float]:
     if loaded is not None:
-        text = ("我们一起学习计算。计算：12*(3+4)-10。The quick brown fox jumps over the lazy dog. "
-                "一个盒子里有3个红球和2个蓝球，随机取一个红球的概率是多少？") * 3
+        text = (
+            "我们一起学习计算。计算：12*(3+4)-10。The quick brown fox jumps over the lazy dog. "
+            "一个盒子里有3个红球和2个蓝球，随机取一个红球的概率是多少？"
+        ) * 3
         ids = torch.tensor([loaded.tokenizer.encode(text)[: fp32.config.max_position_embeddings]])
     else:
         ids = torch.randint(10, vocab, (4, 128), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         a, b = fp32(ids)[:, :-1], int8(ids)[:, :-1]
     target = ids[:, 1:]
-    ppl = lambda logits: float(torch.exp(torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())))  # noqa: E731
+
+    def ppl(logits: torch.Tensor) -> float:
+        return float(torch.exp(torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())))
+
     agreement = float((a.argmax(-1) == b.argmax(-1)).float().mean())
     return agreement, ppl(a), ppl(b)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                        help="checkpoint directory (default: the shipped one; random weights of the default shape "
-                             "if it does not exist)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_CHECKPOINT,
+        help="checkpoint directory (default: the shipped one; random weights of the default shape "
+        "if it does not exist)",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow naive baseline")
-    parser.add_argument("--repeats", type=int, default=9, help="alternating hf/engine runs; medians are reported")
+    parser.add_argument(
+        "--repeats", type=int, default=9, help="alternating hf/engine runs; medians are reported"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -150,11 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     hf = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
     hf_int8 = quantize_int8(hf)
     config = fp32.config
-    print(f"# TinyLLM engine benchmark\nmachine: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\nmodel: {source}, "
-          f"{fp32.num_parameters() / 1e6:.2f}M params, {config.num_hidden_layers} layers, hidden {config.hidden_size}"
-          f"\nprompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens per request, greedy; "
-          f"hf-generate and engine: median of {args.repeats} alternating runs\n")
+    print(
+        f"# TinyLLM engine benchmark\nmachine: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\nmodel: {source}, "
+        f"{fp32.num_parameters() / 1e6:.2f}M params, {config.num_hidden_layers} layers, hidden {config.hidden_size}"
+        f"\nprompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens per request, greedy; "
+        f"hf-generate and engine: median of {args.repeats} alternating runs\n"
+    )
 
     rows: list[Row] = []
     pair_ratios: dict[tuple[str, int], list[float]] = {}
@@ -170,22 +186,38 @@ def main(argv: list[str] | None = None) -> None:
                 hf_runs.append(bench_hf(theirs, prompts, args.new_tokens))
                 engine_runs.append(bench_engine(served[precision], prompts, args.new_tokens))
             for method, runs in (("hf-generate", hf_runs), ("engine", engine_runs)):
-                rows.append(Row(method, precision, c, statistics.median(r[0] for r in runs),
-                                statistics.median(r[1] for r in runs)))
+                rows.append(
+                    Row(
+                        method,
+                        precision,
+                        c,
+                        statistics.median(r[0] for r in runs),
+                        statistics.median(r[1] for r in runs),
+                    )
+                )
             # Each engine run against the hf run just before it: how consistent the lead is, run by run.
-            pair_ratios[(precision, c)] = sorted(e[0] / h[0] for h, e in zip(hf_runs, engine_runs, strict=True))
-            for row in rows[-3 if not args.skip_naive else -2:]:
-                print(f"  measured {row.method:12s} {row.precision} c={row.concurrency}: "
-                      f"{row.tokens_per_s:8.1f} tok/s", flush=True)
+            pair_ratios[(precision, c)] = sorted(
+                e[0] / h[0] for h, e in zip(hf_runs, engine_runs, strict=True)
+            )
+            for row in rows[-3 if not args.skip_naive else -2 :]:
+                print(
+                    f"  measured {row.method:12s} {row.precision} c={row.concurrency}: "
+                    f"{row.tokens_per_s:8.1f} tok/s",
+                    flush=True,
+                )
 
     baseline = {(r.precision, r.concurrency): r for r in rows if r.method == "hf-generate"}
     print("\n| method | precision | concurrency | decode tok/s | x hf-generate | TTFT p50 ms | TTFT x hf |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         b = baseline[(r.precision, r.concurrency)]
-        print(f"| {r.method} | {r.precision} | {r.concurrency} | {r.tokens_per_s:.1f} | "
-              f"{r.tokens_per_s / b.tokens_per_s:.2f} | {r.ttft_s * 1000:.1f} | {r.ttft_s / b.ttft_s:.2f} |")
-    print("\n| precision | concurrency | engine / hf-generate tok/s, per alternating pair (sorted) |\n|---|---:|---|")
+        print(
+            f"| {r.method} | {r.precision} | {r.concurrency} | {r.tokens_per_s:.1f} | "
+            f"{r.tokens_per_s / b.tokens_per_s:.2f} | {r.ttft_s * 1000:.1f} | {r.ttft_s / b.ttft_s:.2f} |"
+        )
+    print(
+        "\n| precision | concurrency | engine / hf-generate tok/s, per alternating pair (sorted) |\n|---|---:|---|"
+    )
     for (precision, c), ratios in pair_ratios.items():
         print(f"| {precision} | {c} | {' '.join(f'{r:.2f}' for r in ratios)} |")
     engine_fp32 = {r.concurrency: r for r in rows if r.method == "engine" and r.precision == "fp32"}
@@ -195,8 +227,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {c} | {engine_int8[c].tokens_per_s / engine_fp32[c].tokens_per_s:.2f} |")
     agreement, ppl32, ppl8 = int8_quality(fp32, int8, config.vocab_size, loaded)
     print("\n| int8 quality | value |\n|---|---:|")
-    print(f"| top-1 agreement with fp32 | {agreement:.3f} |\n| perplexity fp32 | {ppl32:.2f} |\n"
-          f"| perplexity int8 | {ppl8:.2f} |\n| perplexity ratio int8/fp32 | {ppl8 / ppl32:.3f} |")
+    print(
+        f"| top-1 agreement with fp32 | {agreement:.3f} |\n| perplexity fp32 | {ppl32:.2f} |\n"
+        f"| perplexity int8 | {ppl8:.2f} |\n| perplexity ratio int8/fp32 | {ppl8 / ppl32:.3f} |"
+    )
     tmp.cleanup()
 
 

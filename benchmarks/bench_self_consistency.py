@@ -62,12 +62,16 @@ def load(checkpoint: Path, tmp: str) -> tuple[Transformer, Tokenizer, str]:
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=vocab)).eval()
     loaded = load_checkpoint(save_checkpoint(Path(tmp) / "ckpt", model, tokenizer_path))
-    return loaded.model, loaded.tokenizer, (f"random weights, default shape but a {vocab}-token vocabulary "
-                                            "(no shipped checkpoint yet)")
+    return (
+        loaded.model,
+        loaded.tokenizer,
+        (f"random weights, default shape but a {vocab}-token vocabulary (no shipped checkpoint yet)"),
+    )
 
 
-def engine_rows(model: Transformer, prompt: list[int], ks: list[int], new_tokens: int, repeats: int,
-                max_batch: int) -> list[tuple[str, int, float, int]]:
+def engine_rows(
+    model: Transformer, prompt: list[int], ks: list[int], new_tokens: int, repeats: int, max_batch: int
+) -> list[tuple[str, int, float, int]]:
     engine = Engine(model, EngineConfig(max_batch=max_batch, max_queue=1024), eos_token_ids=[])
     engine.start()
     params = SamplingParams(temperature=0.7, seed=0, max_tokens=new_tokens, ignore_eos=True)
@@ -92,16 +96,22 @@ def engine_rows(model: Transformer, prompt: list[int], ks: list[int], new_tokens
     return rows
 
 
-def server_rows(url: str, api_key: str, model: str, question: str, ks: list[int], new_tokens: int,
-                repeats: int) -> list[tuple[str, int, float, int]]:
+def server_rows(
+    url: str, api_key: str, model: str, question: str, ks: list[int], new_tokens: int, repeats: int
+) -> list[tuple[str, int, float, int]]:
     import openai  # the official SDK: the same path a client takes
 
     client = openai.OpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=600)
 
     def ask(k: int) -> int:
         r = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": question}], max_tokens=new_tokens, temperature=0.7,
-            seed=0, extra_body={"self_consistency": {"samples": k}, "ignore_eos": True})
+            model=model,
+            messages=[{"role": "user", "content": question}],
+            max_tokens=new_tokens,
+            temperature=0.7,
+            seed=0,
+            extra_body={"self_consistency": {"samples": k}, "ignore_eos": True},
+        )
         return r.usage.completion_tokens
 
     ask(1)  # warm-up
@@ -109,16 +119,27 @@ def server_rows(url: str, api_key: str, model: str, question: str, ks: list[int]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                        help="checkpoint directory (default: the shipped one; random weights of the default shape "
-                             "if it does not exist)")
-    parser.add_argument("--question", default=QUESTION, help="the user message (a longer one shows what the "
-                        "shared prefill saves)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_CHECKPOINT,
+        help="checkpoint directory (default: the shipped one; random weights of the default shape "
+        "if it does not exist)",
+    )
+    parser.add_argument(
+        "--question",
+        default=QUESTION,
+        help="the user message (a longer one shows what the shared prefill saves)",
+    )
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 9])
     parser.add_argument("--new-tokens", type=int, default=128, help="tokens each sample decodes")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quantize", choices=["int8", "none"], default="int8", help="as the server's default")
+    parser.add_argument(
+        "--quantize", choices=["int8", "none"], default="int8", help="as the server's default"
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--url", help="also measure a running server (its /v1 base URL)")
     parser.add_argument("--api-key", default="sk-local")
@@ -136,29 +157,41 @@ def main(argv: list[str] | None = None) -> None:
             params = model.num_parameters()
             model = prepare_for_serving(model, "int8" if args.quantize == "int8" else "fp32")  # as served
             prompt = tokenizer.encode_chat([{"role": "user", "content": args.question}], reasoning=True)
-            header += (f"\nmodel: {source}, {params / 1e6:.2f}M params, {args.quantize}"
-                       f"\nprompt: {args.question[:60]!r} in reasoning format ({len(prompt)} tokens)")
+            header += (
+                f"\nmodel: {source}, {params / 1e6:.2f}M params, {args.quantize}"
+                f"\nprompt: {args.question[:60]!r} in reasoning format ({len(prompt)} tokens)"
+            )
             rows += engine_rows(model, prompt, ks, args.new_tokens, args.repeats, max(16, max(ks)))
     if args.url:
         header += f"\nserver: {args.url}"
-        rows += server_rows(args.url, args.api_key, args.model, args.question, ks, args.new_tokens, args.repeats)
+        rows += server_rows(
+            args.url, args.api_key, args.model, args.question, ks, args.new_tokens, args.repeats
+        )
 
-    print(f"# Self-consistency cost\n{header}\n{args.new_tokens} tokens per sample (EOS ignored), temperature 0.7, "
-          f"median of {args.repeats}\n")
+    print(
+        f"# Self-consistency cost\n{header}\n{args.new_tokens} tokens per sample (EOS ignored), temperature 0.7, "
+        f"median of {args.repeats}\n"
+    )
     base = {mode: t for mode, k, t, _ in rows if k == 1}
     base["engine, k requests"] = base.get("engine, n=k", 0.0)
-    print("| mode | k | wall s | x k=1 | tokens | tok/s | sequential estimate s (k x k=1) | speed-up vs sequential |")
+    print(
+        "| mode | k | wall s | x k=1 | tokens | tok/s | sequential estimate s (k x k=1) | speed-up vs sequential |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for mode, k, seconds, tokens in rows:
         one = base[mode]
-        print(f"| {mode} | {k} | {seconds:.3f} | {seconds / one:.2f} | {tokens} | {tokens / seconds:.0f} | "
-              f"{k * one:.3f} | {k * one / seconds:.2f} |")
+        print(
+            f"| {mode} | {k} | {seconds:.3f} | {seconds / one:.2f} | {tokens} | {tokens / seconds:.0f} | "
+            f"{k * one:.3f} | {k * one / seconds:.2f} |"
+        )
     for mode in ("engine, n=k", "server"):
         nine = [t for m, k, t, _ in rows if m == mode and k == max(ks)]
         if nine and mode in base:
             ratio = nine[0] / base[mode]
-            print(f"\n{mode}: k={max(ks)} costs {ratio:.2f}x k=1 (goal: < 2.5x) -> "
-                  f"{'met' if ratio < 2.5 else 'NOT met'}")
+            print(
+                f"\n{mode}: k={max(ks)} costs {ratio:.2f}x k=1 (goal: < 2.5x) -> "
+                f"{'met' if ratio < 2.5 else 'NOT met'}"
+            )
 
 
 if __name__ == "__main__":

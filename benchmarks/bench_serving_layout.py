@@ -38,7 +38,9 @@ def fused_only(model: Transformer, precision: str) -> Transformer:
     return baseline.eval()
 
 
-def time_blocks(models: dict[str, Transformer], rows: int, blocks: int) -> tuple[dict[str, list[float]], float]:
+def time_blocks(
+    models: dict[str, Transformer], rows: int, blocks: int
+) -> tuple[dict[str, list[float]], float]:
     config = next(iter(models.values())).config
     caches = {name: KVCache(config, rows, config.max_position_embeddings) for name in models}
     start = torch.randint(40, 100, (rows,), generator=torch.Generator().manual_seed(0))
@@ -61,26 +63,39 @@ def time_blocks(models: dict[str, Transformer], rows: int, blocks: int) -> tuple
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--rows", type=int, nargs="+", default=[32, 8, 1], help="sequences per decode step")
-    parser.add_argument("--blocks", type=int, default=24, help=f"alternating blocks of {STEPS_PER_BLOCK} steps")
+    parser.add_argument(
+        "--blocks", type=int, default=24, help=f"alternating blocks of {STEPS_PER_BLOCK} steps"
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_checkpoint(args.checkpoint).model
-    print(f"# Serving layout vs fused-only copy\n{args.checkpoint}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}\n")
-    print("| precision | rows | fused only ms/step | serving layout ms/step | ratio | block ratios p25-p75 | "
-          "same next token |\n|---|---:|---:|---:|---:|---|---:|")
+    print(
+        f"# Serving layout vs fused-only copy\n{args.checkpoint}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}\n"
+    )
+    print(
+        "| precision | rows | fused only ms/step | serving layout ms/step | ratio | block ratios p25-p75 | "
+        "same next token |\n|---|---:|---:|---:|---:|---|---:|"
+    )
     for precision in ("int8", "fp32"):
         models = {"fused": fused_only(model, precision), "layout": prepare_for_serving(model, precision)}
         for rows in args.rows:
             times, agreement = time_blocks(models, rows, args.blocks)
             old, new = statistics.median(times["fused"]), statistics.median(times["layout"])
-            ratios = statistics.quantiles([b / a for a, b in zip(times["fused"], times["layout"], strict=True)], n=4)
-            print(f"| {precision} | {rows} | {old:.3f} | {new:.3f} | {new / old:.3f} | {ratios[0]:.3f}-{ratios[2]:.3f} "
-                  f"| {agreement:.2f} |", flush=True)
+            ratios = statistics.quantiles(
+                [b / a for a, b in zip(times["fused"], times["layout"], strict=True)], n=4
+            )
+            print(
+                f"| {precision} | {rows} | {old:.3f} | {new:.3f} | {new / old:.3f} | {ratios[0]:.3f}-{ratios[2]:.3f} "
+                f"| {agreement:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -80,7 +80,9 @@ class SoakConfig:
 
 @dataclass
 class RequestResult:
-    kind: str  # ok, abandoned, http_4xx, http_5xx, rate_limited, overloaded, stream_error, timeout, connection
+    kind: (
+        str  # ok, abandoned, http_4xx, http_5xx, rate_limited, overloaded, stream_error, timeout, connection
+    )
     ttft: float | None = None
     gaps: list[float] = field(default_factory=list)
     tokens: int = 0
@@ -109,17 +111,26 @@ class SoakReport:
     def checks(self) -> list[tuple[str, bool, str]]:
         kinds = self.kinds
         errors = sum(n for k, n in kinds.items() if k not in ("ok", "abandoned"))
-        out = [("requests completed", kinds["ok"] > 0, f"{kinds['ok']}"),
-               ("zero 5xx (clients)", kinds["http_5xx"] == 0, f"{kinds['http_5xx']}"),
-               ("zero 5xx (server metrics)", self.server_5xx == 0, f"{self.server_5xx:g}"),
-               ("zero errors of any kind", errors == 0, f"{errors}"),
-               ("no error lines in the server log", self.server_log_errors == 0, f"{self.server_log_errors}")]
+        out = [
+            ("requests completed", kinds["ok"] > 0, f"{kinds['ok']}"),
+            ("zero 5xx (clients)", kinds["http_5xx"] == 0, f"{kinds['http_5xx']}"),
+            ("zero 5xx (server metrics)", self.server_5xx == 0, f"{self.server_5xx:g}"),
+            ("zero errors of any kind", errors == 0, f"{errors}"),
+            ("no error lines in the server log", self.server_log_errors == 0, f"{self.server_log_errors}"),
+        ]
         if self.running_at_end is not None:
-            out.append(("all slots free at the end", self.running_at_end == 0, f"running={self.running_at_end:g}"))
+            out.append(
+                ("all slots free at the end", self.running_at_end == 0, f"running={self.running_at_end:g}")
+            )
         if "warm" in self.rss_mb and "end" in self.rss_mb:
             growth = self.rss_mb["end"] - self.rss_mb["warm"]
-            out.append((f"RSS growth after warm-up <= {self.config.max_rss_growth_mb:g} MiB",
-                        growth <= self.config.max_rss_growth_mb, f"{growth:+.1f} MiB"))
+            out.append(
+                (
+                    f"RSS growth after warm-up <= {self.config.max_rss_growth_mb:g} MiB",
+                    growth <= self.config.max_rss_growth_mb,
+                    f"{growth:+.1f} MiB",
+                )
+            )
         return out
 
     @property
@@ -128,35 +139,62 @@ class SoakReport:
 
     def markdown(self) -> str:
         c, kinds = self.config, self.kinds
-        lines = ["# TinyLLM soak test", "", "| Setup | |", "|---|---|",
-                 f"| machine | {_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()} |",
-                 f"| checkpoint | {self.source} |",
-                 f"| load | {c.clients} streaming clients for {c.duration:g} s (warm-up {warmup_seconds(c):g} s), "
-                 f"{c.min_tokens}-{c.max_tokens} new tokens, {c.abandon_rate:.0%} abandoned mid-stream |",
-                 f"| server flags | {' '.join(c.server_args) or '(defaults)'} |", "",
-                 "| Requests | Count |", "|---|---:|"]
-        lines += [f"| {kind} | {n} |" for kind, n in sorted(kinds.items(), key=lambda kv: (kv[0] != "ok", kv[0]))]
-        lines += [f"| total | {len(self.results)} |", "",
-                  "| Throughput | Value |", "|---|---:|",
-                  f"| requests completed / s | {kinds['ok'] / self.wall_s:.2f} |",
-                  f"| generated tokens | {self.tokens} |",
-                  f"| aggregate tokens / s | {self.tokens / self.wall_s:.1f} |", "",
-                  "| Latency (ms) | p50 | p95 | p99 | max |", "|---|---:|---:|---:|---:|"]
+        lines = [
+            "# TinyLLM soak test",
+            "",
+            "| Setup | |",
+            "|---|---|",
+            f"| machine | {_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()} |",
+            f"| checkpoint | {self.source} |",
+            f"| load | {c.clients} streaming clients for {c.duration:g} s (warm-up {warmup_seconds(c):g} s), "
+            f"{c.min_tokens}-{c.max_tokens} new tokens, {c.abandon_rate:.0%} abandoned mid-stream |",
+            f"| server flags | {' '.join(c.server_args) or '(defaults)'} |",
+            "",
+            "| Requests | Count |",
+            "|---|---:|",
+        ]
+        lines += [
+            f"| {kind} | {n} |" for kind, n in sorted(kinds.items(), key=lambda kv: (kv[0] != "ok", kv[0]))
+        ]
+        lines += [
+            f"| total | {len(self.results)} |",
+            "",
+            "| Throughput | Value |",
+            "|---|---:|",
+            f"| requests completed / s | {kinds['ok'] / self.wall_s:.2f} |",
+            f"| generated tokens | {self.tokens} |",
+            f"| aggregate tokens / s | {self.tokens / self.wall_s:.1f} |",
+            "",
+            "| Latency (ms) | p50 | p95 | p99 | max |",
+            "|---|---:|---:|---:|---:|",
+        ]
         done = [r for r in self.results if r.kind == "ok"]
-        for name, values in (("time to first token", [r.ttft for r in done if r.ttft is not None]),
-                             ("inter-token (chunk gap)", [g for r in done for g in r.gaps]),
-                             ("whole request", [r.total for r in done])):
+        for name, values in (
+            ("time to first token", [r.ttft for r in done if r.ttft is not None]),
+            ("inter-token (chunk gap)", [g for r in done for g in r.gaps]),
+            ("whole request", [r.total for r in done]),
+        ):
             if values:
                 p = np.percentile(np.array(values) * 1000, [50, 95, 99, 100])
                 lines.append(f"| {name} | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} | {p[3]:.1f} |")
         if self.rss_mb:
             lines += ["", "| Server RSS (MiB) | Value |", "|---|---:|"]
-            lines += [f"| {label} | {self.rss_mb[key]:.1f} |" for key, label in
-                      (("start", "start (ready, before load)"), ("warm", "after warm-up"), ("peak", "peak"),
-                       ("end", "end (load over)")) if key in self.rss_mb]
+            lines += [
+                f"| {label} | {self.rss_mb[key]:.1f} |"
+                for key, label in (
+                    ("start", "start (ready, before load)"),
+                    ("warm", "after warm-up"),
+                    ("peak", "peak"),
+                    ("end", "end (load over)"),
+                )
+                if key in self.rss_mb
+            ]
         lines += ["", "| Check | Result | Value |", "|---|---|---:|"]
-        lines += [f"| {name} | {'pass' if passed else 'FAIL'} | {value} |" for name, passed, value in self.checks()]
+        lines += [
+            f"| {name} | {'pass' if passed else 'FAIL'} | {value} |" for name, passed, value in self.checks()
+        ]
         return "\n".join(lines)
+
 
 def warmup_seconds(config: SoakConfig) -> float:
     return config.warmup if config.warmup is not None else min(30.0, config.duration / 10)
@@ -164,8 +202,11 @@ def warmup_seconds(config: SoakConfig) -> float:
 
 def _cpu_name() -> str:
     info = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
-             if line.startswith("model name")]
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in (info.read_text().splitlines() if info.exists() else [])
+        if line.startswith("model name")
+    ]
     return names[0] if names else platform.processor() or platform.machine()
 
 
@@ -187,10 +228,13 @@ def check_loopback(base_url: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise SystemExit(f"soak: --base-url must be a loopback address (127.0.0.1, ::1, localhost), not {host!r}")
+        raise SystemExit(
+            f"soak: --base-url must be a loopback address (127.0.0.1, ::1, localhost), not {host!r}"
+        )
 
 
 # ------------------------------------------------------------------------------------------ the server
+
 
 def _random_checkpoint(directory: Path) -> Path:
     """Random weights of the default shape (same compute per token), with the test tokenizer's vocabulary.
@@ -229,24 +273,49 @@ def started_server(config: SoakConfig) -> Iterator[tuple[str, int, str, str, lis
             model, source = DEFAULT_CHECKPOINT, str(DEFAULT_CHECKPOINT.relative_to(REPO))
         else:
             model = _random_checkpoint(Path(tmp))
-            source = ("random weights, default shape (6 layers, hidden 256, 8/4 heads, context 512, untied head) "
-                      "with the 512-piece test tokenizer (checkpoints/tinyllm-default is not in the tree)")
+            source = (
+                "random weights, default shape (6 layers, hidden 256, 8/4 heads, context 512, untied head) "
+                "with the 512-piece test tokenizer (checkpoints/tinyllm-default is not in the tree)"
+            )
         key = "sk-soak-" + secrets.token_hex(8)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TINYLLM_")}
         env["TINYLLM_API_KEYS"] = key
-        proc = subprocess.Popen([sys.executable, "-m", "server", "--model", str(model), "--host", "127.0.0.1",
-                                 "--port", "0", *config.server_args], cwd=REPO, env=env, text=True,
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                *config.server_args,
+            ],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr),
-                                  daemon=True)
+        reader = threading.Thread(
+            target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr), daemon=True
+        )
         reader.start()
         try:
             deadline = time.monotonic() + 300
             base_url = None
             while base_url is None:
-                match = next((m for m in (re.search(r"running on (http://127\.0\.0\.1:\d+)", x) for x in
-                                          list(lines)) if m), None)
+                match = next(
+                    (
+                        m
+                        for m in (re.search(r"running on (http://127\.0\.0\.1:\d+)", x) for x in list(lines))
+                        if m
+                    ),
+                    None,
+                )
                 base_url = match.group(1) if match else None
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("soak: the server did not start:\n" + "\n".join(lines[-20:]))
@@ -265,11 +334,18 @@ def started_server(config: SoakConfig) -> Iterator[tuple[str, int, str, str, lis
 
 # ------------------------------------------------------------------------------------------ the clients
 
-async def one_request(client: httpx.AsyncClient, rng: random.Random, config: SoakConfig,
-                      model: str) -> RequestResult:
-    body = {"model": model, "messages": [{"role": "user", "content": rng.choice(PROMPTS)}], "stream": True,
-            "stream_options": {"include_usage": True}, "temperature": 0.8,
-            "max_tokens": rng.randint(config.min_tokens, config.max_tokens)}
+
+async def one_request(
+    client: httpx.AsyncClient, rng: random.Random, config: SoakConfig, model: str
+) -> RequestResult:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": rng.choice(PROMPTS)}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.8,
+        "max_tokens": rng.randint(config.min_tokens, config.max_tokens),
+    }
     abandon_after = rng.randint(1, 20) if rng.random() < config.abandon_rate else None
     start = time.perf_counter()
     result = RequestResult("stream_error")
@@ -280,12 +356,13 @@ async def one_request(client: httpx.AsyncClient, rng: random.Random, config: Soa
             if r.status_code != 200:
                 await r.aread()
                 result.kind = {429: "rate_limited", 503: "overloaded"}.get(
-                    r.status_code, "http_5xx" if r.status_code >= 500 else "http_4xx")
+                    r.status_code, "http_5xx" if r.status_code >= 500 else "http_4xx"
+                )
                 return result
             async for line in r.aiter_lines():
                 if not line.startswith("data: "):
                     continue
-                data = line[len("data: "):]
+                data = line[len("data: ") :]
                 if data == "[DONE]":
                     result.kind = "ok"
                     break
@@ -314,8 +391,9 @@ async def one_request(client: httpx.AsyncClient, rng: random.Random, config: Soa
     return result
 
 
-async def run_load(base_url: str, key: str, config: SoakConfig, pid: int | None,
-                   rss: dict[str, float], model: str) -> tuple[list[RequestResult], float]:
+async def run_load(
+    base_url: str, key: str, config: SoakConfig, pid: int | None, rss: dict[str, float], model: str
+) -> tuple[list[RequestResult], float]:
     deadline = time.monotonic() + config.duration
     warm_at = time.monotonic() + warmup_seconds(config)
     results: list[RequestResult] = []
@@ -337,8 +415,12 @@ async def run_load(base_url: str, key: str, config: SoakConfig, pid: int | None,
             await asyncio.sleep(0.5)
 
     limits = httpx.Limits(max_connections=config.clients, max_keepalive_connections=config.clients)
-    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=httpx.Timeout(config.request_timeout, connect=30)) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {key}"},
+        limits=limits,
+        timeout=httpx.Timeout(config.request_timeout, connect=30),
+    ) as client:
         started = time.monotonic()
         sampler = asyncio.ensure_future(sample_rss())
         await asyncio.gather(*(client_loop(i, client) for i in range(config.clients)))
@@ -386,28 +468,45 @@ def run_soak(config: SoakConfig) -> SoakReport:
     with started_server(config) as (base_url, pid, key, source, lines):
         report = SoakReport(config, source=source)
         _measure(base_url, key, config, pid, report)
-        report.server_log_errors = sum(1 for line in lines if '"level": "error"' in line or "Traceback" in line)
+        report.server_log_errors = sum(
+            1 for line in lines if '"level": "error"' in line or "Traceback" in line
+        )
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     d = SoakConfig()
     parser.add_argument("--clients", type=int, default=d.clients, help="concurrent streaming clients")
     parser.add_argument("--duration", type=float, default=d.duration, help="seconds of load")
     parser.add_argument("--model", help="checkpoint directory for the server started here")
-    parser.add_argument("--base-url", help="an already running server (loopback only) instead of starting one")
+    parser.add_argument(
+        "--base-url", help="an already running server (loopback only) instead of starting one"
+    )
     parser.add_argument("--api-key", help="key for --base-url")
     parser.add_argument("--server-pid", type=int, help="pid of the --base-url server, for its RSS")
-    parser.add_argument("--server-arg", action="append", default=[], dest="server_args",
-                        help="extra flag for the started server (repeatable), e.g. --server-arg=--max-batch=32")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        dest="server_args",
+        help="extra flag for the started server (repeatable), e.g. --server-arg=--max-batch=32",
+    )
     parser.add_argument("--min-tokens", type=int, default=d.min_tokens)
     parser.add_argument("--max-tokens", type=int, default=d.max_tokens)
-    parser.add_argument("--abandon-rate", type=float, default=d.abandon_rate,
-                        help="share of requests dropped mid-stream on purpose")
+    parser.add_argument(
+        "--abandon-rate",
+        type=float,
+        default=d.abandon_rate,
+        help="share of requests dropped mid-stream on purpose",
+    )
     parser.add_argument("--max-requests", type=int, default=d.max_requests)
     parser.add_argument("--request-timeout", type=float, default=d.request_timeout)
-    parser.add_argument("--warmup", type=float, help="seconds before the RSS baseline (default min(30, D/10))")
+    parser.add_argument(
+        "--warmup", type=float, help="seconds before the RSS baseline (default min(30, D/10))"
+    )
     parser.add_argument("--max-rss-growth-mb", type=float, default=d.max_rss_growth_mb)
     parser.add_argument("--seed", type=int, default=d.seed)
     args = parser.parse_args(argv)

@@ -29,7 +29,8 @@ _NUMBER_RE = re.compile(_NUMBER)
 # ("结果", "result") are only used when no strong one leads to an answer: "答案：74，结果正确" is 74.
 _CONNECTOR = r"\s*(?:is|was|为|是|应为|应该是|等于)?\s*[:=]?\s*"
 _STRONG_MARKER_RE = re.compile(
-    rf"(?:最终答案|正确答案|答案|the final answer|final answer|the answer|answer){_CONNECTOR}", re.IGNORECASE)
+    rf"(?:最终答案|正确答案|答案|the final answer|final answer|the answer|answer){_CONNECTOR}", re.IGNORECASE
+)
 _WEAK_MARKER_RE = re.compile(rf"(?:结果|the result|result){_CONNECTOR}", re.IGNORECASE)
 # Where an answer span ends: a sentence end, a comma that is not a thousands separator, a full stop that
 # is not a decimal point, or the start of a justification.
@@ -61,7 +62,7 @@ def split_reasoning(text: str) -> tuple[str | None, str]:
     chain, closed, final = text.partition(THINK_CLOSE)
     opened = chain.find(THINK_OPEN)
     if opened != -1:
-        chain = chain[opened + len(THINK_OPEN):]
+        chain = chain[opened + len(THINK_OPEN) :]
     chain = chain.strip()
     return (chain or None), (final.strip() if closed else "")
 
@@ -97,7 +98,7 @@ def extract_answer(final_text: str | None) -> str | None:
         return _clean_span(boxed[-1])
     for marker_re in (_STRONG_MARKER_RE, _WEAK_MARKER_RE):
         for marker in reversed(list(marker_re.finditer(text))):
-            answer = _clean_span(_first_span(text[marker.end():]))
+            answer = _clean_span(_first_span(text[marker.end() :]))
             if answer:
                 return answer
     bare = text.rstrip(_TRAILING_PUNCT)
@@ -207,8 +208,15 @@ def vote(answers: list[str | None], eligible: Sequence[bool] | None = None) -> V
         checked[key] = checked.get(key, 0) + bool(eligible is not None and eligible[index])
         first_index.setdefault(key, index)
     if not counts:
-        return VoteResult(answer=None, key=None, count=0, agreement=0.0, votes=[], winner_index=0,
-                          checked=None if eligible is None else [])
+        return VoteResult(
+            answer=None,
+            key=None,
+            count=0,
+            agreement=0.0,
+            votes=[],
+            winner_index=0,
+            checked=None if eligible is None else [],
+        )
     ranked = sorted(counts, key=lambda k: (-checked[k], -counts[k], first_index[k]))
     winner = ranked[0]
     display = {k: (answers[first_index[k]] or "").strip() for k in ranked}

@@ -71,8 +71,10 @@ def _parse(expr: str) -> tuple[ast.Expression, str]:
         raise CalculatorError(f"expression has more than {MAX_NODES} parts")
     for node in nodes:
         # The character filter already excludes names and calls; this whitelist is the real guarantee.
-        if not isinstance(node, _ALLOWED_NODES) or (isinstance(node, ast.Constant) and (
-                isinstance(node.value, bool) or not isinstance(node.value, int | float))):
+        if not isinstance(node, _ALLOWED_NODES) or (
+            isinstance(node, ast.Constant)
+            and (isinstance(node.value, bool) or not isinstance(node.value, int | float))
+        ):
             raise CalculatorError(f"unsupported syntax: {type(node).__name__}")
     return tree, text
 

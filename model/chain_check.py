@@ -64,8 +64,13 @@ def ungrounded(question: str, cot: str, answer: str | None) -> list[str]:
         return []
     given = question_numbers(question)
     steps = _top_level_steps(cot)
-    return (_foreign_operands(equations, set(given)) + _unused_question_numbers(equations, given)
-            + _foreign_variables(question, answer) + _unused_results(cot, steps) + _bad_rewrites(cot, steps))
+    return (
+        _foreign_operands(equations, set(given))
+        + _unused_question_numbers(equations, given)
+        + _foreign_variables(question, answer)
+        + _unused_results(cot, steps)
+        + _bad_rewrites(cot, steps)
+    )
 
 
 def _foreign_operands(equations: list[tuple[str, str, str, str]], given: set[int]) -> list[str]:
@@ -87,14 +92,17 @@ def _unused_question_numbers(equations: list[tuple[str, str, str, str]], given: 
 
 def _foreign_variables(question: str, answer: str | None) -> list[str]:
     question_variables = set(_LETTER_VARIABLE.findall(unicodedata.normalize("NFKC", question)))
-    return [f"answers in {v}, which the question does not have"
-            for v in dict.fromkeys(_LETTER_VARIABLE.findall(normalize_answer(answer))) if v not in question_variables]
+    return [
+        f"answers in {v}, which the question does not have"
+        for v in dict.fromkeys(_LETTER_VARIABLE.findall(normalize_answer(answer)))
+        if v not in question_variables
+    ]
 
 
 def _unused_results(cot: str, steps: list[re.Match]) -> list[str]:
     findings = []
     for i, step in enumerate(steps[:-1]):  # the last result is the chain's answer
-        used = {x for later in steps[i + 1:] for x in (later[1], later[3])}
+        used = {x for later in steps[i + 1 :] for x in (later[1], later[3])}
         used |= {n for fraction in _FRACTION.findall(cot, step.end()) for n in fraction}  # "14/27": total 27
         if step[4].isdigit() and step[4] not in used:
             findings.append(f"computes {step[0]} and never uses {step[4]}")
@@ -159,7 +167,9 @@ def _bad_rewrites(cot: str, steps: list[re.Match]) -> list[str]:
         end = rewrite.start() if rewrite else len(cot)
         between = [s for s in steps if position <= s.start() < end]
         if not between:
-            findings.append(f"rewrites {before} with no step before it" if rewrite else f"leaves {before} undone")
+            findings.append(
+                f"rewrites {before} with no step before it" if rewrite else f"leaves {before} undone"
+            )
             break
         step = between[0] if rewrite is None else between[-1]
         if rewrite is None:  # the step after the last rewrite must finish what is left

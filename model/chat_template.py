@@ -51,21 +51,32 @@ def message_text(content: str | Sequence[dict[str, Any]]) -> str:
     return "".join(part.get("text", "") for part in content)
 
 
-def render(template: str, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
-           reasoning: bool = False) -> str:
+def render(
+    template: str,
+    messages: Sequence[dict[str, Any]],
+    add_generation_prompt: bool = True,
+    reasoning: bool = False,
+) -> str:
     return _compiled(template).render(
         messages=[{"role": m["role"], "content": message_text(m["content"])} for m in messages],
-        add_generation_prompt=add_generation_prompt, reasoning=reasoning)
+        add_generation_prompt=add_generation_prompt,
+        reasoning=reasoning,
+    )
 
 
-def render_segments(template: str, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
-                    reasoning: bool = False) -> list[tuple[str, int]]:
+def render_segments(
+    template: str,
+    messages: Sequence[dict[str, Any]],
+    add_generation_prompt: bool = True,
+    reasoning: bool = False,
+) -> list[tuple[str, int]]:
     """Render into ``(text, message_index)`` segments: a message's content, or template text (index -1,
     special tokens allowed)."""
     contents = [message_text(m["content"]) for m in messages]
     placeholders = [{"role": m["role"], "content": f"{_OPEN}{i}{_CLOSE}"} for i, m in enumerate(messages)]
-    rendered = _compiled(template).render(messages=placeholders, add_generation_prompt=add_generation_prompt,
-                                                 reasoning=reasoning)
+    rendered = _compiled(template).render(
+        messages=placeholders, add_generation_prompt=add_generation_prompt, reasoning=reasoning
+    )
     segments: list[tuple[str, int]] = []
     rest = rendered
     while _OPEN in rest:

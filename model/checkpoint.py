@@ -45,9 +45,14 @@ def _from_hf_name(name: str) -> str:
     return name.removeprefix("model.")
 
 
-def save_checkpoint(directory: str | Path, model: Transformer, tokenizer_model_path: str | Path,
-                    generation_config: dict[str, Any] | None = None, dtype: torch.dtype = torch.float32,
-                    chat_template_text: str | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: Transformer,
+    tokenizer_model_path: str | Path,
+    generation_config: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+    chat_template_text: str | None = None,
+) -> Path:
     """Write ``model`` and its tokenizer as a checkpoint directory; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -77,13 +82,22 @@ def save_checkpoint(directory: str | Path, model: Transformer, tokenizer_model_p
         "chat_template": chat_template_text or chat_template.DEFAULT_CHAT_TEMPLATE,
         **specials,
     }
-    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False)
-                                                     + "\n", encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     (directory / "special_tokens_map.json").write_text(
-        json.dumps({**specials, "additional_special_tokens": SPECIAL_TOKENS}, indent=2) + "\n", encoding="utf-8")
-    gen = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.stop_token_ids,
-           "pad_token_id": tokenizer.pad_id, "do_sample": True, "temperature": 0.7, "top_p": 0.95,
-           "max_new_tokens": 256}
+        json.dumps({**specials, "additional_special_tokens": SPECIAL_TOKENS}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    gen = {
+        "bos_token_id": tokenizer.bos_id,
+        "eos_token_id": tokenizer.stop_token_ids,
+        "pad_token_id": tokenizer.pad_id,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.95,
+        "max_new_tokens": 256,
+    }
     gen.update(generation_config or {})
     (directory / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n", encoding="utf-8")
     return directory
@@ -123,11 +137,15 @@ def load_checkpoint(directory: str | Path, dtype: torch.dtype = torch.float32) -
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{directory / 'config.json'}: {e}") from e
     if not (directory / "tokenizer.model").exists():
-        raise CheckpointError(f"{directory / 'tokenizer.model'}: file not found (a SentencePiece model is required)")
+        raise CheckpointError(
+            f"{directory / 'tokenizer.model'}: file not found (a SentencePiece model is required)"
+        )
     try:
         tokenizer = Tokenizer.from_directory(directory)
     except (OSError, RuntimeError) as e:
-        raise CheckpointError(f"{directory / 'tokenizer.model'}: cannot load SentencePiece model ({e})") from e
+        raise CheckpointError(
+            f"{directory / 'tokenizer.model'}: cannot load SentencePiece model ({e})"
+        ) from e
 
     model = Transformer(config)
     tensors = {_from_hf_name(k): v for k, v in _read_tensors(directory).items() if "rotary_emb" not in k}
@@ -140,8 +158,10 @@ def load_checkpoint(directory: str | Path, dtype: torch.dtype = torch.float32) -
         raise CheckpointError(f"{directory / 'model.safetensors'}: missing tensors {missing[:5]}")
     for name, tensor in tensors.items():
         if name in expected and tensor.shape != expected[name].shape:
-            raise CheckpointError(f"{directory / 'model.safetensors'}: tensor {_to_hf_name(name)} has shape "
-                                  f"{tuple(tensor.shape)}, config.json implies {tuple(expected[name].shape)}")
+            raise CheckpointError(
+                f"{directory / 'model.safetensors'}: tensor {_to_hf_name(name)} has shape "
+                f"{tuple(tensor.shape)}, config.json implies {tuple(expected[name].shape)}"
+            )
     model.load_state_dict({k: v.float() for k, v in tensors.items() if k in expected}, strict=False)
     model.to(dtype).eval()
     gen_path = directory / "generation_config.json"
@@ -150,5 +170,6 @@ def load_checkpoint(directory: str | Path, dtype: torch.dtype = torch.float32) -
     if extra_eos is not None:
         ids = extra_eos if isinstance(extra_eos, list) else [extra_eos]
         tokenizer.stop_token_ids = sorted(set(tokenizer.stop_token_ids) | {int(i) for i in ids})
-    return LoadedCheckpoint(model=model, tokenizer=tokenizer, config=config,
-                            generation_config=generation_config, path=directory)
+    return LoadedCheckpoint(
+        model=model, tokenizer=tokenizer, config=config, generation_config=generation_config, path=directory
+    )

@@ -29,8 +29,15 @@ class ModelConfig:
     pad_token_id: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                     "num_key_value_heads", "max_position_embeddings"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -71,7 +78,9 @@ class ModelConfig:
             raise ValueError("config.json must hold a JSON object")
         model_type = d.get("model_type", "llama")
         if model_type not in ("llama", "mistral", "qwen2"):
-            raise ValueError(f"unsupported model_type {model_type!r}: only Llama-architecture checkpoints load")
+            raise ValueError(
+                f"unsupported model_type {model_type!r}: only Llama-architecture checkpoints load"
+            )
         if d.get("hidden_act", "silu") != "silu":
             raise ValueError(f"unsupported hidden_act {d['hidden_act']!r}")
         if d.get("attention_bias") or d.get("mlp_bias"):

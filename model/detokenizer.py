@@ -65,10 +65,10 @@ class StopStringMatcher:
         if first is not None:
             self.matched = first[1]
             self._held = ""
-            return buf[:first[0]], True
+            return buf[: first[0]], True
         keep = self._longest_partial(buf)
-        self._held = buf[len(buf) - keep:] if keep else ""
-        return buf[:len(buf) - keep], False
+        self._held = buf[len(buf) - keep :] if keep else ""
+        return buf[: len(buf) - keep], False
 
     def flush(self) -> str:
         held, self._held = self._held, ""

@@ -45,9 +45,11 @@ class QueueFullError(EngineError):
 
 class PromptTooLongError(EngineError):
     def __init__(self, prompt_tokens: int, max_tokens: int, context: int) -> None:
-        super().__init__(f"This model's maximum context length is {context} tokens. However, you requested "
-                         f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} for "
-                         f"the completion). Please reduce the prompt or the completion length.")
+        super().__init__(
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} for "
+            f"the completion). Please reduce the prompt or the completion length."
+        )
         self.prompt_tokens, self.max_tokens, self.context = prompt_tokens, max_tokens, context
 
 
@@ -91,13 +93,19 @@ class _Sequence:
 
 
 class Engine:
-    def __init__(self, model: Transformer, config: EngineConfig | None = None,
-                 eos_token_ids: list[int] | tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        model: Transformer,
+        config: EngineConfig | None = None,
+        eos_token_ids: list[int] | tuple[int, ...] = (),
+    ) -> None:
         self.model = model
         self.config = config or EngineConfig()
         model_config = model.config
-        self.max_seq_len = min(self.config.max_seq_len or model_config.max_position_embeddings,
-                               model_config.max_position_embeddings)
+        self.max_seq_len = min(
+            self.config.max_seq_len or model_config.max_position_embeddings,
+            model_config.max_position_embeddings,
+        )
         self.vocab_size = model_config.vocab_size
         self.eos_token_ids = tuple(eos_token_ids)
         self.cache = KVCache(model_config, self.config.max_batch, self.max_seq_len)
@@ -170,9 +178,13 @@ class Engine:
 
     def stats(self) -> EngineStats:
         with self._cond:
-            return EngineStats(running=len(self._active), waiting=len(self._waiting),
-                               slots_total=self.config.max_batch, slots_used=len(self._active),
-                               last_batch_size=self._last_batch_size)
+            return EngineStats(
+                running=len(self._active),
+                waiting=len(self._waiting),
+                slots_total=self.config.max_batch,
+                slots_used=len(self._active),
+                last_batch_size=self._last_batch_size,
+            )
 
     def stop_accepting(self) -> None:
         with self._cond:
@@ -253,12 +265,12 @@ class Engine:
         width = int(lengths.max())
         ids = torch.full((len(batch), width), 0, dtype=torch.long)
         for row, request in enumerate(batch):
-            ids[row, :len(request.prompt_ids)] = torch.tensor(request.prompt_ids)
+            ids[row, : len(request.prompt_ids)] = torch.tensor(request.prompt_ids)
         last = lengths - 1
         logits = torch.empty(len(batch), self.vocab_size)
         chunk = self.config.prefill_chunk
         for start in range(0, width, chunk):
-            piece = ids[:, start:start + chunk]
+            piece = ids[:, start : start + chunk]
             # Each row's logits come from its own last prompt token, in whichever chunk that falls.
             index = (last - start).clamp(0, piece.shape[1] - 1)
             out = self.model.forward_cached(piece, torch.full((len(batch),), start), self.cache, first, index)
@@ -310,8 +322,18 @@ class Engine:
                 continue
             seq.last_token = token.token_id
             done = seq.state.num_generated >= params.max_tokens or seq.pos + 1 >= self.max_seq_len
-            events.append((seq.request.handle, TokenEvent(seq.index, token.token_id, token.logprob,
-                                                          token.top_logprobs, "length" if done else None)))
+            events.append(
+                (
+                    seq.request.handle,
+                    TokenEvent(
+                        seq.index,
+                        token.token_id,
+                        token.logprob,
+                        token.top_logprobs,
+                        "length" if done else None,
+                    ),
+                )
+            )
             seq.finished = done
         deliver(events)
         self._retire()

@@ -13,11 +13,22 @@ from model.config import ModelConfig
 
 
 class KVCache:
-    def __init__(self, config: ModelConfig, num_slots: int, max_len: int | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        num_slots: int,
+        max_len: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.num_slots = num_slots
         self.max_len = max_len or config.max_position_embeddings
-        shape = (config.num_hidden_layers, num_slots, config.num_key_value_heads, self.max_len, config.head_dim)
+        shape = (
+            config.num_hidden_layers,
+            num_slots,
+            config.num_key_value_heads,
+            self.max_len,
+            config.head_dim,
+        )
         self.k = torch.zeros(shape, dtype=dtype)
         self.v = torch.zeros(shape, dtype=dtype)
 

@@ -63,7 +63,9 @@ class SequenceSamplingState:
     num_generated: int = 0
 
     @classmethod
-    def create(cls, params: SamplingParams, prompt_ids: list[int], seed_offset: int = 0) -> SequenceSamplingState:
+    def create(
+        cls, params: SamplingParams, prompt_ids: list[int], seed_offset: int = 0
+    ) -> SequenceSamplingState:
         g = torch.Generator()
         if params.seed is not None:
             g.manual_seed(params.seed + seed_offset)
@@ -145,8 +147,9 @@ def _needs_processing(state: SequenceSamplingState) -> bool:
     return bool(p.logit_bias or p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty)
 
 
-def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
-                eos_token_ids: tuple[int, ...] = ()) -> list[SampledToken]:
+def sample_next(
+    logits: torch.Tensor, states: list[SequenceSamplingState], eos_token_ids: tuple[int, ...] = ()
+) -> list[SampledToken]:
     """Sample one token per row of ``logits`` [B, vocab], each with its own state.
 
     Everything that can be is one batched op over the rows (argmax, temperature, the filters, softmax);
@@ -182,7 +185,9 @@ def sample_next(logits: torch.Tensor, states: list[SequenceSamplingState],
     sampled = [row for row, s in enumerate(states) if s.params.temperature > _GREEDY_BELOW]
     if sampled:
         temperature = torch.tensor([states[row].params.temperature for row in sampled]).unsqueeze(1)
-        probs = torch.softmax(_filter(logits[sampled] / temperature, [states[row].params for row in sampled]), -1)
+        probs = torch.softmax(
+            _filter(logits[sampled] / temperature, [states[row].params for row in sampled]), -1
+        )
         usable = (torch.isfinite(probs).all(-1) & (probs.sum(-1) > 0)).tolist()
         for i, row in enumerate(sampled):
             if usable[i]:

@@ -46,6 +46,9 @@ def equation_holds(a: str, op: str, b: str, c: str) -> bool:
 def false_steps(cot: str) -> list[str]:
     """The steps of ``cot`` that do not hold, as written ("48+154=212"); [] when every step checks out."""
     wrong = [f"{a}{op}{b}={c}" for a, op, b, c in chain_equations(cot) if not equation_holds(a, op, b, c)]
-    wrong += [f"{a}{op}{b}{op2}{d}={c}" for a, op, b, op2, d, c in COLUMN_STEP_RE.findall(cot)
-              if not _holds(f"{a}{op}{b}{op2}{d}", c)]
+    wrong += [
+        f"{a}{op}{b}{op2}{d}={c}"
+        for a, op, b, op2, d, c in COLUMN_STEP_RE.findall(cot)
+        if not _holds(f"{a}{op}{b}{op2}{d}", c)
+    ]
     return wrong

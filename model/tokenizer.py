@@ -17,14 +17,26 @@ import sentencepiece as spm
 from model import chat_template
 
 SYSTEM, USER, ASSISTANT, END, THINK, THINK_END = (
-    "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<think>", "</think>")
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|end|>",
+    "<think>",
+    "</think>",
+)
 SPECIAL_TOKENS = [SYSTEM, USER, ASSISTANT, END, THINK, THINK_END]
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 
 
-def train_tokenizer(text: Iterable[str] | Sequence[str | Path], model_prefix: str | Path, vocab_size: int = 8000,
-                    character_coverage: float = 0.9995, max_sentence_length: int = 8192,
-                    num_threads: int = 2, input_sentence_size: int = 2_000_000) -> Path:
+def train_tokenizer(
+    text: Iterable[str] | Sequence[str | Path],
+    model_prefix: str | Path,
+    vocab_size: int = 8000,
+    character_coverage: float = 0.9995,
+    max_sentence_length: int = 8192,
+    num_threads: int = 2,
+    input_sentence_size: int = 2_000_000,
+) -> Path:
     """Train a BPE SentencePiece model; returns the path of ``{model_prefix}.model``.
 
     ``text`` is either a list of file paths or an iterable of text lines (sentences).
@@ -34,12 +46,28 @@ def train_tokenizer(text: Iterable[str] | Sequence[str | Path], model_prefix: st
     prefix = Path(model_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = dict(
-        model_prefix=str(prefix), vocab_size=vocab_size, model_type="bpe", character_coverage=character_coverage,
-        byte_fallback=True, split_digits=True, normalization_rule_name="identity", add_dummy_prefix=False,
-        remove_extra_whitespaces=False, allow_whitespace_only_pieces=True, split_by_whitespace=True,
-        user_defined_symbols=SPECIAL_TOKENS, pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
-        max_sentence_length=max_sentence_length, num_threads=num_threads, input_sentence_size=input_sentence_size,
-        shuffle_input_sentence=True, hard_vocab_limit=False, minloglevel=2,
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="bpe",
+        character_coverage=character_coverage,
+        byte_fallback=True,
+        split_digits=True,
+        normalization_rule_name="identity",
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+        split_by_whitespace=True,
+        user_defined_symbols=SPECIAL_TOKENS,
+        pad_id=PAD_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        unk_id=UNK_ID,
+        max_sentence_length=max_sentence_length,
+        num_threads=num_threads,
+        input_sentence_size=input_sentence_size,
+        shuffle_input_sentence=True,
+        hard_vocab_limit=False,
+        minloglevel=2,
     )
     items = list(text) if not isinstance(text, list | tuple) else text
     if items and all(isinstance(t, Path) or (isinstance(t, str) and Path(t).is_file()) for t in items):
@@ -56,8 +84,11 @@ class Tokenizer:
         self.chat_template = chat_template_text or chat_template.DEFAULT_CHAT_TEMPLATE
         self.vocab_size = self.sp.get_piece_size()
         self.pad_id, self.bos_id, self.eos_id = self.sp.pad_id(), self.sp.bos_id(), self.sp.eos_id()
-        self.special_ids = {i for i in range(self.vocab_size)
-                            if self.sp.is_control(i) or self.sp.id_to_piece(i) in SPECIAL_TOKENS}
+        self.special_ids = {
+            i
+            for i in range(self.vocab_size)
+            if self.sp.is_control(i) or self.sp.id_to_piece(i) in SPECIAL_TOKENS
+        }
         # A foreign tokenizer may lack our specials: fall back to eos so chat still ends.
         self.end_id = self.token_id(END) if self.token_id(END) is not None else self.eos_id
         self.think_id = self.token_id(THINK)
@@ -123,29 +154,34 @@ class Tokenizer:
             ids = [i for i in ids if i not in self.special_ids]
         return self.sp.decode(list(ids))
 
-    def render_chat(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
-                    reasoning: bool = False) -> str:
+    def render_chat(
+        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
+    ) -> str:
         return chat_template.render(self.chat_template, messages, add_generation_prompt, reasoning)
 
-    def encode_chat(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
-                    reasoning: bool = False) -> list[int]:
+    def encode_chat(
+        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
+    ) -> list[int]:
         return self.encode_chat_segments(messages, add_generation_prompt, reasoning)[0]
 
-    def encode_chat_segments(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
-                             reasoning: bool = False) -> tuple[list[int], list[int]]:
+    def encode_chat_segments(
+        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
+    ) -> tuple[list[int], list[int]]:
         """Token ids of a rendered conversation and, per token, the index of the message whose content it
         belongs to (-1 for template tokens). Training uses the owners to build the assistant-only loss mask."""
         ids: list[int] = []
         owners: list[int] = []
-        for text, owner in chat_template.render_segments(self.chat_template, messages,
-                                                         add_generation_prompt, reasoning):
+        for text, owner in chat_template.render_segments(
+            self.chat_template, messages, add_generation_prompt, reasoning
+        ):
             piece = self.encode(text) if owner >= 0 else self.encode_template_text(text)
             ids.extend(piece)
             owners.extend([owner] * len(piece))
         return ids, owners
 
-    def encode_sft_example(self, messages: Sequence[dict[str, Any]],
-                           reasoning_chain: str | None = None) -> tuple[list[int], list[int]]:
+    def encode_sft_example(
+        self, messages: Sequence[dict[str, Any]], reasoning_chain: str | None = None
+    ) -> tuple[list[int], list[int]]:
         """Token ids of a training conversation and its loss mask (1 = a token the model learns to write).
 
         The mask covers every assistant message's content and the ``<|end|>`` that closes it, never the
@@ -157,16 +193,24 @@ class Tokenizer:
             ids, owners = self.encode_chat_segments(messages, add_generation_prompt=False)
             return ids, self._assistant_mask(messages, ids, owners)
         if not messages or messages[-1]["role"] != "assistant" or self.think_end_id is None:
-            raise ValueError("a reasoning example needs a final assistant message and a tokenizer with </think>")
+            raise ValueError(
+                "a reasoning example needs a final assistant message and a tokenizer with </think>"
+            )
         ids, owners = self.encode_chat_segments(messages[:-1], add_generation_prompt=True, reasoning=True)
         mask = self._assistant_mask(messages[:-1], ids, owners)
         final = chat_template.message_text(messages[-1]["content"])
-        target = (self.encode("\n" + reasoning_chain + "\n") + [self.think_end_id] + self.encode("\n" + final)
-                  + [self.end_id])
+        target = (
+            self.encode("\n" + reasoning_chain + "\n")
+            + [self.think_end_id]
+            + self.encode("\n" + final)
+            + [self.end_id]
+        )
         tail = self.encode_template_text("\n")
         return ids + target + tail, mask + [1] * len(target) + [0] * len(tail)
 
-    def _assistant_mask(self, messages: Sequence[dict[str, Any]], ids: list[int], owners: list[int]) -> list[int]:
+    def _assistant_mask(
+        self, messages: Sequence[dict[str, Any]], ids: list[int], owners: list[int]
+    ) -> list[int]:
         is_assistant = [m["role"] == "assistant" for m in messages]
         mask = [1 if o >= 0 and is_assistant[o] else 0 for o in owners]
         for i in range(1, len(ids)):  # the <|end|> closing an assistant message is part of its target

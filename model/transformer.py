@@ -68,7 +68,9 @@ class RotaryEmbedding(nn.Module):
     def use_pairs(self) -> None:
         """Switch to the paired layout: a complex table e^(i*angle), [max_len, D/2]."""
         half = self.cos.shape[-1] // 2
-        self.register_buffer("turns", torch.complex(self.cos[:, :half], self.signed_sin[:, half:]), persistent=False)
+        self.register_buffer(
+            "turns", torch.complex(self.cos[:, :half], self.signed_sin[:, half:]), persistent=False
+        )
 
     def forward(self, positions: torch.Tensor) -> Rotary:
         """The (cos, signed sin) of positions [B, T], shaped [B, T, 1, D] to broadcast over the heads of a
@@ -114,7 +116,9 @@ class Attention(nn.Module):
         same order for q and k leaves every q.k, and so the attention, unchanged; v keeps its order."""
         d, h, kv = self.head_dim, self.n_heads, self.n_kv_heads
         within = torch.stack([torch.arange(d // 2), torch.arange(d // 2, d)], dim=1).flatten()
-        order = torch.cat([head * d + within for head in range(h + kv)] + [torch.arange((h + kv) * d, (h + 2 * kv) * d)])
+        order = torch.cat(
+            [head * d + within for head in range(h + kv)] + [torch.arange((h + kv) * d, (h + 2 * kv) * d)]
+        )
         self.qkv_proj.weight = nn.Parameter(self.qkv_proj.weight.detach()[order].clone(), requires_grad=False)
 
     def _project(self, x: torch.Tensor, rotary: Rotary):
@@ -124,9 +128,9 @@ class Attention(nn.Module):
         if hasattr(self, "qkv_proj"):
             qkv = self.qkv_proj(x)
             # q and k side by side in one tensor: rotated in one pass (half the small kernels of decoding).
-            qk = apply_rotary(qkv[..., :(h + kv) * d].view(b, t, h + kv, d), rotary)
+            qk = apply_rotary(qkv[..., : (h + kv) * d].view(b, t, h + kv, d), rotary)
             q, k = qk[:, :, :h], qk[:, :, h:]
-            v = qkv[..., (h + kv) * d:].view(b, t, kv, d)
+            v = qkv[..., (h + kv) * d :].view(b, t, kv, d)
         else:
             q = apply_rotary(self.q_proj(x).view(b, t, h, d), rotary)
             k = apply_rotary(self.k_proj(x).view(b, t, kv, d), rotary)
@@ -139,11 +143,20 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
         q, k, v = self._project(x, rotary)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_heads != self.n_heads)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, enable_gqa=self.n_kv_heads != self.n_heads
+        )
         return self._out(y)
 
-    def forward_cached(self, x: torch.Tensor, rotary: Rotary, write_at: tuple[torch.Tensor, torch.Tensor],
-                       cache_k: torch.Tensor, cache_v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward_cached(
+        self,
+        x: torch.Tensor,
+        rotary: Rotary,
+        write_at: tuple[torch.Tensor, torch.Tensor],
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> torch.Tensor:
         """cache_k/v: this layer's rows for the batch, [B, kv_heads, max_len, D] (a view into the cache).
         write_at: (rows [B, 1], positions [B, T]) of the new tokens. bias: [B, 1, G*T, L] additive mask (0
         where a query may attend a cached key, -inf elsewhere) for the G = heads / kv_heads query heads that
@@ -160,11 +173,15 @@ class Attention(nn.Module):
         # (row, head) tiles of enable_gqa: 6 layers of 32-row decode attention 1.46 -> 0.71 ms at 64 cached
         # tokens, 3.7 -> 1.6 ms at 200 (2 threads).
         queries = q.reshape(b, self.n_kv_heads, -1, d)
-        y = F.scaled_dot_product_attention(queries, cache_k[:, :, :length], cache_v[:, :, :length], attn_mask=bias)
+        y = F.scaled_dot_product_attention(
+            queries, cache_k[:, :, :length], cache_v[:, :, :length], attn_mask=bias
+        )
         return self._out(y.view(b, h, t, d))
 
 
-def grouped_attention_bias(positions: torch.Tensor, length: int, groups: int, dtype: torch.dtype) -> torch.Tensor:
+def grouped_attention_bias(
+    positions: torch.Tensor, length: int, groups: int, dtype: torch.dtype
+) -> torch.Tensor:
     """The additive attention mask of a cached forward pass, built once and shared by every layer.
 
     positions: [B, T] of the new tokens; a query at position p sees cached keys 0..p. Returns
@@ -212,7 +229,9 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
     def forward_cached(self, x, rotary, write_at, cache_k, cache_v, bias) -> torch.Tensor:
-        x = x + self.self_attn.forward_cached(self.input_layernorm(x), rotary, write_at, cache_k, cache_v, bias)
+        x = x + self.self_attn.forward_cached(
+            self.input_layernorm(x), rotary, write_at, cache_k, cache_v, bias
+        )
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -274,7 +293,9 @@ class Transformer(nn.Module):
         """Causal forward over whole sequences: [B, T] token ids → [B, T, vocab] logits."""
         t = input_ids.shape[1]
         if t > self.config.max_position_embeddings:
-            raise ValueError(f"sequence of {t} tokens exceeds the context of {self.config.max_position_embeddings}")
+            raise ValueError(
+                f"sequence of {t} tokens exceeds the context of {self.config.max_position_embeddings}"
+            )
         positions = torch.arange(t).unsqueeze(0).expand(input_ids.shape[0], t)
         x = self.embed_tokens(input_ids)
         rotary = self.rope(positions)
@@ -282,8 +303,14 @@ class Transformer(nn.Module):
             x = layer(x, rotary)
         return self.lm_head(self.norm(x))
 
-    def forward_cached(self, input_ids: torch.Tensor, start_pos: torch.Tensor, cache: KVCache,
-                       first_slot: int = 0, logit_index: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_cached(
+        self,
+        input_ids: torch.Tensor,
+        start_pos: torch.Tensor,
+        cache: KVCache,
+        first_slot: int = 0,
+        logit_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Run new tokens against the cache of slots ``first_slot .. first_slot + B``.
 
         input_ids: [B, T] new tokens; row b's tokens sit at positions ``start_pos[b] .. start_pos[b] + T``.

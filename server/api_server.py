@@ -27,19 +27,36 @@ from server.protocol import (
 )
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 503)}
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 503)
+}
 # One Server-Sent Event (before OpenAPI 3.2, the schema of an event-stream media type describes each event).
-_SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
-    "data": {"type": "string", "description": "A chunk object as JSON, an error object as JSON, or [DONE]."},
-    "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}}
-_STREAM = {200: {"content": {"text/event-stream": {"schema": _SSE_EVENT}},
-                 "description": "JSON, or Server-Sent Events when stream is true."}}
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "description": "A chunk object as JSON, an error object as JSON, or [DONE].",
+        },
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+_STREAM = {
+    200: {
+        "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+        "description": "JSON, or Server-Sent Events when stream is true.",
+    }
+}
 
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 
 router = APIRouter()
 # StrictJSONRoute: bodies are parsed by server.json_body (UTF-8 only, no lone surrogates, NUL or duplicate keys).
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(bearer_scheme)], responses=_ERRORS, route_class=StrictJSONRoute)
+v1 = APIRouter(
+    prefix="/v1", dependencies=[Depends(bearer_scheme)], responses=_ERRORS, route_class=StrictJSONRoute
+)
 
 
 def _state(request: Request) -> Any:
@@ -49,20 +66,24 @@ def _state(request: Request) -> Any:
 def _serving(request: Request, name: str) -> Any:
     serving = getattr(_state(request), name)
     if serving is None:
-        raise APIError(503, "The model is not loaded yet; retry shortly.", code="server_unavailable",
-                       headers=retry_after_headers(5))
+        raise APIError(
+            503,
+            "The model is not loaded yet; retry shortly.",
+            code="server_unavailable",
+            headers=retry_after_headers(5),
+        )
     return serving
 
 
 @v1.post("/chat/completions", response_model=ChatCompletionResponse, responses=_STREAM)
-async def create_chat_completion(body: ChatCompletionRequest, request: Request,
-                                 identity: CurrentIdentity) -> Response:
+async def create_chat_completion(
+    body: ChatCompletionRequest, request: Request, identity: CurrentIdentity
+) -> Response:
     return await _serving(request, "chat").create(body, request, identity)
 
 
 @v1.post("/completions", response_model=CompletionResponse, responses=_STREAM)
-async def create_completion(body: CompletionRequest, request: Request,
-                            identity: CurrentIdentity) -> Response:
+async def create_completion(body: CompletionRequest, request: Request, identity: CurrentIdentity) -> Response:
     return await _serving(request, "completions").create(body, request, identity)
 
 
@@ -81,8 +102,9 @@ async def list_models(request: Request) -> ModelList:
 async def retrieve_model(model_id: str, request: Request) -> ModelCard:
     card = _model_card(request)
     if model_id != card.id:
-        raise APIError(404, f"The model '{model_id[:100]}' does not exist.", code="model_not_found",
-                       param="model")
+        raise APIError(
+            404, f"The model '{model_id[:100]}' does not exist.", code="model_not_found", param="model"
+        )
     return card
 
 
@@ -100,8 +122,9 @@ async def ready(request: Request) -> Response:
     if life.ready and not life.draining and state.engine is not None and state.engine.is_running:
         return JSONResponse({"status": "ready", "model": state.settings.served_model_name})
     reason = "draining" if life.draining else "not ready"
-    return error_response(503, f"The server is {reason}.", code="server_unavailable",
-                          headers=retry_after_headers(5))
+    return error_response(
+        503, f"The server is {reason}.", code="server_unavailable", headers=retry_after_headers(5)
+    )
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)

@@ -59,8 +59,12 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     """
     keys = KeyStore.from_settings(settings)
     metrics = Metrics()
-    state = ServerState(settings=settings, keys=keys, metrics=metrics,
-                        limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm))
+    state = ServerState(
+        settings=settings,
+        keys=keys,
+        metrics=metrics,
+        limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,39 +73,66 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         # A fused copy laid out for decoding (int8 or fp32); ``loaded.model`` stays as loaded.
         precision = "int8" if settings.quantize == "int8" else "fp32"
         model = await asyncio.to_thread(prepare_for_serving, loaded.model, precision)
-        engine = Engine(model, EngineConfig(max_batch=settings.max_batch, max_queue=settings.max_queue,
-                                            num_threads=settings.threads or None),
-                        eos_token_ids=list(loaded.tokenizer.stop_token_ids))
+        engine = Engine(
+            model,
+            EngineConfig(
+                max_batch=settings.max_batch,
+                max_queue=settings.max_queue,
+                num_threads=settings.threads or None,
+            ),
+            eos_token_ids=list(loaded.tokenizer.stop_token_ids),
+        )
         engine.add_step_listener(metrics.observe_step)
         engine.start()
-        ctx = ServingContext(settings=settings, engine=engine, tokenizer=loaded.tokenizer, limiter=state.limiter,
-                             metrics=metrics, lifecycle=state.lifecycle,
-                             generation_defaults=dict(loaded.generation_config),
-                             fingerprint=system_fingerprint(loaded.config.to_hf_dict(), settings.quantize))
+        ctx = ServingContext(
+            settings=settings,
+            engine=engine,
+            tokenizer=loaded.tokenizer,
+            limiter=state.limiter,
+            metrics=metrics,
+            lifecycle=state.lifecycle,
+            generation_defaults=dict(loaded.generation_config),
+            fingerprint=system_fingerprint(loaded.config.to_hf_dict(), settings.quantize),
+        )
         state.engine, state.context = engine, ctx
         state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
         state.lifecycle.attach(asyncio.get_running_loop(), settings.shutdown_grace_seconds)
         state.lifecycle.ready = True
-        logger.info("ready", extra={"model": settings.served_model_name, "checkpoint": str(loaded.path),
-                                    "quantize": settings.quantize, "context": engine.max_seq_len,
-                                    "max_batch": settings.max_batch, "parameters": loaded.model.num_parameters(),
-                                    "startup_s": round(time.perf_counter() - started, 2)})
+        logger.info(
+            "ready",
+            extra={
+                "model": settings.served_model_name,
+                "checkpoint": str(loaded.path),
+                "quantize": settings.quantize,
+                "context": engine.max_seq_len,
+                "max_batch": settings.max_batch,
+                "parameters": loaded.model.num_parameters(),
+                "startup_s": round(time.perf_counter() - started, 2),
+            },
+        )
         try:
             yield
         finally:
             await _drain(state)
 
     app = FastAPI(
-        title="TinyLLM", version="0.1.0", lifespan=lifespan,
+        title="TinyLLM",
+        version="0.1.0",
+        lifespan=lifespan,
         description="OpenAI-compatible API for a small Llama-family model trained on a CPU.",
         docs_url="/docs" if settings.docs_enabled else None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None, redoc_url=None)
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        redoc_url=None,
+    )
     app.state.tinyllm = state
     install_error_handlers(app)
     app.include_router(api_server.router)
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes,
-                       read_timeout=settings.body_read_timeout_seconds)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        read_timeout=settings.body_read_timeout_seconds,
+    )
     app.add_middleware(RateLimitHeadersMiddleware, limiter=state.limiter)
     app.add_middleware(AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -85,8 +85,10 @@ def _load_keys_file(path: str) -> list[_KeyEntry]:
     except ValidationError as e:
         # Only the location of the problem: the input would show the key.
         where = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
-        raise ConfigError(f'the API keys file {path} must look like {{"keys": [{{"key": "...", "name": "...", '
-                          f'"rpm": 0, "tpm": 0}}]}}; invalid: {where}') from None
+        raise ConfigError(
+            f'the API keys file {path} must look like {{"keys": [{{"key": "...", "name": "...", '
+            f'"rpm": 0, "tpm": 0}}]}}; invalid: {where}'
+        ) from None
 
 
 class KeyStore:
@@ -100,16 +102,23 @@ class KeyStore:
         if settings.api_keys_file:
             for entry in _load_keys_file(settings.api_keys_file):
                 key = entry.key.get_secret_value()
-                identities.append(Identity(name=entry.name or key_id(key), rpm=entry.rpm, tpm=entry.tpm,
-                                           digest=_digest(key)))
+                identities.append(
+                    Identity(
+                        name=entry.name or key_id(key), rpm=entry.rpm, tpm=entry.tpm, digest=_digest(key)
+                    )
+                )
         if settings.auth_disabled:
-            logger.warning("AUTHENTICATION IS DISABLED (TINYLLM_AUTH_DISABLED=true): anyone who can reach this "
-                           "server can use it. Use this for local development only.")
+            logger.warning(
+                "AUTHENTICATION IS DISABLED (TINYLLM_AUTH_DISABLED=true): anyone who can reach this "
+                "server can use it. Use this for local development only."
+            )
             return cls([], disabled=True)
         if not identities:
-            raise ConfigError("no API key configured: set TINYLLM_API_KEYS (comma-separated keys) or "
-                              "TINYLLM_API_KEYS_FILE (a JSON keys file), or TINYLLM_AUTH_DISABLED=true for "
-                              "local use without authentication")
+            raise ConfigError(
+                "no API key configured: set TINYLLM_API_KEYS (comma-separated keys) or "
+                "TINYLLM_API_KEYS_FILE (a JSON keys file), or TINYLLM_AUTH_DISABLED=true for "
+                "local use without authentication"
+            )
         return cls(identities, disabled=False)
 
     def authenticate(self, authorization: str | None) -> Identity | None:
@@ -148,10 +157,14 @@ class AuthMiddleware:
         identity = self.keys.authenticate(authorization)
         if identity is None:
             self.on_failure()
-            message = ("Missing API key: send it in an Authorization header (Authorization: Bearer YOUR_KEY)."
-                       if authorization is None else "Incorrect API key provided.")
-            response = error_response(401, message, code="invalid_api_key",
-                                      headers={"WWW-Authenticate": "Bearer"})
+            message = (
+                "Missing API key: send it in an Authorization header (Authorization: Bearer YOUR_KEY)."
+                if authorization is None
+                else "Incorrect API key provided."
+            )
+            response = error_response(
+                401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
+            )
             await response(scope, receive, send)
             return
         scope[IDENTITY_SCOPE_KEY] = identity

@@ -62,9 +62,12 @@ class BodySizeLimitMiddleware:
         if declared is not None and declared > self.max_body_bytes:
             if declared <= DRAIN_LIMIT:
                 await _drain(receive, declared, self.read_timeout)
-            response = error_response(413, f"Request body too large: {declared} bytes, the limit is "
-                                           f"{self.max_body_bytes}.", code="request_too_large",
-                                      headers={"Connection": "close"})
+            response = error_response(
+                413,
+                f"Request body too large: {declared} bytes, the limit is {self.max_body_bytes}.",
+                code="request_too_large",
+                headers={"Connection": "close"},
+            )
             await response(scope, receive, send)
             return
 
@@ -78,8 +81,11 @@ class BodySizeLimitMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), self.read_timeout)
             except TimeoutError:
-                raise HTTPException(408, f"The request body was not received in time (nothing for "
-                                         f"{self.read_timeout:g} s).", headers={"Connection": "close"}) from None
+                raise HTTPException(
+                    408,
+                    f"The request body was not received in time (nothing for {self.read_timeout:g} s).",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 body_complete = not message.get("more_body", False)
                 received += len(message.get("body", b""))

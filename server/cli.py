@@ -61,10 +61,15 @@ def serve(argv: Sequence[str] | None = None) -> int:
         return 2
 
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
         # sse-starlette cancels streams after the grace period; uvicorn's own limit comes just after.
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 2,
-        log_level=settings.log_level)
+        log_level=settings.log_level,
+    )
     server = _DrainingServer(config, app.state.tinyllm.lifecycle.begin_drain)
     server.run()
     return 0 if server.started else 1

@@ -53,8 +53,16 @@ class APIError(StarletteHTTPException):
     (:mod:`server.json_body`) raises it; its own handler, more specific, still renders it.
     """
 
-    def __init__(self, status_code: int, message: str, *, code: str | None = None, param: str | None = None,
-                 type: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(status_code, message)
         self.status_code = status_code
         self.message = message
@@ -74,8 +82,15 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
     return {"error": {"message": _encodable(message), "type": type, "param": _encodable(param), "code": code}}
 
 
-def error_response(status_code: int, message: str, *, code: str | None = None, param: str | None = None,
-                   type: str | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status_code: int,
+    message: str,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    type: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body = error_body(message, type or _TYPES.get(status_code, "invalid_request_error"), param, code)
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
@@ -116,12 +131,17 @@ def _validation_message(err: Mapping[str, Any], param: str | None) -> str:
             return "The request body is empty: send a JSON object with Content-Type: application/json."
         return f"Missing required parameter: '{param}'."
     if kind == "json_invalid":
-        return "We could not parse the JSON body of your request: " + str(err.get("ctx", {}).get("error", "")) + \
-            ". Send a JSON object with Content-Type: application/json."
+        return (
+            "We could not parse the JSON body of your request: "
+            + str(err.get("ctx", {}).get("error", ""))
+            + ". Send a JSON object with Content-Type: application/json."
+        )
     if kind in ("model_attributes_type", "dict_type") and param is None:
         if isinstance(err.get("input"), bytes | bytearray):  # FastAPI did not read it as JSON
-            return "The request body must be JSON sent with Content-Type: application/json (a missing or " \
-                   "other Content-Type is not read as JSON)."
+            return (
+                "The request body must be JSON sent with Content-Type: application/json (a missing or "
+                "other Content-Type is not read as JSON)."
+            )
         return "The request body must be a JSON object sent with Content-Type: application/json."
     msg = str(err.get("msg", "Invalid value"))
     if kind.startswith("unsupported_") or kind in _OWN_MESSAGES:
@@ -147,8 +167,9 @@ def _note(request: Request, code: str | None, param: str | None) -> None:
 async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
     _note(request, exc.code, exc.param)
-    return error_response(exc.status_code, exc.message, code=exc.code, param=exc.param, type=exc.type,
-                          headers=exc.headers)
+    return error_response(
+        exc.status_code, exc.message, code=exc.code, param=exc.param, type=exc.type, headers=exc.headers
+    )
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -173,7 +194,10 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if status == 404:
         message, code = f"Unknown request URL: {request.method} {request.url.path}.", "unknown_url"
     elif status == 405:
-        message, code = f"Method {request.method} is not allowed for {request.url.path}.", "method_not_allowed"
+        message, code = (
+            f"Method {request.method} is not allowed for {request.url.path}.",
+            "method_not_allowed",
+        )
     elif status == 413:
         message, code = "Request body too large.", "request_too_large"
     elif status == 408:
@@ -186,8 +210,11 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.scope.get("tinyllm.request_id", "")
     logger.error("unhandled exception", exc_info=exc, extra={"request_id": request_id})
-    return error_response(500, f"The server had an error while processing your request (request id "
-                               f"{request_id}).", code="internal_error")
+    return error_response(
+        500,
+        f"The server had an error while processing your request (request id {request_id}).",
+        code="internal_error",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

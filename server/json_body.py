@@ -52,15 +52,23 @@ def _text_problem(text: str) -> str | None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        return (f"contains a lone UTF-16 surrogate (\\u{ord(text[e.start]):04x}), which is not a Unicode "
-                f"character. Send valid UTF-8 text.")
+        return (
+            f"contains a lone UTF-16 surrogate (\\u{ord(text[e.start]):04x}), which is not a Unicode "
+            f"character. Send valid UTF-8 text."
+        )
     if "\x00" in text:
         return "contains a NUL character (\\u0000), which is not allowed."
     return None
 
 
 def _text_error(problem: str, where: str | None, is_key: bool = False) -> APIError:
-    what = f"The key '{where}'" if is_key else f"Invalid value for '{where}': it" if where else "The request body"
+    what = (
+        f"The key '{where}'"
+        if is_key
+        else f"Invalid value for '{where}': it"
+        if where
+        else "The request body"
+    )
     return _invalid(f"{what} {problem}", where, "invalid_value")
 
 
@@ -102,13 +110,18 @@ def _walk(value: Any, duplicates: dict[int, str]) -> None:
         node, link, depth = stack.pop()
         if depth > MAX_DEPTH:
             where = _path(link)
-            raise _invalid(f"The JSON body is nested too deeply at '{where}' (the limit is {MAX_DEPTH} levels).",
-                           where or None)
+            raise _invalid(
+                f"The JSON body is nested too deeply at '{where}' (the limit is {MAX_DEPTH} levels).",
+                where or None,
+            )
         if isinstance(node, dict):
             if id(node) in duplicates:
                 key = _shown(duplicates[id(node)])
-                raise _invalid(f"The JSON body has the key '{key}' more than once; send each parameter once.",
-                               _join(_path(link), key), "duplicate_key")
+                raise _invalid(
+                    f"The JSON body has the key '{key}' more than once; send each parameter once.",
+                    _join(_path(link), key),
+                    "duplicate_key",
+                )
             keys, values = list(node), list(node.values())
             if bad := _first_bad(keys):
                 raise _text_error(bad[1], _join(_path(link), _shown(keys[bad[0]])), is_key=True)
@@ -134,12 +147,14 @@ def _walk(value: Any, duplicates: dict[int, str]) -> None:
 def parse_json_body(body: bytes) -> Any:
     """The JSON value of ``body``, or an :class:`APIError` (400) that says what is wrong and where."""
     if body.startswith(_BOM):
-        body = body[len(_BOM):]
+        body = body[len(_BOM) :]
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise _invalid(f"The request body is not valid UTF-8 (byte 0x{body[e.start]:02x} at offset {e.start}). "
-                       f"Send JSON encoded as UTF-8.") from None
+        raise _invalid(
+            f"The request body is not valid UTF-8 (byte 0x{body[e.start]:02x} at offset {e.start}). "
+            f"Send JSON encoded as UTF-8."
+        ) from None
 
     duplicates: dict[int, str] = {}  # id(object) -> its first repeated key
 
@@ -157,8 +172,10 @@ def parse_json_body(body: bytes) -> Any:
     try:
         value = JSONDecoder(object_pairs_hook=pairs_hook).decode(text)
     except JSONDecodeError as e:
-        raise _invalid(f"We could not parse the JSON body of your request: {e.msg} (line {e.lineno}, column "
-                       f"{e.colno}). Send a JSON object with Content-Type: application/json.") from None
+        raise _invalid(
+            f"We could not parse the JSON body of your request: {e.msg} (line {e.lineno}, column "
+            f"{e.colno}). Send a JSON object with Content-Type: application/json."
+        ) from None
     except RecursionError:
         raise _invalid(f"The JSON body is nested too deeply (the limit is {MAX_DEPTH} levels).") from None
     except ValueError as e:  # e.g. an integer with more than 4300 digits
@@ -174,8 +191,11 @@ class StrictJSONRequest(Request):
             body = await self.body()
             # A large body takes tens of milliseconds to parse and check: in a worker thread, the event loop
             # (every stream) still gets its turns while it runs.
-            self._strict_json = await asyncio.to_thread(parse_json_body, body) if len(body) > OFF_LOOP_BYTES \
+            self._strict_json = (
+                await asyncio.to_thread(parse_json_body, body)
+                if len(body) > OFF_LOOP_BYTES
                 else parse_json_body(body)
+            )
         return self._strict_json
 
 

@@ -49,11 +49,15 @@ class Lifecycle:
             logger.info("draining: new requests get 503 while in-flight requests finish")
             if self._loop is not None and not self._loop.is_closed():
                 # Often called from a signal handler: only schedule, on the loop, never act from here.
-                self._loop.call_soon_threadsafe(self._loop.call_later, self.grace_seconds, self.cancel_in_flight)
+                self._loop.call_soon_threadsafe(
+                    self._loop.call_later, self.grace_seconds, self.cancel_in_flight
+                )
 
     def cancel_in_flight(self) -> None:
         if self._admissions:
-            logger.info("grace period over: cancelling the requests still in flight",
-                        extra={"cancelled": len(self._admissions)})
+            logger.info(
+                "grace period over: cancelling the requests still in flight",
+                extra={"cancelled": len(self._admissions)},
+            )
         for admission in list(self._admissions):
             admission.cancel()

@@ -66,17 +66,23 @@ def _smoke_test(loaded: LoadedCheckpoint, directory: Path) -> None:
     try:
         prompt = loaded.tokenizer.encode_chat([{"role": "user", "content": "hello"}])
     except Exception as e:
-        raise CheckpointError(f"{directory / 'tokenizer_config.json'}: the chat template does not render "
-                              f"({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{directory / 'tokenizer_config.json'}: the chat template does not render "
+            f"({type(e).__name__}: {e})"
+        ) from None
     engine = None
     try:
-        engine = Engine(loaded.model, EngineConfig(max_batch=1, max_queue=1, max_seq_len=len(prompt) + 1),
-                        eos_token_ids=list(loaded.tokenizer.stop_token_ids))
+        engine = Engine(
+            loaded.model,
+            EngineConfig(max_batch=1, max_queue=1, max_seq_len=len(prompt) + 1),
+            eos_token_ids=list(loaded.tokenizer.stop_token_ids),
+        )
         engine.start()
         engine.generate(prompt, SamplingParams(temperature=0.0, max_tokens=1))
     except Exception as e:
-        raise CheckpointError(f"{directory / 'config.json'}: the model built from it cannot generate "
-                              f"({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{directory / 'config.json'}: the model built from it cannot generate ({type(e).__name__}: {e})"
+        ) from None
     finally:
         if engine is not None:
             engine.shutdown(timeout=1.0)
@@ -92,7 +98,9 @@ def load_for_serving(directory: str | Path) -> LoadedCheckpoint:
     except CheckpointError:
         raise
     except Exception as e:  # an inconsistency load_checkpoint does not name; still one line, not a traceback
-        raise CheckpointError(f"{directory}: unexpected error while loading ({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{directory}: unexpected error while loading ({type(e).__name__}: {e})"
+        ) from None
     _check_generation_defaults(loaded.generation_config, directory / "generation_config.json")
     _smoke_test(loaded, directory)
     return loaded

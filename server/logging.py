@@ -34,7 +34,8 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -96,8 +97,10 @@ class RequestContextMiddleware:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", request_id.encode())]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())],
+                }
             await send(message)
 
         try:
@@ -107,19 +110,25 @@ class RequestContextMiddleware:
             error_logger.exception("unhandled exception", extra={"request_id": request_id})
             if started:
                 raise  # the response is half sent: let the server close the connection
-            response = error_response(500, f"The server had an error while processing your request "
-                                           f"(request id {request_id}).", code="internal_error")
+            response = error_response(
+                500,
+                f"The server had an error while processing your request (request id {request_id}).",
+                code="internal_error",
+            )
             await response(scope, receive, send_with_id)
         finally:
             identity = scope.get("tinyllm.identity")
             client = scope.get("client")
-            access_logger.info("request", extra={
-                "request_id": request_id,
-                "method": scope.get("method"),
-                "path": scope.get("path"),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 1),
-                "client": client[0] if client else None,
-                "key": identity.name if identity is not None else None,
-                **fields,
-            })
+            access_logger.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+                    "client": client[0] if client else None,
+                    "key": identity.name if identity is not None else None,
+                    **fields,
+                },
+            )

@@ -26,32 +26,58 @@ AGREEMENT_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("tinyllm_requests_total", "HTTP requests by route and status.",
-                                ["route", "status"], registry=r)
-        self.request_duration = Histogram("tinyllm_request_duration_seconds", "End-to-end request time.",
-                                          ["route"], buckets=REQUEST_BUCKETS, registry=r)
-        self.ttft = Histogram("tinyllm_time_to_first_token_seconds", "Admission to first generated token.",
-                              buckets=TTFT_BUCKETS, registry=r)
-        self.tpot = Histogram("tinyllm_time_per_output_token_seconds", "Time between generated tokens.",
-                              buckets=TPOT_BUCKETS, registry=r)
+        self.requests = Counter(
+            "tinyllm_requests_total", "HTTP requests by route and status.", ["route", "status"], registry=r
+        )
+        self.request_duration = Histogram(
+            "tinyllm_request_duration_seconds",
+            "End-to-end request time.",
+            ["route"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "tinyllm_time_to_first_token_seconds",
+            "Admission to first generated token.",
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "tinyllm_time_per_output_token_seconds",
+            "Time between generated tokens.",
+            buckets=TPOT_BUCKETS,
+            registry=r,
+        )
         self.prompt_tokens = Counter("tinyllm_prompt_tokens_total", "Prompt tokens admitted.", registry=r)
         self.generation_tokens = Counter("tinyllm_generation_tokens_total", "Tokens generated.", registry=r)
         self.running = Gauge("tinyllm_requests_running", "Sequences decoding in the engine.", registry=r)
         self.waiting = Gauge("tinyllm_requests_waiting", "Requests waiting in the engine queue.", registry=r)
-        self.batch_size = Histogram("tinyllm_batch_size", "Active sequences per decode step.",
-                                    buckets=BATCH_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "tinyllm_batch_size", "Active sequences per decode step.", buckets=BATCH_BUCKETS, registry=r
+        )
         self.kv_slots_used = Gauge("tinyllm_kv_slots_used", "KV-cache slots in use.", registry=r)
         self.kv_slots_total = Gauge("tinyllm_kv_slots_total", "KV-cache slots.", registry=r)
-        self.rate_limited = Counter("tinyllm_rate_limited_total", "Requests refused by a rate limit.",
-                                    ["limit"], registry=r)
-        self.auth_failures = Counter("tinyllm_auth_failures_total", "Requests with a missing or wrong key.",
-                                     registry=r)
-        self.queue_rejections = Counter("tinyllm_queue_rejections_total", "Requests refused: queue full.",
-                                        registry=r)
-        self.sc_samples = Histogram("tinyllm_self_consistency_samples", "Votes per reasoning request.",
-                                    buckets=SAMPLES_BUCKETS, registry=r)
-        self.sc_agreement = Histogram("tinyllm_self_consistency_agreement", "Share of votes for the answer.",
-                                      buckets=AGREEMENT_BUCKETS, registry=r)
+        self.rate_limited = Counter(
+            "tinyllm_rate_limited_total", "Requests refused by a rate limit.", ["limit"], registry=r
+        )
+        self.auth_failures = Counter(
+            "tinyllm_auth_failures_total", "Requests with a missing or wrong key.", registry=r
+        )
+        self.queue_rejections = Counter(
+            "tinyllm_queue_rejections_total", "Requests refused: queue full.", registry=r
+        )
+        self.sc_samples = Histogram(
+            "tinyllm_self_consistency_samples",
+            "Votes per reasoning request.",
+            buckets=SAMPLES_BUCKETS,
+            registry=r,
+        )
+        self.sc_agreement = Histogram(
+            "tinyllm_self_consistency_agreement",
+            "Share of votes for the answer.",
+            buckets=AGREEMENT_BUCKETS,
+            registry=r,
+        )
         for limit in ("requests", "tokens"):  # export zeros before the first refusal
             self.rate_limited.labels(limit=limit)
 

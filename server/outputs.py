@@ -95,8 +95,9 @@ class ChoiceState(SequenceAccounting):
         out = ""
         if event.token_id is not None:
             if event.logprob is not None:
-                self.logprobs.append(SampledLogprob(event.token_id, event.logprob, event.top_logprobs or [],
-                                                  len(self.text)))
+                self.logprobs.append(
+                    SampledLogprob(event.token_id, event.logprob, event.top_logprobs or [], len(self.text))
+                )
             emit, matched = self.matcher.push(self.detok.push(event.token_id))
             out += emit
             if matched:
@@ -113,6 +114,6 @@ class ChoiceState(SequenceAccounting):
         return out
 
     def take_new_logprobs(self) -> list[SampledLogprob]:
-        new = self.logprobs[self._logprobs_sent:]
+        new = self.logprobs[self._logprobs_sent :]
         self._logprobs_sent = len(self.logprobs)
         return new

@@ -26,8 +26,10 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 def unsupported(param: str, what: str = "") -> PydanticCustomError:
     return PydanticCustomError(
-        "unsupported_parameter", "'{param}' is not supported by this server{what}.",
-        {"param": param, "what": f" ({what})" if what else ""})
+        "unsupported_parameter",
+        "'{param}' is not supported by this server{what}.",
+        {"param": param, "what": f" ({what})" if what else ""},
+    )
 
 
 def unsupported_value(message: str) -> PydanticCustomError:
@@ -45,6 +47,7 @@ class ResponseModel(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------- requests
+
 
 class StreamOptions(OpenAIRequestModel):
     include_usage: bool | None = False
@@ -71,11 +74,15 @@ class ChatMessage(OpenAIRequestModel):
     @classmethod
     def _role(cls, role: str) -> str:
         if role in ("tool", "function"):
-            raise unsupported_value(f"role '{role}' is not supported: this server does not serve tool calling.")
+            raise unsupported_value(
+                f"role '{role}' is not supported: this server does not serve tool calling."
+            )
         if role not in ("system", "developer", "user", "assistant"):
             raise PydanticCustomError(
-                "invalid_role", "role must be one of 'system', 'developer', 'user', 'assistant' (got '{role}').",
-                {"role": role[:40]})
+                "invalid_role",
+                "role must be one of 'system', 'developer', 'user', 'assistant' (got '{role}').",
+                {"role": role[:40]},
+            )
         return role
 
     @field_validator("content", mode="before")
@@ -87,8 +94,10 @@ class ChatMessage(OpenAIRequestModel):
             for i, part in enumerate(content):
                 kind = part.get("type") if isinstance(part, dict) else None
                 if kind is not None and kind != "text":
-                    raise unsupported_value(f"content part {i} has type '{str(kind)[:40]}': this server serves "
-                                            f"text only (no images, audio or files).")
+                    raise unsupported_value(
+                        f"content part {i} has type '{str(kind)[:40]}': this server serves "
+                        f"text only (no images, audio or files)."
+                    )
         return content
 
     @field_validator("tool_calls", "function_call", "tool_call_id", "audio")
@@ -122,9 +131,12 @@ class SelfConsistencyOptions(OpenAIRequestModel):
     samples: int = Field(ge=1, le=1024, description="k: chains sampled and voted (capped by the server).")
     return_chains: bool = Field(False, description="List every sample's chain and answer in the response.")
     calculator: bool = Field(False, description="Check the voted answer with the safe calculator.")
-    check_steps: bool = Field(True, description="Recompute every arithmetic step of each chain and trace its numbers "
-                                                "to the question; answers of chains that check out are ranked "
-                                                "first in the vote.")
+    check_steps: bool = Field(
+        True,
+        description="Recompute every arithmetic step of each chain and trace its numbers "
+        "to the question; answers of chains that check out are ranked "
+        "first in the vote.",
+    )
 
 
 class SamplingRequestFields(OpenAIRequestModel):
@@ -152,8 +164,9 @@ class SamplingRequestFields(OpenAIRequestModel):
     min_p: float | None = Field(None, ge=0.0, le=1.0, description="Drop tokens below min_p * p(best).")
     # Bounded: a penalty near 0 (5e-324) or huge divides logits into inf/NaN, and a NaN in one sequence's
     # sampling fails the whole decode step, every request in the batch with it.
-    repetition_penalty: float | None = Field(None, ge=0.01, le=100.0,
-                                             description="HF-style penalty over prompt+output.")
+    repetition_penalty: float | None = Field(
+        None, ge=0.01, le=100.0, description="HF-style penalty over prompt+output."
+    )
     min_tokens: int | None = Field(0, ge=0, description="Stop tokens are suppressed until this many tokens.")
     ignore_eos: bool | None = Field(False, description="Generate exactly max_tokens tokens.")
 
@@ -165,8 +178,9 @@ class SamplingRequestFields(OpenAIRequestModel):
             # int() refuses (a 500) or reads as some other token id.
             digits = key.removeprefix("-")
             if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
-                raise PydanticCustomError("invalid_value", "logit_bias keys must be token ids (got '{key}').",
-                                          {"key": key[:40]})
+                raise PydanticCustomError(
+                    "invalid_value", "logit_bias keys must be token ids (got '{key}').", {"key": key[:40]}
+                )
             if not -100.0 <= value <= 100.0:
                 raise PydanticCustomError("invalid_value", "logit_bias values must be between -100 and 100.")
         return bias
@@ -273,6 +287,7 @@ class CompletionRequest(SamplingRequestFields):
 
 
 # --------------------------------------------------------------------------------------------- responses
+
 
 class UsageInfo(ResponseModel):
     prompt_tokens: int = 0

@@ -92,7 +92,9 @@ class Reservation:
 
 
 class RateLimiter:
-    def __init__(self, default_rpm: int, default_tpm: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, default_rpm: int, default_tpm: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.default_rpm = default_rpm
         self.default_tpm = default_tpm
         self.clock = clock
@@ -110,7 +112,9 @@ class RateLimiter:
         if buckets is None:
             rpm, tpm = self.limits(identity)
             now = self.clock()
-            buckets = _KeyBuckets(TokenBucket(rpm, now) if rpm else None, TokenBucket(tpm, now) if tpm else None)
+            buckets = _KeyBuckets(
+                TokenBucket(rpm, now) if rpm else None, TokenBucket(tpm, now) if tpm else None
+            )
             self._buckets[identity] = buckets
         return buckets
 
@@ -122,18 +126,30 @@ class RateLimiter:
             if b.requests is not None:
                 wait = b.requests.wait_time(1, now)
                 if wait > 0:
-                    raise RateLimitExceeded("requests", wait, f"Rate limit reached for requests: limit "
-                                            f"{int(b.requests.capacity)} per minute. Retry in {wait:.1f}s.")
+                    raise RateLimitExceeded(
+                        "requests",
+                        wait,
+                        f"Rate limit reached for requests: limit "
+                        f"{int(b.requests.capacity)} per minute. Retry in {wait:.1f}s.",
+                    )
             if b.tokens is not None:
                 wait = b.tokens.wait_time(tokens, now)
                 if math.isinf(wait):
-                    raise RateLimitExceeded("tokens", wait, f"Request too large for the token rate limit: it "
-                                            f"needs {tokens} tokens (prompt + n * max_tokens) and the limit is "
-                                            f"{int(b.tokens.capacity)} per minute. Ask for fewer max_tokens.")
+                    raise RateLimitExceeded(
+                        "tokens",
+                        wait,
+                        f"Request too large for the token rate limit: it "
+                        f"needs {tokens} tokens (prompt + n * max_tokens) and the limit is "
+                        f"{int(b.tokens.capacity)} per minute. Ask for fewer max_tokens.",
+                    )
                 if wait > 0:
-                    raise RateLimitExceeded("tokens", wait, f"Rate limit reached for tokens: limit "
-                                            f"{int(b.tokens.capacity)} per minute, requested {tokens}. Retry "
-                                            f"in {wait:.1f}s.")
+                    raise RateLimitExceeded(
+                        "tokens",
+                        wait,
+                        f"Rate limit reached for tokens: limit "
+                        f"{int(b.tokens.capacity)} per minute, requested {tokens}. Retry "
+                        f"in {wait:.1f}s.",
+                    )
             if b.requests is not None:
                 b.requests.take(1, now)
             if b.tokens is not None:

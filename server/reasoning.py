@@ -53,12 +53,16 @@ class ReasoningPlan:
 
 
 def effort_samples(settings: Settings, effort: str) -> int:
-    return {"low": settings.reasoning_samples_low, "medium": settings.reasoning_samples_medium,
-            "high": settings.reasoning_samples_high}[effort]
+    return {
+        "low": settings.reasoning_samples_low,
+        "medium": settings.reasoning_samples_medium,
+        "high": settings.reasoning_samples_high,
+    }[effort]
 
 
-def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int,
-                 has_reasoning_markers: bool) -> ReasoningPlan | None:
+def resolve_plan(
+    req: ChatCompletionRequest, settings: Settings, slots: int, has_reasoning_markers: bool
+) -> ReasoningPlan | None:
     """The reasoning plan of a chat request, None when it does not ask for reasoning mode.
 
     ``self_consistency.samples`` above the limit (``MAX_SELF_CONSISTENCY_SAMPLES`` and the engine's
@@ -71,33 +75,60 @@ def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int,
         return None
     param = "self_consistency" if options is not None else "reasoning_effort"
     if not has_reasoning_markers:
-        raise APIError(400, "The served model's tokenizer has no <think>/</think> markers: reasoning mode is "
-                            "not available.", code="unsupported_parameter", param=param)
+        raise APIError(
+            400,
+            "The served model's tokenizer has no <think>/</think> markers: reasoning mode is not available.",
+            code="unsupported_parameter",
+            param=param,
+        )
     limit = min(settings.max_self_consistency_samples, slots)
     if options is not None:
         samples = options.samples
         if samples > limit:
-            raise APIError(400, f"self_consistency.samples is too large: {samples}. This server allows at most "
-                                f"{limit}.", code="invalid_value", param="self_consistency.samples")
+            raise APIError(
+                400,
+                f"self_consistency.samples is too large: {samples}. This server allows at most {limit}.",
+                code="invalid_value",
+                param="self_consistency.samples",
+            )
     else:
         samples = min(effort_samples(settings, effort or "medium"), limit)
     if (req.n or 1) > 1:
-        raise APIError(400, "n > 1 is not supported in reasoning mode: the self-consistency vote returns one "
-                            "choice. Ask for more samples with self_consistency.samples.",
-                       code="unsupported_parameter", param="n")
+        raise APIError(
+            400,
+            "n > 1 is not supported in reasoning mode: the self-consistency vote returns one "
+            "choice. Ask for more samples with self_consistency.samples.",
+            code="unsupported_parameter",
+            param="n",
+        )
     if req.stop_list():
-        raise APIError(400, "stop is not supported in reasoning mode (it would cut the reasoning chains).",
-                       code="unsupported_parameter", param="stop")
+        raise APIError(
+            400,
+            "stop is not supported in reasoning mode (it would cut the reasoning chains).",
+            code="unsupported_parameter",
+            param="stop",
+        )
     if req.logprobs:
-        raise APIError(400, "logprobs is not supported in reasoning mode (k chains, one voted answer).",
-                       code="unsupported_parameter", param="logprobs")
-    return ReasoningPlan(samples=samples, return_chains=bool(options and options.return_chains),
-                         calculator=bool(options and options.calculator),
-                         check_steps=options.check_steps if options is not None else True)
+        raise APIError(
+            400,
+            "logprobs is not supported in reasoning mode (k chains, one voted answer).",
+            code="unsupported_parameter",
+            param="logprobs",
+        )
+    return ReasoningPlan(
+        samples=samples,
+        return_chains=bool(options and options.return_chains),
+        calculator=bool(options and options.calculator),
+        check_steps=options.check_steps if options is not None else True,
+    )
 
 
-def vote_params(params: SamplingParams, req: ChatCompletionRequest, samples: int,
-                default_temperature: float = VOTE_TEMPERATURE) -> SamplingParams:
+def vote_params(
+    params: SamplingParams,
+    req: ChatCompletionRequest,
+    samples: int,
+    default_temperature: float = VOTE_TEMPERATURE,
+) -> SamplingParams:
     """Sampling for the vote: the request's temperature when it sets one (``top_p: 0`` also says greedy);
     else ``default_temperature`` for k > 1 (k identical greedy chains would make the vote pointless) and
     greedy for a single sample. The checkpoint's generation_config temperature is for chat, not for votes."""
@@ -125,7 +156,7 @@ class _Trimmed:
             self.started = True
         buf = self.held + text
         kept = buf.rstrip()
-        self.held = buf[len(kept):]
+        self.held = buf[len(kept) :]
         return kept
 
 
@@ -210,13 +241,18 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
     foreign to the question are ranked first: a slip or a misread number in one chain cannot outvote
     chains that checked out. With all chains sound, or none, it is the plain majority vote."""
     answers = [s.answer for s in samples]
-    checks = [check_chain(question, s.reasoning_content, a) for s, a in zip(samples, answers, strict=True)] \
-        if plan.check_steps else None
+    checks = (
+        [check_chain(question, s.reasoning_content, a) for s, a in zip(samples, answers, strict=True)]
+        if plan.check_steps
+        else None
+    )
     eligible = None if checks is None else [c.ok for c in checks]
     result = vote(answers, eligible)
     checked = result.checked or [None] * len(result.votes)
-    votes = [SelfConsistencyVote(answer=text, count=count, checked=c)
-             for (text, count), c in zip(result.votes, checked, strict=True)]
+    votes = [
+        SelfConsistencyVote(answer=text, count=count, checked=c)
+        for (text, count), c in zip(result.votes, checked, strict=True)
+    ]
     unanswered = len(samples) - sum(v.count for v in votes)
     if unanswered:  # what the answered votes did not count
         checked_unanswered = None if eligible is None else sum(eligible) - sum(result.checked)
@@ -226,28 +262,49 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
     if plan.calculator:
         check = check_answer(question, result.answer)
         if check is not None:
-            calculator = SelfConsistencyCalculator(expression=check.expression, value=check.value,
-                                                   agrees=check.agrees)
+            calculator = SelfConsistencyCalculator(
+                expression=check.expression, value=check.value, agrees=check.agrees
+            )
     chains = None
     if plan.return_chains:
-        chains = [SelfConsistencyChain(
-            index=s.index, reasoning_content=s.reasoning_content, content=s.content, answer=a,
-            normalized_answer=normalize_answer(a) or None, finish_reason=s.finish_reason or "stop",
-            completion_tokens=s.num_tokens, reasoning_tokens=s.reasoning_tokens,
-            false_steps=None if checks is None else checks[i].false_steps,
-            ungrounded=None if checks is None else checks[i].ungrounded)
-            for i, (s, a) in enumerate(zip(samples, answers, strict=True))]
-    return VoteOutcome(winner, SelfConsistencyResult(
-        samples=len(samples), answer=result.answer, agreement=result.agreement, votes=votes,
-        winner_index=result.winner_index, chains=chains, calculator=calculator))
+        chains = [
+            SelfConsistencyChain(
+                index=s.index,
+                reasoning_content=s.reasoning_content,
+                content=s.content,
+                answer=a,
+                normalized_answer=normalize_answer(a) or None,
+                finish_reason=s.finish_reason or "stop",
+                completion_tokens=s.num_tokens,
+                reasoning_tokens=s.reasoning_tokens,
+                false_steps=None if checks is None else checks[i].false_steps,
+                ungrounded=None if checks is None else checks[i].ungrounded,
+            )
+            for i, (s, a) in enumerate(zip(samples, answers, strict=True))
+        ]
+    return VoteOutcome(
+        winner,
+        SelfConsistencyResult(
+            samples=len(samples),
+            answer=result.answer,
+            agreement=result.agreement,
+            votes=votes,
+            winner_index=result.winner_index,
+            chains=chains,
+            calculator=calculator,
+        ),
+    )
 
 
 def reasoning_usage(prompt_tokens: int, samples: list[SampleState]) -> UsageInfo:
     """All sampled tokens of all k samples; ``reasoning_tokens``: their chains, ``</think>`` included."""
     completion = sum(s.num_tokens for s in samples)
-    return UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=completion,
-                     total_tokens=prompt_tokens + completion,
-                     completion_tokens_details={"reasoning_tokens": sum(s.reasoning_tokens for s in samples)})
+    return UsageInfo(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion,
+        total_tokens=prompt_tokens + completion,
+        completion_tokens_details={"reasoning_tokens": sum(s.reasoning_tokens for s in samples)},
+    )
 
 
 def question_of(messages: list[dict[str, str]]) -> str:

@@ -81,21 +81,31 @@ def system_fingerprint(config: dict[str, Any], quantize: str) -> str:
 
 # ----------------------------------------------------------------------------------------- admission
 
+
 def context_error(ctx: ServingContext, prompt_tokens: int, max_tokens: int, param: str) -> APIError:
     what = "messages" if param == "messages" else "prompt"
-    return APIError(400, f"This model's maximum context length is {ctx.context_len} tokens. However, you "
-                         f"requested {prompt_tokens + max_tokens} tokens ({prompt_tokens} in the {what}, "
-                         f"{max_tokens} in the completion). Please reduce the length of the {what} or completion.",
-                    code="context_length_exceeded", param=param)
+    return APIError(
+        400,
+        f"This model's maximum context length is {ctx.context_len} tokens. However, you "
+        f"requested {prompt_tokens + max_tokens} tokens ({prompt_tokens} in the {what}, "
+        f"{max_tokens} in the completion). Please reduce the length of the {what} or completion.",
+        code="context_length_exceeded",
+        param=param,
+    )
 
 
-def resolve_max_tokens(ctx: ServingContext, requested: int | None, prompt_tokens: int, prompt_param: str,
-                       max_tokens_param: str) -> int:
+def resolve_max_tokens(
+    ctx: ServingContext, requested: int | None, prompt_tokens: int, prompt_param: str, max_tokens_param: str
+) -> int:
     """The completion budget: the request's (capped by config), else what fits in the context."""
     cap = ctx.settings.max_tokens
     if requested is not None and requested > cap:
-        raise APIError(400, f"{max_tokens_param} is too large: {requested}. This server allows at most {cap}.",
-                       code="invalid_value", param=max_tokens_param)
+        raise APIError(
+            400,
+            f"{max_tokens_param} is too large: {requested}. This server allows at most {cap}.",
+            code="invalid_value",
+            param=max_tokens_param,
+        )
     room = ctx.context_len - prompt_tokens
     if requested is None:
         if room < 1:
@@ -109,8 +119,9 @@ def resolve_max_tokens(ctx: ServingContext, requested: int | None, prompt_tokens
 def check_n(ctx: ServingContext, n: int) -> None:
     limit = min(ctx.settings.max_n, ctx.engine.config.max_batch)
     if n > limit:
-        raise APIError(400, f"n is too large: {n}. This server allows at most {limit}.", code="invalid_value",
-                       param="n")
+        raise APIError(
+            400, f"n is too large: {n}. This server allows at most {limit}.", code="invalid_value", param="n"
+        )
 
 
 @dataclass(eq=False)  # hashed by identity: the lifecycle keeps a set of them
@@ -148,11 +159,20 @@ class Admission:
             if c.num_tokens > 1 and c.first_token_at is not None and c.last_token_at is not None:
                 m.tpot.observe((c.last_token_at - c.first_token_at) / (c.num_tokens - 1))
         self.ctx.lifecycle.untrack(self)
-        log_fields(scope).update(prompt_tokens=self.prompt_tokens, completion_tokens=completion_tokens,
-                                 finish_reasons=[c.finish_reason or "disconnected" for c in choices], **extra_log)
+        log_fields(scope).update(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reasons=[c.finish_reason or "disconnected" for c in choices],
+            **extra_log,
+        )
         if self.ctx.settings.log_prompts:
-            prompt_logger.info("completion", extra={"request_id": scope.get("tinyllm.request_id"),
-                                                    "completions": [c.text for c in choices]})
+            prompt_logger.info(
+                "completion",
+                extra={
+                    "request_id": scope.get("tinyllm.request_id"),
+                    "completions": [c.text for c in choices],
+                },
+            )
 
 
 async def tokenize(encode: Callable[..., T], *args: Any, chars: int, **kwargs: Any) -> T:
@@ -188,29 +208,51 @@ def _engine_value_error(e: ValueError) -> APIError:
     """The engine's own argument checks (``"invalid value for top_p"``) as a 400 naming the parameter."""
     m = re.match(r"invalid value for (\w+)", str(e))
     param = m.group(1) if m else None
-    return APIError(400, f"Invalid value for '{param}'." if param else f"Invalid request: {e}.",
-                    code="invalid_value", param=param)
+    return APIError(
+        400,
+        f"Invalid value for '{param}'." if param else f"Invalid request: {e}.",
+        code="invalid_value",
+        param=param,
+    )
 
 
 def check_params(ctx: ServingContext, params: SamplingParams, max_tokens_param: str) -> None:
     """Checks that need the vocabulary or relate two parameters, with messages that say what to change."""
     vocab = ctx.tokenizer.vocab_size
     if params.min_tokens > params.max_tokens:
-        raise APIError(400, f"min_tokens ({params.min_tokens}) must not exceed {max_tokens_param} "
-                            f"({params.max_tokens}).", code="invalid_value", param="min_tokens")
+        raise APIError(
+            400,
+            f"min_tokens ({params.min_tokens}) must not exceed {max_tokens_param} ({params.max_tokens}).",
+            code="invalid_value",
+            param="min_tokens",
+        )
     for token_id in params.logit_bias or {}:
         if not 0 <= token_id < vocab:
-            raise APIError(400, f"logit_bias has token id {token_id}, outside the vocabulary (0..{vocab - 1}).",
-                           code="invalid_value", param="logit_bias")
+            raise APIError(
+                400,
+                f"logit_bias has token id {token_id}, outside the vocabulary (0..{vocab - 1}).",
+                code="invalid_value",
+                param="logit_bias",
+            )
 
 
-def admit(ctx: ServingContext, identity: Identity, prompts: list[list[int]], params: SamplingParams, n: int,
-          prompt_param: str) -> Admission:
+def admit(
+    ctx: ServingContext,
+    identity: Identity,
+    prompts: list[list[int]],
+    params: SamplingParams,
+    n: int,
+    prompt_param: str,
+) -> Admission:
     """Reserve rate-limit budget and submit every prompt to the engine, or raise an APIError having kept
     nothing (no reservation, no queued work)."""
     if ctx.lifecycle.draining or not ctx.lifecycle.ready:
-        raise APIError(503, "The server is shutting down or not ready; retry shortly.", code="server_unavailable",
-                       headers=retry_after_headers(5))
+        raise APIError(
+            503,
+            "The server is shutting down or not ready; retry shortly.",
+            code="server_unavailable",
+            headers=retry_after_headers(5),
+        )
     for prompt in prompts:
         if prompt_param == "prompt" and not prompt:
             raise APIError(400, "The prompt is empty.", code="invalid_value", param="prompt")
@@ -225,8 +267,13 @@ def admit(ctx: ServingContext, identity: Identity, prompts: list[list[int]], par
             headers = {"x-should-retry": "false"}  # the OpenAI SDKs honour this: retrying cannot help
         else:
             headers = retry_after_headers(e.retry_after)
-        raise APIError(429, e.message, code="rate_limit_exceeded", type="requests" if e.limit == "requests"
-                       else "tokens", headers=headers) from None
+        raise APIError(
+            429,
+            e.message,
+            code="rate_limit_exceeded",
+            type="requests" if e.limit == "requests" else "tokens",
+            headers=headers,
+        ) from None
     handles: list[RequestHandle] = []
     try:
         for prompt in prompts:
@@ -238,15 +285,23 @@ def admit(ctx: ServingContext, identity: Identity, prompts: list[list[int]], par
         ctx.limiter.refund_request(identity)
         if isinstance(e, QueueFullError):
             ctx.metrics.queue_rejections.inc()
-            raise APIError(503, "The server is at capacity (request queue full); retry shortly.",
-                           code="server_overloaded", headers=retry_after_headers(1)) from None
+            raise APIError(
+                503,
+                "The server is at capacity (request queue full); retry shortly.",
+                code="server_overloaded",
+                headers=retry_after_headers(1),
+            ) from None
         if isinstance(e, PromptTooLongError):
             raise context_error(ctx, e.prompt_tokens, e.max_tokens, prompt_param) from None
         if isinstance(e, ValueError):
             raise _engine_value_error(e) from None
         if isinstance(e, EngineError):
-            raise APIError(503, "The generation engine is not running; retry shortly.",
-                           code="server_unavailable", headers=retry_after_headers(5)) from None
+            raise APIError(
+                503,
+                "The generation engine is not running; retry shortly.",
+                code="server_unavailable",
+                headers=retry_after_headers(5),
+            ) from None
         raise
     admission = Admission(ctx, handles, reservation, prompt_tokens)
     ctx.lifecycle.track(admission)
@@ -254,6 +309,7 @@ def admit(ctx: ServingContext, identity: Identity, prompts: list[list[int]], par
 
 
 # ----------------------------------------------------------------------------------------- consuming
+
 
 async def merged_events(handles: list[RequestHandle]) -> AsyncIterator[tuple[int, TokenEvent]]:
     """``(prompt index, event)`` from every handle, in arrival order."""
@@ -282,7 +338,9 @@ async def merged_events(handles: list[RequestHandle]) -> AsyncIterator[tuple[int
             task.cancel()
 
 
-async def run_until_disconnect(work: Awaitable[T], request: Request, on_disconnect: Callable[[], None]) -> T | None:
+async def run_until_disconnect(
+    work: Awaitable[T], request: Request, on_disconnect: Callable[[], None]
+) -> T | None:
     """Await ``work`` (a non-streaming generation) unless the client disconnects first: then
     ``on_disconnect`` frees the engine slots at once and the result is None (nobody is left to answer)."""
     work_task = asyncio.ensure_future(work)
@@ -320,12 +378,19 @@ class _SSEResponse(EventSourceResponse):
             self._on_close()
 
 
-def sse_response(ctx: ServingContext, events: AsyncIterator[str], on_close: Callable[[], None]) -> EventSourceResponse:
+def sse_response(
+    ctx: ServingContext, events: AsyncIterator[str], on_close: Callable[[], None]
+) -> EventSourceResponse:
     """An SSE response with keep-alive comments. On shutdown the stream may run for the grace period, then the
     lifecycle cancels it and it ends with an error event; sse-starlette's own cut comes a second later, for a
     stream that cannot even send that (a client that stopped reading)."""
-    return _SSEResponse(events, on_close, ping=ctx.settings.keepalive_seconds, sep="\n",
-                        shutdown_grace_period=ctx.settings.shutdown_grace_seconds + 1.0)
+    return _SSEResponse(
+        events,
+        on_close,
+        ping=ctx.settings.keepalive_seconds,
+        sep="\n",
+        shutdown_grace_period=ctx.settings.shutdown_grace_seconds + 1.0,
+    )
 
 
 def error_event(message: str, code: str) -> str:
@@ -340,8 +405,12 @@ def log_prompt(ctx: ServingContext, scope: dict[str, Any], prompt: Any) -> None:
 
 def check_model(ctx: ServingContext, model: str) -> None:
     if model != ctx.model_name:
-        raise APIError(404, f"The model '{model[:100]}' does not exist. This server serves '{ctx.model_name}'.",
-                       code="model_not_found", param="model")
+        raise APIError(
+            404,
+            f"The model '{model[:100]}' does not exist. This server serves '{ctx.model_name}'.",
+            code="model_not_found",
+            param="model",
+        )
 
 
 def sampling_params(ctx: ServingContext, req: Any, max_tokens: int, logprobs: int | None) -> SamplingParams:
@@ -361,15 +430,26 @@ def sampling_params(ctx: ServingContext, req: Any, max_tokens: int, logprobs: in
         temperature = 0.0
     top_k = req.top_k if req.top_k is not None else int(gen.get("top_k", 0) or 0)
     min_p = req.min_p if req.min_p is not None else float(gen.get("min_p", 0.0) or 0.0)
-    repetition_penalty = (req.repetition_penalty if req.repetition_penalty is not None
-                          else float(gen.get("repetition_penalty", 1.0) or 1.0))
+    repetition_penalty = (
+        req.repetition_penalty
+        if req.repetition_penalty is not None
+        else float(gen.get("repetition_penalty", 1.0) or 1.0)
+    )
     return SamplingParams(
-        temperature=temperature, top_p=top_p, top_k=max(0, top_k), min_p=min_p,
-        presence_penalty=req.presence_penalty or 0.0, frequency_penalty=req.frequency_penalty or 0.0,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=max(0, top_k),
+        min_p=min_p,
+        presence_penalty=req.presence_penalty or 0.0,
+        frequency_penalty=req.frequency_penalty or 0.0,
         repetition_penalty=repetition_penalty,
         logit_bias={int(k): float(v) for k, v in req.logit_bias.items()} if req.logit_bias else None,
-        seed=req.seed, max_tokens=max_tokens, min_tokens=req.min_tokens or 0, ignore_eos=bool(req.ignore_eos),
-        logprobs=logprobs)
+        seed=req.seed,
+        max_tokens=max_tokens,
+        min_tokens=req.min_tokens or 0,
+        ignore_eos=bool(req.ignore_eos),
+        logprobs=logprobs,
+    )
 
 
 def check_finish(choices: list[ChoiceState]) -> None:
@@ -378,8 +458,12 @@ def check_finish(choices: list[ChoiceState]) -> None:
     if "error" in reasons:
         raise APIError(500, "The generation failed on the server; please retry.", code="generation_error")
     if "cancelled" in reasons:
-        raise APIError(503, "The generation was cancelled because the server is shutting down; retry shortly.",
-                       code="server_unavailable", headers=retry_after_headers(5))
+        raise APIError(
+            503,
+            "The generation was cancelled because the server is shutting down; retry shortly.",
+            code="server_unavailable",
+            headers=retry_after_headers(5),
+        )
 
 
 async def collect(admission: Admission, choices: list[ChoiceState], n: int) -> list[ChoiceState]:
@@ -393,5 +477,8 @@ async def collect(admission: Admission, choices: list[ChoiceState], n: int) -> l
 
 def usage_of(admission: Admission, choices: list[ChoiceState]) -> UsageInfo:
     completion = sum(c.num_tokens for c in choices)
-    return UsageInfo(prompt_tokens=admission.prompt_tokens, completion_tokens=completion,
-                     total_tokens=admission.prompt_tokens + completion)
+    return UsageInfo(
+        prompt_tokens=admission.prompt_tokens,
+        completion_tokens=completion,
+        total_tokens=admission.prompt_tokens + completion,
+    )

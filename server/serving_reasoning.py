@@ -57,8 +57,9 @@ class ServingReasoning:
     def __init__(self, ctx: ServingContext) -> None:
         self.ctx = ctx
 
-    async def create(self, req: ChatCompletionRequest, plan: ReasoningPlan, raw_request: Request,
-                     identity: Identity) -> Response:
+    async def create(
+        self, req: ChatCompletionRequest, plan: ReasoningPlan, raw_request: Request, identity: Identity
+    ) -> Response:
         ctx = self.ctx
         k = plan.samples
         prompt = await chat_prompt(ctx, req, reasoning=True)
@@ -70,12 +71,19 @@ class ServingReasoning:
         samples = [SampleState(i, ctx.tokenizer) for i in range(k)]
         question = question_of(prompt.messages)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        log = {"model": req.model, "stream": bool(req.stream), "n": 1, "self_consistency_samples": k,
-               "completion_id": completion_id}
+        log = {
+            "model": req.model,
+            "stream": bool(req.stream),
+            "n": 1,
+            "self_consistency_samples": k,
+            "completion_id": completion_id,
+        }
         if req.stream:
-            return sse_response(ctx, self._stream(req, plan, admission, samples, question, completion_id,
-                                                  raw_request, log),
-                                on_close=lambda: admission.finish(samples, raw_request.scope, log))
+            return sse_response(
+                ctx,
+                self._stream(req, plan, admission, samples, question, completion_id, raw_request, log),
+                on_close=lambda: admission.finish(samples, raw_request.scope, log),
+            )
         outcome = None
         try:
             done = await run_until_disconnect(collect(admission, samples, k), raw_request, admission.cancel)
@@ -89,12 +97,21 @@ class ServingReasoning:
         assert outcome is not None
         winner = outcome.winner
         return ChatCompletionResponse(
-            id=completion_id, model=ctx.model_name, system_fingerprint=ctx.fingerprint,
-            choices=[ChatCompletionChoice(
-                index=0, message=ChatCompletionMessage(content=winner.content,
-                                                       reasoning_content=winner.reasoning_content),
-                finish_reason=winner.finish_reason)],
-            usage=reasoning_usage(admission.prompt_tokens, samples), self_consistency=outcome.result)
+            id=completion_id,
+            model=ctx.model_name,
+            system_fingerprint=ctx.fingerprint,
+            choices=[
+                ChatCompletionChoice(
+                    index=0,
+                    message=ChatCompletionMessage(
+                        content=winner.content, reasoning_content=winner.reasoning_content
+                    ),
+                    finish_reason=winner.finish_reason,
+                )
+            ],
+            usage=reasoning_usage(admission.prompt_tokens, samples),
+            self_consistency=outcome.result,
+        )
 
     def _vote(self, samples: list[SampleState], plan: ReasoningPlan, question: str, log: dict) -> VoteOutcome:
         outcome = decide(samples, plan, question)
@@ -103,17 +120,29 @@ class ServingReasoning:
         log.update(self_consistency_agreement=round(outcome.agreement, 3))
         return outcome
 
-    async def _stream(self, req: ChatCompletionRequest, plan: ReasoningPlan, admission: Admission,
-                      samples: list[SampleState], question: str, completion_id: str, raw_request: Request,
-                      log: dict) -> AsyncIterator[str]:
+    async def _stream(
+        self,
+        req: ChatCompletionRequest,
+        plan: ReasoningPlan,
+        admission: Admission,
+        samples: list[SampleState],
+        question: str,
+        completion_id: str,
+        raw_request: Request,
+        log: dict,
+    ) -> AsyncIterator[str]:
         ctx = self.ctx
         created = int(time.time())
 
         def chunk(delta: DeltaMessage, finish_reason: str | None = None, **extra: object) -> str:
             return ChatCompletionChunk(
-                id=completion_id, created=created, model=ctx.model_name, system_fingerprint=ctx.fingerprint,
+                id=completion_id,
+                created=created,
+                model=ctx.model_name,
+                system_fingerprint=ctx.fingerprint,
                 choices=[ChatCompletionChunkChoice(index=0, delta=delta, finish_reason=finish_reason)],
-                **extra).model_dump_json()
+                **extra,
+            ).model_dump_json()
 
         try:
             yield chunk(DeltaMessage(role="assistant"))
@@ -121,8 +150,10 @@ class ServingReasoning:
                 sample = samples[event.index]
                 delta = sample.on_event(event)
                 if sample.finish_reason in ("cancelled", "error"):
-                    yield error_event("The generation ended early: the server is shutting down or failed.",
-                                      "generation_" + sample.finish_reason)
+                    yield error_event(
+                        "The generation ended early: the server is shutting down or failed.",
+                        "generation_" + sample.finish_reason,
+                    )
                     return
                 if delta and sample.index == 0:
                     yield chunk(DeltaMessage(reasoning_content=delta))
@@ -130,13 +161,18 @@ class ServingReasoning:
                     break
             outcome = self._vote(samples, plan, question, log)
             yield chunk(DeltaMessage(content=outcome.winner.content))
-            yield chunk(DeltaMessage(), finish_reason=outcome.winner.finish_reason,
-                        self_consistency=outcome.result)
+            yield chunk(
+                DeltaMessage(), finish_reason=outcome.winner.finish_reason, self_consistency=outcome.result
+            )
             if req.include_usage():
-                yield ChatCompletionChunk(id=completion_id, created=created, model=ctx.model_name,
-                                          system_fingerprint=ctx.fingerprint, choices=[],
-                                          usage=reasoning_usage(admission.prompt_tokens, samples)
-                                          ).model_dump_json()
+                yield ChatCompletionChunk(
+                    id=completion_id,
+                    created=created,
+                    model=ctx.model_name,
+                    system_fingerprint=ctx.fingerprint,
+                    choices=[],
+                    usage=reasoning_usage(admission.prompt_tokens, samples),
+                ).model_dump_json()
             yield "[DONE]"
         finally:
             # Runs on normal end, on client disconnect (cancellation) and on shutdown: frees all k slots.

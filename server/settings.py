@@ -29,9 +29,12 @@ class Settings(BaseSettings):
     # SecretStr: printing or logging the settings object never shows the keys.
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated bearer API keys.")
     api_keys_file: str | None = Field(
-        None, description='JSON file {"keys": [{"key", "name", "rpm", "tpm"}]}: named keys with own limits.')
+        None, description='JSON file {"keys": [{"key", "name", "rpm", "tpm"}]}: named keys with own limits.'
+    )
     auth_disabled: bool = Field(False, description="Serve without authentication (local use only).")
-    quantize: Literal["int8", "none"] = Field("int8", description="Dynamic int8 quantization of Linear layers.")
+    quantize: Literal["int8", "none"] = Field(
+        "int8", description="Dynamic int8 quantization of Linear layers."
+    )
     max_batch: int = Field(16, ge=1, le=1024, description="Engine slots: sequences decoded together.")
     max_queue: int = Field(64, ge=0, description="Requests waiting for a slot before 503.")
     threads: int = Field(0, ge=0, description="Torch CPU threads (0 = torch default).")
@@ -39,16 +42,28 @@ class Settings(BaseSettings):
     max_n: int = Field(8, ge=1, description="Largest n (choices per request).")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body; larger gets 413.")
     body_read_timeout_seconds: float = Field(
-        30.0, ge=0, description="A client that stops sending its request body this long gets 408 (0 = never).")
+        30.0, ge=0, description="A client that stops sending its request body this long gets 408 (0 = never)."
+    )
     rate_limit_rpm: int = Field(0, ge=0, description="Requests per minute per key (0 = unlimited).")
-    rate_limit_tpm: int = Field(0, ge=0, description="Prompt + completion tokens per minute per key (0 = unlimited).")
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field("info", description="Log level.")
-    log_prompts: bool = Field(False, description="Also log prompts and completions (off: they may be private).")
+    rate_limit_tpm: int = Field(
+        0, ge=0, description="Prompt + completion tokens per minute per key (0 = unlimited)."
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Log level."
+    )
+    log_prompts: bool = Field(
+        False, description="Also log prompts and completions (off: they may be private)."
+    )
     docs_enabled: bool = Field(True, description="Serve /docs and /openapi.json.")
     shutdown_grace_seconds: float = Field(
-        20.0, ge=0, description="On shutdown, how long in-flight requests may finish before they are cancelled.")
+        20.0,
+        ge=0,
+        description="On shutdown, how long in-flight requests may finish before they are cancelled.",
+    )
     keepalive_seconds: float = Field(15.0, ge=0, description="SSE keep-alive comment interval (0 = off).")
-    reasoning_samples_low: int = Field(1, ge=1, description="Self-consistency samples for reasoning_effort=low.")
+    reasoning_samples_low: int = Field(
+        1, ge=1, description="Self-consistency samples for reasoning_effort=low."
+    )
     reasoning_samples_medium: int = Field(5, ge=1, description="Samples for reasoning_effort=medium.")
     reasoning_samples_high: int = Field(9, ge=1, description="Samples for reasoning_effort=high.")
     max_self_consistency_samples: int = Field(16, ge=1, description="Cap on self_consistency.samples.")
@@ -71,11 +86,16 @@ def build_parser(prog: str = "tinyllm serve") -> argparse.ArgumentParser:
     Flags default to "not given" so that unset flags leave the environment and defaults in charge.
     """
     parser = argparse.ArgumentParser(
-        prog=prog, description="Serve a TinyLLM checkpoint over an OpenAI-compatible HTTP API.",
-        epilog="Every flag can also be set as an environment variable: --max-batch is TINYLLM_MAX_BATCH.")
+        prog=prog,
+        description="Serve a TinyLLM checkpoint over an OpenAI-compatible HTTP API.",
+        epilog="Every flag can also be set as an environment variable: --max-batch is TINYLLM_MAX_BATCH.",
+    )
     for name, field in Settings.model_fields.items():
-        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS,
-                                  "help": f"{field.description} [env {env_name(name)}]"}
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "default": argparse.SUPPRESS,
+            "help": f"{field.description} [env {env_name(name)}]",
+        }
         annotation = field.annotation
         if annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

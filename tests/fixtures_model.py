@@ -13,8 +13,10 @@ from model.config import ModelConfig
 from model.tokenizer import train_tokenizer
 from model.transformer import Transformer
 
-_EN = ("the quick brown fox jumps over a lazy dog while we compute what the answer is and how many apples "
-       "each train carries per hour hello world model server token stream").split()
+_EN = (
+    "the quick brown fox jumps over a lazy dog while we compute what the answer is and how many apples "
+    "each train carries per hour hello world model server token stream"
+).split()
 _ZH = "你好世界今天天气很好我们一起学习计算答案是多少苹果香蕉火车速度每小时生产零件一共"
 
 
@@ -22,15 +24,24 @@ def corpus_lines(n: int = 3000, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     lines = []
     for _ in range(n):
-        lines.append(" ".join(rng.choice(_EN) for _ in range(rng.randint(4, 12)))
-                     + f" {rng.randint(0, 999)}*({rng.randint(0, 99)}+{rng.randint(0, 9)})-{rng.randint(0, 50)}")
+        lines.append(
+            " ".join(rng.choice(_EN) for _ in range(rng.randint(4, 12)))
+            + f" {rng.randint(0, 999)}*({rng.randint(0, 99)}+{rng.randint(0, 9)})-{rng.randint(0, 50)}"
+        )
         lines.append("".join(rng.choice(_ZH) for _ in range(rng.randint(6, 20))) + rng.choice("。！？，："))
     return lines
 
 
 def tiny_config(vocab_size: int, **overrides) -> ModelConfig:
-    values = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    values = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=160,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     values.update(overrides)
     return ModelConfig(**values)
 

@@ -25,8 +25,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 
 
-def assert_openai_error(response: httpx.Response, status: int, code: str | None = None,
-                        param: str | None = None) -> dict[str, Any]:
+def assert_openai_error(
+    response: httpx.Response, status: int, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     """The response is ``status`` with exactly OpenAI's error body; ``code`` and ``param`` as given."""
     assert response.status_code == status, (response.status_code, response.text[:500])
     body = response.json()
@@ -41,9 +42,14 @@ def assert_openai_error(response: httpx.Response, status: int, code: str | None 
 
 
 def is_openai_error_body(body: Any) -> bool:
-    return (isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], dict)
-            and set(body["error"]) == {"message", "type", "param", "code"}
-            and isinstance(body["error"]["message"], str) and isinstance(body["error"]["type"], str))
+    return (
+        isinstance(body, dict)
+        and set(body) == {"error"}
+        and isinstance(body["error"], dict)
+        and set(body["error"]) == {"message", "type", "param", "code"}
+        and isinstance(body["error"]["message"], str)
+        and isinstance(body["error"]["type"], str)
+    )
 
 
 def metric(base_url: str, name: str) -> float:
@@ -65,6 +71,7 @@ def wait_for_metric(base_url: str, name: str, value: float, timeout: float = 15.
 
 # ------------------------------------------------------------------------------------------ raw HTTP
 
+
 @dataclass
 class RawResponse:
     status: int | None  # None: the server closed (or stayed silent) without an answer
@@ -75,7 +82,9 @@ class RawResponse:
         return json.loads(self.body)
 
 
-def raw_http(port: int, data: bytes, *, read_timeout: float = 15.0, shutdown_write: bool = False) -> RawResponse:
+def raw_http(
+    port: int, data: bytes, *, read_timeout: float = 15.0, shutdown_write: bool = False
+) -> RawResponse:
     """Send ``data`` as is over a fresh loopback connection and read one response (Content-Length bodies)."""
     with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
         sock.sendall(data)
@@ -90,7 +99,9 @@ def raw_http(port: int, data: bytes, *, read_timeout: float = 15.0, shutdown_wri
                 buffer += chunk
             head, _, body = buffer.partition(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
-            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+            }
             length = int(headers.get("content-length", "0"))
             while len(body) < length:
                 chunk = sock.recv(65536)
@@ -108,6 +119,7 @@ def http_request(method: str, path: str, body: bytes, headers: dict[str, str]) -
 
 
 # ------------------------------------------------------------------------------------------ subprocess
+
 
 def server_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINYLLM_")}
@@ -139,12 +151,30 @@ def _collect(stream: Any, lines: list[str]) -> None:
 
 
 @contextmanager
-def server_process(checkpoint: Path, *args: str, start_timeout: float = 90, **settings: str) -> Iterator[ServerProcess]:
+def server_process(
+    checkpoint: Path, *args: str, start_timeout: float = 90, **settings: str
+) -> Iterator[ServerProcess]:
     """``python -m server`` on a free loopback port with ``TINYLLM_*`` ``settings``; killed at the end if still
     running. stderr is read by a thread (so a chatty server never blocks on a full pipe)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--model", str(checkpoint), "--host", "127.0.0.1", "--port", "0", *args],
-        cwd=REPO, env=server_env(**settings), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--model",
+            str(checkpoint),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *args,
+        ],
+        cwd=REPO,
+        env=server_env(**settings),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     server = ServerProcess(proc)
     reader = threading.Thread(target=_collect, args=(proc.stderr, server.lines), daemon=True)
     reader.start()
@@ -167,7 +197,9 @@ def server_process(checkpoint: Path, *args: str, start_timeout: float = 90, **se
 
 
 @contextmanager
-def capture_logs(level: int = logging.DEBUG, names: tuple[str, ...] = ("tinyllm", "uvicorn")) -> Iterator[list[logging.LogRecord]]:
+def capture_logs(
+    level: int = logging.DEBUG, names: tuple[str, ...] = ("tinyllm", "uvicorn")
+) -> Iterator[list[logging.LogRecord]]:
     """Every record of the server's loggers (in-process servers) while the block runs, at ``level``."""
     records: list[logging.LogRecord] = []
 

@@ -35,8 +35,9 @@ CONTEXT = 1024  # long enough for generations that a disconnect visibly cuts sho
 @pytest.fixture(scope="session")
 def server_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_path: Path) -> Path:
     """A tiny random-weight checkpoint (tokenizer trained on English + Chinese text) with a 1024 context."""
-    return make_checkpoint(tmp_path_factory.mktemp("server-ckpt"), tiny_tokenizer_path, seed=1,
-                           max_position_embeddings=CONTEXT)
+    return make_checkpoint(
+        tmp_path_factory.mktemp("server-ckpt"), tiny_tokenizer_path, seed=1, max_position_embeddings=CONTEXT
+    )
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +86,6 @@ class LiveServer:
                 return current
             time.sleep(0.05)
 
-
     def wait_for_metric_change(self, name: str, old: float, timeout: float = 15.0) -> float:
         deadline = time.monotonic() + timeout
         while True:
@@ -105,15 +105,24 @@ def _free_socket() -> socket.socket:
 @contextmanager
 def run_server(checkpoint: Path, **overrides: Any) -> Iterator[LiveServer]:
     """Serve ``checkpoint`` with uvicorn on a free loopback port until the block ends."""
-    values: dict[str, Any] = dict(model=str(checkpoint), served_model_name=MODEL, api_keys=API_KEY,
-                                  quantize="none", max_batch=8, max_queue=64, keepalive_seconds=1.0,
-                                  shutdown_grace_seconds=2.0)
+    values: dict[str, Any] = dict(
+        model=str(checkpoint),
+        served_model_name=MODEL,
+        api_keys=API_KEY,
+        quantize="none",
+        max_batch=8,
+        max_queue=64,
+        keepalive_seconds=1.0,
+        shutdown_grace_seconds=2.0,
+    )
     values.update(overrides)
     settings = Settings(**values)
     app = create_app(settings)
     sock = _free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=3))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=3)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -140,7 +149,7 @@ def sse_events(lines: Iterator[str]) -> Iterator[Any]:
     """Parsed ``data:`` payloads of an SSE stream (``"[DONE]"`` as the string), skipping comments."""
     for line in lines:
         if line.startswith("data: "):
-            data = line[len("data: "):]
+            data = line[len("data: ") :]
             yield data if data == "[DONE]" else json.loads(data)
 
 
@@ -148,4 +157,3 @@ def keys_file(directory: Path, entries: list[dict[str, Any]]) -> str:
     path = directory / "keys.json"
     path.write_text(json.dumps({"keys": entries}), encoding="utf-8")
     return str(path)
-

@@ -5,29 +5,32 @@ import pytest
 from model.answers import extract_answer, normalize_answer, split_reasoning, vote
 
 
-@pytest.mark.parametrize(("final", "expected"), [
-    ("答案：74。", "74"),
-    ("答案是 74", "74"),
-    ("The answer is 74.", "74"),
-    ("The answer is 74", "74"),
-    ("Answer: 3/5", "3/5"),
-    ("最终答案：0.6", "0.6"),
-    ("74", "74"),
-    ("x = 5", "5"),
-    ("答案：x=5。", "5"),
-    ("答案：12*7-10=74。", "74"),
-    ("Answer: **74**", "74"),
-    ("8x", "8x"),
-    ("答案：8x。", "8x"),
-    ("答案：74元。", "74"),
-    ("The answer is 60 km.", "60"),
-    ("The answer is 1,000.", "1,000"),
-    ("答案：74，结果正确。", "74"),  # a strong marker beats a later weak one
-    ("The final answer is \\boxed{12}.", "12"),
-    ("12*7-10=74", "74"),
-    ("So she has 74 apples left.", "74"),
-    ("答案：３／５。", "3/5"),  # full-width digits and slash
-])
+@pytest.mark.parametrize(
+    ("final", "expected"),
+    [
+        ("答案：74。", "74"),
+        ("答案是 74", "74"),
+        ("The answer is 74.", "74"),
+        ("The answer is 74", "74"),
+        ("Answer: 3/5", "3/5"),
+        ("最终答案：0.6", "0.6"),
+        ("74", "74"),
+        ("x = 5", "5"),
+        ("答案：x=5。", "5"),
+        ("答案：12*7-10=74。", "74"),
+        ("Answer: **74**", "74"),
+        ("8x", "8x"),
+        ("答案：8x。", "8x"),
+        ("答案：74元。", "74"),
+        ("The answer is 60 km.", "60"),
+        ("The answer is 1,000.", "1,000"),
+        ("答案：74，结果正确。", "74"),  # a strong marker beats a later weak one
+        ("The final answer is \\boxed{12}.", "12"),
+        ("12*7-10=74", "74"),
+        ("So she has 74 apples left.", "74"),
+        ("答案：３／５。", "3/5"),  # full-width digits and slash
+    ],
+)
 def test_extract_answer(final: str, expected: str) -> None:
     assert extract_answer(final) == expected
 
@@ -37,15 +40,39 @@ def test_extract_answer_none(final: str | None) -> None:
     assert extract_answer(final) is None
 
 
-@pytest.mark.parametrize(("answer", "key"), [
-    ("74", "74"), ("74.0", "74"), ("74。", "74"), (" 74 ", "74"), ("７４", "74"), ("+74", "74"),
-    ("1,234", "1234"), ("1，234", "1234"),
-    ("3/5", "3/5"), ("0.6", "3/5"), ("6/10", "3/5"), ("60%", "3/5"), ("5分之3", "3/5"),
-    ("-0.5", "-1/2"), ("−0.5", "-1/2"), ("2/1", "2"), ("0.0", "0"),
-    ("x = 5", "5"), ("y=5.", "5"),
-    ("8x", "8x"), ("8*x", "8x"), ("8 x", "8x"), ("8X", "8x"), ("８ｘ", "8x"), ("3x + 5", "3x+5"),
-    ("Red  Ball", "red ball"), ("", ""), (None, ""),
-])
+@pytest.mark.parametrize(
+    ("answer", "key"),
+    [
+        ("74", "74"),
+        ("74.0", "74"),
+        ("74。", "74"),
+        (" 74 ", "74"),
+        ("７４", "74"),
+        ("+74", "74"),
+        ("1,234", "1234"),
+        ("1，234", "1234"),
+        ("3/5", "3/5"),
+        ("0.6", "3/5"),
+        ("6/10", "3/5"),
+        ("60%", "3/5"),
+        ("5分之3", "3/5"),
+        ("-0.5", "-1/2"),
+        ("−0.5", "-1/2"),
+        ("2/1", "2"),
+        ("0.0", "0"),
+        ("x = 5", "5"),
+        ("y=5.", "5"),
+        ("8x", "8x"),
+        ("8*x", "8x"),
+        ("8 x", "8x"),
+        ("8X", "8x"),
+        ("８ｘ", "8x"),
+        ("3x + 5", "3x+5"),
+        ("Red  Ball", "red ball"),
+        ("", ""),
+        (None, ""),
+    ],
+)
 def test_normalize_answer(answer: str | None, key: str) -> None:
     assert normalize_answer(answer) == key
 
@@ -60,13 +87,16 @@ def test_division_by_zero_is_not_a_number() -> None:
     assert normalize_answer("3/0") == "3/0"  # kept as text, never a crash
 
 
-@pytest.mark.parametrize(("text", "reasoning", "final"), [
-    ("\n先算括号：3+4=7。\n</think>\n答案：7。", "先算括号：3+4=7。", "答案：7。"),
-    ("<think>\nchain\n</think>\nThe answer is 7.<|end|>", "chain", "The answer is 7."),
-    ("chain cut off by max_tokens", "chain cut off by max_tokens", ""),
-    ("</think>\n答案：7。", None, "答案：7。"),
-    ("", None, ""),
-])
+@pytest.mark.parametrize(
+    ("text", "reasoning", "final"),
+    [
+        ("\n先算括号：3+4=7。\n</think>\n答案：7。", "先算括号：3+4=7。", "答案：7。"),
+        ("<think>\nchain\n</think>\nThe answer is 7.<|end|>", "chain", "The answer is 7."),
+        ("chain cut off by max_tokens", "chain cut off by max_tokens", ""),
+        ("</think>\n答案：7。", None, "答案：7。"),
+        ("", None, ""),
+    ],
+)
 def test_split_reasoning(text: str, reasoning: str | None, final: str) -> None:
     assert split_reasoning(text) == (reasoning, final)
 
@@ -95,7 +125,13 @@ def test_vote_missing_answers_never_win() -> None:
     assert (result.key, result.count, result.winner_index) == ("9", 1, 3)
     assert result.agreement == pytest.approx(0.25)
     nothing = vote([None, "  "])
-    assert (nothing.answer, nothing.key, nothing.count, nothing.agreement, nothing.votes) == (None, None, 0, 0.0, [])
+    assert (nothing.answer, nothing.key, nothing.count, nothing.agreement, nothing.votes) == (
+        None,
+        None,
+        0,
+        0.0,
+        [],
+    )
     assert nothing.winner_index == 0
     with pytest.raises(ValueError):
         vote([])

@@ -42,6 +42,7 @@ def env_example() -> dict[str, str]:
 
 def interpolate(text: str, env: dict[str, str]) -> str:
     """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}; an unset required variable raises."""
+
     def replace(match: re.Match[str]) -> str:
         name, kind, arg = match.groups()
         if env.get(name):
@@ -49,6 +50,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
         if kind == "?":
             raise KeyError(f"{name}: {arg}")
         return arg if kind == "-" else ""
+
     return _VAR.sub(replace, text)
 
 
@@ -78,6 +80,7 @@ def container_ports(service: dict) -> list[int]:
 
 
 # --- the tests --------------------------------------------------------------------------------------
+
 
 def test_stack_has_api_prometheus_and_grafana():
     services = compose()["services"]
@@ -110,8 +113,9 @@ def test_tinyllm_variables_are_real_settings_and_all_reach_the_container():
     used = set(re.findall(r"\bTINYLLM_\w+", text))
     assert used <= set(SETTINGS_ENV), f"not server settings: {sorted(used - set(SETTINGS_ENV))}"
     passed = set(environment(compose()["services"]["api"]))
-    assert set(SETTINGS_ENV) <= passed, \
+    assert set(SETTINGS_ENV) <= passed, (
         f"settings that cannot be set from .env (add them to the api environment): {sorted(set(SETTINGS_ENV) - passed)}"
+    )
 
 
 def test_env_example_sets_every_required_variable_and_only_used_ones():
@@ -121,7 +125,9 @@ def test_env_example_sets_every_required_variable_and_only_used_ones():
     example = env_example()
     assert {"TINYLLM_API_KEYS", "GRAFANA_ADMIN_PASSWORD"} <= required
     assert all(example.get(name) for name in required), f"{required - set(example)} missing from .env.example"
-    assert set(example) <= referenced | set(SETTINGS_ENV), f"unused: {set(example) - referenced - set(SETTINGS_ENV)}"
+    assert set(example) <= referenced | set(SETTINGS_ENV), (
+        f"unused: {set(example) - referenced - set(SETTINGS_ENV)}"
+    )
     resolved = resolved_compose(example)  # resolves without error: cp .env.example .env is enough
     assert environment(resolved["services"]["api"])["TINYLLM_API_KEYS"] == example["TINYLLM_API_KEYS"]
     with pytest.raises(KeyError, match="TINYLLM_API_KEYS"):
@@ -177,21 +183,38 @@ def test_grafana_gets_its_provisioning_dashboards_and_datasource():
     assert list(dashboards_dir.glob("*.json")), "the provider's folder holds the dashboard"
     home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (mounts[str(Path(home).parent)] / Path(home).name).is_file()
-    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
     url = urlsplit(datasource["url"])
     assert url.hostname == "prometheus" and url.port in container_ports(services["prometheus"])
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None,
-                    reason="docker-compose not installed (apt-get install docker-compose)")
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose not installed (apt-get install docker-compose)",
+)
 def test_compose_validates_with_docker_compose_config(tmp_path):
     # --env-file, and no inherited TINYLLM_* from this shell: the result depends on the files only.
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TINYLLM_", "GRAFANA_", "COMPOSE_"))}
 
     def config(env_file: Path) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker-compose", "--project-directory", str(REPO), "-f", str(REPO / "docker-compose.yml"),
-                               "--env-file", str(env_file), "config"],
-                              env=base_env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [
+                "docker-compose",
+                "--project-directory",
+                str(REPO),
+                "-f",
+                str(REPO / "docker-compose.yml"),
+                "--env-file",
+                str(env_file),
+                "config",
+            ],
+            env=base_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     env_file = tmp_path / "settings.env"
     env_file.write_text((REPO / ".env.example").read_text() + "TINYLLM_MAX_BATCH=8\n")

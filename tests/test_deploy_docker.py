@@ -26,6 +26,7 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 # --- a small Dockerfile reader --------------------------------------------------------------------
 
+
 def read_instructions(path: Path = REPO / "Dockerfile") -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, with line continuations joined and comment lines dropped."""
     instructions: list[tuple[str, str]] = []
@@ -85,10 +86,11 @@ def copies(stage: list[tuple[str, str]]) -> list[tuple[dict[str, str], list[str]
 
 def healthcheck_command() -> list[str]:
     (args,) = [a for keyword, a in stages()[-1] if keyword == "HEALTHCHECK"]
-    return json.loads(args[args.index("CMD ") + 4:])
+    return json.loads(args[args.index("CMD ") + 4 :])
 
 
 # --- .dockerignore, with Docker's matching rules ----------------------------------------------------
+
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     """Go filepath.Match plus "**", as Docker applies it: "*" and "?" stay within one path segment."""
@@ -104,7 +106,7 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
             out, i = out + "[^/]", i + 1
         elif pattern[i] == "[":
             end = pattern.index("]", i)
-            out, i = out + pattern[i:end + 1], end + 1
+            out, i = out + pattern[i : end + 1], end + 1
         else:
             out, i = out + re.escape(pattern[i]), i + 1
     return re.compile(out + r"\Z")
@@ -135,13 +137,17 @@ def excluded_from_context(path: str) -> bool:
 
 # --- the tests --------------------------------------------------------------------------------------
 
+
 def test_builds_in_stages_from_python_311_slim():
-    froms = [expand(args, global_args()).split() for keyword, args in read_instructions() if keyword == "FROM"]
+    froms = [
+        expand(args, global_args()).split() for keyword, args in read_instructions() if keyword == "FROM"
+    ]
     assert len(froms) >= 2, "multi-stage: a builder stage and a runtime stage"
     assert all(words[0] == "python:3.11-slim" for words in froms), froms
     runtime = stages()[-1]
-    assert any(flags.get("from") == "builder" and sources == ["/opt/venv"] for flags, sources, _ in copies(runtime)), \
-        "the runtime stage takes the virtual environment from the builder stage"
+    assert any(
+        flags.get("from") == "builder" and sources == ["/opt/venv"] for flags, sources, _ in copies(runtime)
+    ), "the runtime stage takes the virtual environment from the builder stage"
 
 
 def test_torch_comes_from_the_cpu_index_at_the_pyproject_pin():
@@ -160,7 +166,9 @@ def test_runtime_stage_is_small():
     assert env_of(builder).get("PIP_NO_CACHE_DIR") == "1", "pip keeps no wheel cache in a layer"
     for keyword, args in runtime:
         if keyword == "RUN":
-            assert not re.search(r"\b(apt-get|apt|pip)\s+install\b", args), f"install in the final stage: {args}"
+            assert not re.search(r"\b(apt-get|apt|pip)\s+install\b", args), (
+                f"install in the final stage: {args}"
+            )
     sources = [s for flags, srcs, _ in copies(runtime) if "from" not in flags for s in srcs]
     assert sources == ["checkpoints/tinyllm-default/"], "only the checkpoint comes from the build context"
 
@@ -180,18 +188,30 @@ def test_copied_files_exist_and_are_in_the_build_context():
             for source in sources:
                 path = REPO / source
                 assert path.exists(), f"COPY {source}: missing from the repository"
-                files = [path] if path.is_file() else [
-                    f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+                files = (
+                    [path]
+                    if path.is_file()
+                    else [f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+                )
                 assert files, f"COPY {source}: empty folder"
                 for file in files:
                     relative = file.relative_to(REPO).as_posix()
-                    assert not excluded_from_context(relative), f"{relative} is copied but .dockerignore drops it"
+                    assert not excluded_from_context(relative), (
+                        f"{relative} is copied but .dockerignore drops it"
+                    )
 
 
 def test_dockerignore_keeps_secrets_tests_and_other_checkpoints_out():
-    for path in (".env", ".git/HEAD", "tests/test_deploy_docker.py", ".venv/bin/python",
-                 "checkpoints/my-model/model.safetensors", "server/__pycache__/app.cpython-311.pyc",
-                 "benchmarks/bench_engine.py", "data/corpus.txt"):
+    for path in (
+        ".env",
+        ".git/HEAD",
+        "tests/test_deploy_docker.py",
+        ".venv/bin/python",
+        "checkpoints/my-model/model.safetensors",
+        "server/__pycache__/app.cpython-311.pyc",
+        "benchmarks/bench_engine.py",
+        "data/corpus.txt",
+    ):
         assert excluded_from_context(path), f"{path} would be sent to the Docker daemon"
     for path in ("pyproject.toml", "server/app.py", "checkpoints/tinyllm-default/config.json"):
         assert not excluded_from_context(path), path

@@ -23,7 +23,9 @@ def dashboard() -> dict:
 
 
 def datasource() -> dict:
-    (source,) = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"]
+    (source,) = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
     return source
 
 
@@ -85,8 +87,10 @@ def test_dashboard_has_the_panels_users_watch():
 
     assert "status" in panel_with(r"sum by \([^)]*status[^)]*\) \(rate\(tinyllm_requests_total")
     for histogram in ("tinyllm_request_duration_seconds", "tinyllm_time_to_first_token_seconds"):
-        panel_with(rf"histogram_quantile\(0\.5, [^\n]*{histogram}_bucket",
-                   rf"histogram_quantile\(0\.95, [^\n]*{histogram}_bucket")
+        panel_with(
+            rf"histogram_quantile\(0\.5, [^\n]*{histogram}_bucket",
+            rf"histogram_quantile\(0\.95, [^\n]*{histogram}_bucket",
+        )
     panel_with(r"rate\(tinyllm_generation_tokens_total")
     panel_with(r"tinyllm_requests_running", r"tinyllm_requests_waiting")
     panel_with(r"tinyllm_batch_size")

@@ -24,8 +24,26 @@ ALERT_TESTS = REPO / "deploy" / "prometheus" / "alerts.test.yml"
 # Series Prometheus makes itself rather than scraping them from the server.
 PROMETHEUS_OWN = {"up"}
 
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
-             "group_right", "atan2", "inf", "nan", "Inf", "NaN", "start", "end"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "atan2",
+    "inf",
+    "nan",
+    "Inf",
+    "NaN",
+    "start",
+    "end",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -41,7 +59,7 @@ def metric_names(expr: str) -> set[str]:
     s = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
     names = set()
     for match in re.finditer(r"(?<![\w.])[A-Za-z_:][\w:]*", s):
-        if match.group(0) in _KEYWORDS or s[match.end():].lstrip().startswith("("):
+        if match.group(0) in _KEYWORDS or s[match.end() :].lstrip().startswith("("):
             continue
         names.add(match.group(0))
     return names
@@ -64,13 +82,25 @@ def exported_families(exposition: str) -> dict[str, set[str]]:
     type, not from the samples. The text format lists a counter's or histogram's ``_created`` timestamp
     as a gauge family of its own; it is folded back into its family.
     """
-    suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_sum", "_count", "_created"],
-                "summary": ["", "_sum", "_count", "_created"], "gauge": [""], "info": ["_info"],
-                "stateset": [""], "gaugehistogram": ["_bucket", "_gsum", "_gcount"], "unknown": [""]}
-    families = {f.name: {f.name + suffix for suffix in suffixes[f.type]}
-                for f in text_string_to_metric_families(exposition)}
-    return {name: series for name, series in families.items()
-            if not (name.endswith("_created") and name.removesuffix("_created") in families)}
+    suffixes = {
+        "counter": ["_total", "_created"],
+        "histogram": ["_bucket", "_sum", "_count", "_created"],
+        "summary": ["", "_sum", "_count", "_created"],
+        "gauge": [""],
+        "info": ["_info"],
+        "stateset": [""],
+        "gaugehistogram": ["_bucket", "_gsum", "_gcount"],
+        "unknown": [""],
+    }
+    families = {
+        f.name: {f.name + suffix for suffix in suffixes[f.type]}
+        for f in text_string_to_metric_families(exposition)
+    }
+    return {
+        name: series
+        for name, series in families.items()
+        if not (name.endswith("_created") and name.removesuffix("_created") in families)
+    }
 
 
 def server_exposition() -> str:
@@ -92,17 +122,25 @@ def histogram_buckets(exposition: str) -> dict[str, set[float]]:
     return buckets
 
 
-@pytest.mark.parametrize(("expr", "names"), [
-    ('sum by (route, status) (rate(tinyllm_requests_total{route=~"/v1/.+"}[$__rate_interval]))',
-     {"tinyllm_requests_total"}),
-    ("histogram_quantile(0.95, sum(rate(a_bucket[5m])) by (le)) > 1e3", {"a_bucket"}),
-    ("a / on(instance) group_left(job) b offset 5m > bool 0.5", {"a", "b"}),
-    ('(x > 0) and (y{l="{not_a_metric}"} / z >= 0.9)', {"x", "y", "z"}),
-    ('label_replace(m, "dst", "$1", "src", "(.*)") unless ignoring(le) n[1h:5m]', {"m", "n"}),
-    ("sum(rate(tinyllm_x_sum[15m])) / sum(rate(tinyllm_x_count[${__range}]))", {"tinyllm_x_sum", "tinyllm_x_count"}),
-    ("up == 0", {"up"}),
-    ("vector(1) + time()", set()),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'sum by (route, status) (rate(tinyllm_requests_total{route=~"/v1/.+"}[$__rate_interval]))',
+            {"tinyllm_requests_total"},
+        ),
+        ("histogram_quantile(0.95, sum(rate(a_bucket[5m])) by (le)) > 1e3", {"a_bucket"}),
+        ("a / on(instance) group_left(job) b offset 5m > bool 0.5", {"a", "b"}),
+        ('(x > 0) and (y{l="{not_a_metric}"} / z >= 0.9)', {"x", "y", "z"}),
+        ('label_replace(m, "dst", "$1", "src", "(.*)") unless ignoring(le) n[1h:5m]', {"m", "n"}),
+        (
+            "sum(rate(tinyllm_x_sum[15m])) / sum(rate(tinyllm_x_count[${__range}]))",
+            {"tinyllm_x_sum", "tinyllm_x_count"},
+        ),
+        ("up == 0", {"up"}),
+        ("vector(1) + time()", set()),
+    ],
+)
 def test_promql_metric_names(expr, names):
     assert metric_names(expr) == names
 

@@ -27,10 +27,12 @@ from tests.test_deploy_metrics import PROMETHEUS_OWN, alert_exprs, dashboard_exp
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 
-needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
-                                    reason="promtool not installed (apt-get install prometheus)")
-needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None,
-                                      reason="prometheus not installed (apt-get install prometheus)")
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
+needs_prometheus = pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="prometheus not installed (apt-get install prometheus)"
+)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:
@@ -57,8 +59,11 @@ def test_alert_unit_tests_pass():
 
 
 def test_alert_unit_tests_cover_every_alert():
-    alerts = {r["alert"] for g in yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
-              for r in g["rules"]}
+    alerts = {
+        r["alert"]
+        for g in yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
+        for r in g["rules"]
+    }
     tests = yaml.safe_load((PROMETHEUS_DIR / "alerts.test.yml").read_text())["tests"]
     firing = {c["alertname"] for t in tests for c in t["alert_rule_test"] if c["exp_alerts"]}
     quiet = {c["alertname"] for t in tests for c in t["alert_rule_test"] if not c["exp_alerts"]}
@@ -66,6 +71,7 @@ def test_alert_unit_tests_cover_every_alert():
 
 
 # --- a real Prometheus against a real server ------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -107,8 +113,15 @@ def prometheus(live_server, tmp_path_factory) -> Iterator[httpx.Client]:
     config = scrape_config_for(f"127.0.0.1:{live_server.port}", tmp_path)
     log = (tmp_path / "prometheus.log").open("w")
     process = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
 
     def started() -> bool:
@@ -143,8 +156,11 @@ def query(client: httpx.Client, expr: str) -> list[dict]:
 def test_prometheus_scrapes_the_server_and_serves_its_series(live_server, prometheus):
     headers = {"Authorization": f"Bearer {live_server.api_key}"}
     with httpx.Client(base_url=live_server.base_url, timeout=60) as api:
-        chat = api.post("/v1/chat/completions", headers=headers, json={
-            "model": "tinyllm", "messages": [{"role": "user", "content": "你好"}], "max_tokens": 4})
+        chat = api.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "tinyllm", "messages": [{"role": "user", "content": "你好"}], "max_tokens": 4},
+        )
         assert chat.status_code == 200, chat.text
         assert api.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
         metrics = api.get("/metrics")
@@ -154,8 +170,12 @@ def test_prometheus_scrapes_the_server_and_serves_its_series(live_server, promet
     assert media_type in ("text/plain", "application/openmetrics-text"), metrics.headers["content-type"]
 
     # The chat request, counted by the server and read back through Prometheus (route template label).
-    series = wait_for("the chat request to be scraped", lambda: query(
-        prometheus, 'tinyllm_requests_total{job="tinyllm", route="/v1/chat/completions", status="200"}'))
+    series = wait_for(
+        "the chat request to be scraped",
+        lambda: query(
+            prometheus, 'tinyllm_requests_total{job="tinyllm", route="/v1/chat/completions", status="200"}'
+        ),
+    )
     assert float(series[0]["value"][1]) >= 1
     # The alerts' and the dashboard's "/v1/.+" route filter selects it.
     assert query(prometheus, 'sum(tinyllm_requests_total{route=~"/v1/.+"})')

@@ -28,7 +28,7 @@ def reference_greedy(model, prompt: list[int], steps: int, stop_ids=()) -> list[
             if token in stop_ids:
                 break
             ids.append(token)
-    return ids[len(prompt):]
+    return ids[len(prompt) :]
 
 
 def collect(handle) -> dict[int, tuple[list[int], str]]:
@@ -51,7 +51,9 @@ def test_batched_cached_decoding_matches_uncached_forward(loaded):
     """Sequences of different lengths join the running batch at different steps; chunked prefill too."""
     engine = make_engine(loaded, max_batch=4, prefill_chunk=7)
     g = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(10, loaded.config.vocab_size, (n,), generator=g).tolist() for n in (3, 20, 9, 1, 33, 12)]
+    prompts = [
+        torch.randint(10, loaded.config.vocab_size, (n,), generator=g).tolist() for n in (3, 20, 9, 1, 33, 12)
+    ]
     lengths = [12, 5, 20, 9, 7, 15]
     handles = []
     for prompt, steps in zip(prompts, lengths, strict=True):
@@ -87,9 +89,10 @@ def test_stop_tokens_end_a_sequence_without_emitting_them(loaded):
     stop = free_run[3]
     engine = make_engine(loaded)
     try:
-        tokens, reason = collect(engine.submit(prompt, SamplingParams(temperature=0, max_tokens=8,
-                                                                      stop_token_ids=(stop,))))[0]
-        assert reason == "stop" and tokens == free_run[:free_run.index(stop)]
+        tokens, reason = collect(
+            engine.submit(prompt, SamplingParams(temperature=0, max_tokens=8, stop_token_ids=(stop,)))
+        )[0]
+        assert reason == "stop" and tokens == free_run[: free_run.index(stop)]
     finally:
         engine.shutdown()
 
@@ -146,7 +149,9 @@ def test_async_stream_from_an_event_loop(loaded):
     engine = make_engine(loaded)
 
     async def run() -> list[list[int]]:
-        handles = [engine.submit([3, 4, 5 + i], SamplingParams(temperature=0, max_tokens=6)) for i in range(5)]
+        handles = [
+            engine.submit([3, 4, 5 + i], SamplingParams(temperature=0, max_tokens=6)) for i in range(5)
+        ]
 
         async def consume(h):
             return [e.token_id async for e in h.stream() if e.token_id is not None]

@@ -40,12 +40,17 @@ LIMITED_KEY, FAST_KEY, OTHER_KEY = "sk-burst-limited", "sk-burst-refill", "sk-bu
 
 @pytest.fixture(scope="module")
 def server(server_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    keys = keys_file(tmp_path_factory.mktemp("keys"), [
-        {"key": LIMITED_KEY, "name": "limited", "rpm": 5},
-        {"key": FAST_KEY, "name": "refill", "rpm": 60},
-        {"key": OTHER_KEY, "name": "other", "rpm": 1000},
-    ])
-    with run_server(server_checkpoint, api_keys=API_KEY, api_keys_file=keys, max_batch=4, max_queue=64) as live:
+    keys = keys_file(
+        tmp_path_factory.mktemp("keys"),
+        [
+            {"key": LIMITED_KEY, "name": "limited", "rpm": 5},
+            {"key": FAST_KEY, "name": "refill", "rpm": 60},
+            {"key": OTHER_KEY, "name": "other", "rpm": 1000},
+        ],
+    )
+    with run_server(
+        server_checkpoint, api_keys=API_KEY, api_keys_file=keys, max_batch=4, max_queue=64
+    ) as live:
         yield live
 
 
@@ -60,8 +65,13 @@ def errors_in(records: list[logging.LogRecord]) -> list[str]:
 
 
 def chat_body(i: int, max_tokens: int, **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": f"client {i}: 你好 hello"}],
-            "max_tokens": max_tokens, "ignore_eos": True, **extra}
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": f"client {i}: 你好 hello"}],
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        **extra,
+    }
 
 
 def assert_engine_idle(server: LiveServer) -> None:
@@ -76,16 +86,26 @@ def assert_engine_idle(server: LiveServer) -> None:
 
 # ------------------------------------------------------------------------------------------ disconnects
 
+
 def test_clients_vanishing_at_random_points_free_their_slots(server: LiveServer, server_errors):
     rng = random.Random(7)
-    plans = [rng.choice(["before-headers", "after-headers", "mid-stream", "non-streaming"]) for _ in range(24)]
+    plans = [
+        rng.choice(["before-headers", "after-headers", "mid-stream", "non-streaming"]) for _ in range(24)
+    ]
     generated_before = server.metric("tinyllm_generation_tokens_total")
 
     def vanish_before_headers(i: int) -> None:
         body = json.dumps(chat_body(i, 800, stream=True)).encode()
-        request = http_request("POST", CHAT, body, {"Authorization": f"Bearer {API_KEY}",
-                                                    "Content-Type": "application/json",
-                                                    "Content-Length": str(len(body))})
+        request = http_request(
+            "POST",
+            CHAT,
+            body,
+            {
+                "Authorization": f"Bearer {API_KEY}",
+                "Content-Type": "application/json",
+                "Content-Length": str(len(body)),
+            },
+        )
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(request)
             time.sleep(rng.uniform(0, 0.05))
@@ -109,8 +129,9 @@ def test_clients_vanishing_at_random_points_free_their_slots(server: LiveServer,
         return plan
 
     async def run_all() -> list[str]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=60,
-                                     headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=60, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as c:
             return await asyncio.gather(*(client(c, i, plan) for i, plan in enumerate(plans)))
 
     assert sorted(asyncio.run(run_all())) == sorted(plans)
@@ -125,15 +146,25 @@ def test_clients_vanishing_at_random_points_free_their_slots(server: LiveServer,
 
 # ------------------------------------------------------------------------------------------ slow readers
 
+
 def _stalled_stream(port: int, max_tokens: int) -> socket.socket:
     """A client that asks for a long stream and then does not read it (a tiny receive buffer)."""
     body = json.dumps(chat_body(99, max_tokens, stream=True, logprobs=True, top_logprobs=20)).encode()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(http_request("POST", CHAT, body, {"Authorization": f"Bearer {API_KEY}",
-                                                   "Content-Type": "application/json",
-                                                   "Content-Length": str(len(body))}))
+    sock.sendall(
+        http_request(
+            "POST",
+            CHAT,
+            body,
+            {
+                "Authorization": f"Bearer {API_KEY}",
+                "Content-Type": "application/json",
+                "Content-Length": str(len(body)),
+            },
+        )
+    )
     return sock
 
 
@@ -142,7 +173,10 @@ def test_slow_readers_do_not_stall_the_engine_for_others(server: LiveServer, ser
     try:
         assert server.wait_for_metric("tinyllm_requests_running", 3) == 3
         # Another client's stream completes while the three stalled ones hold unread output.
-        with server.client() as c, c.stream("POST", CHAT, json=chat_body(1, 50, stream=True), timeout=30) as r:
+        with (
+            server.client() as c,
+            c.stream("POST", CHAT, json=chat_body(1, 50, stream=True), timeout=30) as r,
+        ):
             events = list(sse_events(r.iter_lines()))
         assert events[-1] == "[DONE]" and events[-2]["choices"][0]["finish_reason"] == "length"
         # The stalled generations run to their end and free their slots although nobody reads them: the
@@ -168,6 +202,7 @@ def test_slow_readers_do_not_stall_the_engine_for_others(server: LiveServer, ser
 
 # ------------------------------------------------------------------------------------------ huge prompts
 
+
 def _tokenizing_thread() -> threading.Thread | None:
     """The thread whose stack is inside the tokenizer right now, if any."""
     frames = sys._current_frames()
@@ -185,8 +220,11 @@ def test_tokenizing_a_huge_prompt_does_not_stall_the_event_loop(server_checkpoin
     """~12 MB of prompt takes SentencePiece seconds to tokenize. On the event loop's thread it would stall
     every other request; it runs in a worker thread, and /health answers meanwhile."""
     text = "你好 hello world " * 700_000
-    body = ({**chat_body(0, 5), "messages": [{"role": "user", "content": text}]} if path == CHAT
-            else {"model": MODEL, "prompt": text, "max_tokens": 5})
+    body = (
+        {**chat_body(0, 5), "messages": [{"role": "user", "content": text}]}
+        if path == CHAT
+        else {"model": MODEL, "prompt": text, "max_tokens": 5}
+    )
     with run_server(server_checkpoint, max_body_bytes=20_000_000) as live, live.client() as c:
         big = ThreadPoolExecutor(1).submit(c.post, path, json=body)
         deadline = time.monotonic() + 60
@@ -196,10 +234,13 @@ def test_tokenizing_a_huge_prompt_does_not_stall_the_event_loop(server_checkpoin
         assert worker.name != "test-uvicorn"  # the event loop's thread (tests/server_fixtures.py)
         assert httpx.get(live.base_url + "/health", timeout=60).status_code == 200
         assert not big.done() and _tokenizing_thread() is worker  # answered while the tokenizer works
-        assert_openai_error(big.result(), 400, "context_length_exceeded", "messages" if path == CHAT else "prompt")
+        assert_openai_error(
+            big.result(), 400, "context_length_exceeded", "messages" if path == CHAT else "prompt"
+        )
 
 
 # ------------------------------------------------------------------------------------------ rate limits
+
 
 def _seconds(reset: str) -> float:
     """OpenAI's reset format ("250ms", "1.5s", "1m0s") in seconds."""
@@ -214,8 +255,10 @@ def test_a_burst_over_the_rate_limit_gets_429s_and_spares_other_keys(server: Liv
 
     async def burst() -> tuple[list[httpx.Response], list[httpx.Response]]:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as c:
+
             def send(key: str, i: int):
                 return c.post(CHAT, json=chat_body(i, 2), headers={"Authorization": f"Bearer {key}"})
+
             limited = [send(LIMITED_KEY, i) for i in range(20)]
             others = [send(OTHER_KEY, i) for i in range(20)]
             results = await asyncio.gather(*limited, *others)
@@ -261,8 +304,10 @@ def test_retry_after_is_long_enough(server: LiveServer):
 
 # ------------------------------------------------------------------------------------------ queue overflow
 
+
 def test_queue_overflow_gets_503_with_retry_after_and_no_hang(server_checkpoint: Path):
     with run_server(server_checkpoint, max_batch=1, max_queue=2) as live:
+
         async def one(c: httpx.AsyncClient, i: int) -> tuple[int, list, httpx.Response]:
             async with c.stream("POST", CHAT, json=chat_body(i, 300, stream=True)) as r:
                 if r.status_code != 200:
@@ -271,8 +316,9 @@ def test_queue_overflow_gets_503_with_retry_after_and_no_hang(server_checkpoint:
                 return 200, [e async for e in _aevents(r)], r
 
         async def run_all():
-            async with httpx.AsyncClient(base_url=live.base_url, timeout=120,
-                                         headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+            async with httpx.AsyncClient(
+                base_url=live.base_url, timeout=120, headers={"Authorization": f"Bearer {API_KEY}"}
+            ) as c:
                 return await asyncio.gather(*(one(c, i) for i in range(10)))
 
         results = asyncio.run(run_all())
@@ -294,24 +340,37 @@ def test_queue_overflow_gets_503_with_retry_after_and_no_hang(server_checkpoint:
 async def _aevents(response: httpx.Response):
     async for line in response.aiter_lines():
         if line.startswith("data: "):
-            data = line[len("data: "):]
+            data = line[len("data: ") :]
             yield data if data == "[DONE]" else json.loads(data)
 
 
 # ------------------------------------------------------------------------------------------ SIGTERM
 
+
 def test_sigterm_under_load_finishes_or_ends_cleanly(server_checkpoint: Path):
     grace = 1.5
-    with server_process(server_checkpoint, "--shutdown-grace-seconds", str(grace), "--quantize", "none",
-                        "--max-batch", "4", "--served-model-name", MODEL, api_keys=API_KEY) as srv:
+    with server_process(
+        server_checkpoint,
+        "--shutdown-grace-seconds",
+        str(grace),
+        "--quantize",
+        "none",
+        "--max-batch",
+        "4",
+        "--served-model-name",
+        MODEL,
+        api_keys=API_KEY,
+    ) as srv:
+
         async def one(c: httpx.AsyncClient, i: int, max_tokens: int) -> list:
             async with c.stream("POST", CHAT, json=chat_body(i, max_tokens, stream=True)) as r:
                 assert r.status_code == 200
                 return [e async for e in _aevents(r)]
 
         async def run_all() -> tuple[list, httpx.Response, float]:
-            async with httpx.AsyncClient(base_url=srv.base_url, timeout=60,
-                                         headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+            async with httpx.AsyncClient(
+                base_url=srv.base_url, timeout=60, headers={"Authorization": f"Bearer {API_KEY}"}
+            ) as c:
                 # Short requests finish within the grace period; long ones (4 slots, 12 streams) cannot.
                 tasks = [asyncio.ensure_future(one(c, i, 40 if i % 3 == 0 else 1000)) for i in range(12)]
                 plain = asyncio.ensure_future(c.post(CHAT, json=chat_body(99, 1000)))
@@ -347,6 +406,7 @@ def test_sigterm_under_load_finishes_or_ends_cleanly(server_checkpoint: Path):
 
 # ------------------------------------------------------------------------------------------ checkpoints
 
+
 def _corrupt(source: Path, directory: Path, name: str, change) -> Path:
     shutil.copytree(source, directory)
     path = directory / name
@@ -364,7 +424,10 @@ def _json_edit(**fields):
 CORRUPTIONS = {
     "truncated-weights": ("model.safetensors", lambda b: b[: len(b) // 2]),
     "empty-weights": ("model.safetensors", lambda b: b""),
-    "garbage-weights": ("model.safetensors", lambda b: bytes(random.Random(0).randrange(256) for _ in range(4096))),
+    "garbage-weights": (
+        "model.safetensors",
+        lambda b: bytes(random.Random(0).randrange(256) for _ in range(4096)),
+    ),
     "missing-weights": ("model.safetensors", None),
     "truncated-tokenizer": ("tokenizer.model", lambda b: b[: len(b) // 3]),
     "truncated-config": ("config.json", lambda b: b[: len(b) // 2]),
@@ -392,12 +455,19 @@ def test_a_corrupt_checkpoint_is_refused_naming_the_file(case: str, server_check
 
 
 @pytest.mark.parametrize("case", ["truncated-tokenizer-config", "config-negative-layers"])
-def test_serve_exits_with_one_clear_line_on_a_corrupt_checkpoint(case: str, server_checkpoint: Path,
-                                                                 tmp_path: Path):
+def test_serve_exits_with_one_clear_line_on_a_corrupt_checkpoint(
+    case: str, server_checkpoint: Path, tmp_path: Path
+):
     name, change = CORRUPTIONS[case]
     broken = _corrupt(server_checkpoint, tmp_path / case, name, change)
-    result = subprocess.run([sys.executable, "-m", "server", "--model", str(broken), "--port", "0"], cwd=REPO,
-                            env=server_env(api_keys="k"), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--model", str(broken), "--port", "0"],
+        cwd=REPO,
+        env=server_env(api_keys="k"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and str(broken / NAMED.get(case, name)) in result.stderr
     assert f"tinyllm serve: cannot load the checkpoint: {broken}" in result.stderr

@@ -44,7 +44,7 @@ def openai_error_shape(ctx: Any, response: Any, case: Any) -> None:
     elif content_type.startswith("text/event-stream"):
         for line in response.content.decode("utf-8").splitlines():
             if line.startswith("data: {") and '"error"' in line[:20]:
-                assert is_openai_error_body(json.loads(line[len("data: "):])), line[:500]
+                assert is_openai_error_body(json.loads(line[len("data: ") :])), line[:500]
 
 
 CHECKS = [
@@ -62,8 +62,14 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def fuzz_server(server_checkpoint: Path) -> Iterator[LiveServer]:
     # max_tokens capped low so that generated requests cost milliseconds; the caps' refusals are 400s.
-    with run_server(server_checkpoint, served_model_name=MODEL, max_tokens=16, max_batch=8, max_queue=64,
-                    keepalive_seconds=0) as live:
+    with run_server(
+        server_checkpoint,
+        served_model_name=MODEL,
+        max_tokens=16,
+        max_batch=8,
+        max_queue=64,
+        keepalive_seconds=0,
+    ) as live:
         yield live
 
 
@@ -79,8 +85,18 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 # Accepted by the schema (``Any``), refused by the server unless null: the features we do not serve.
-REFUSED = ("tools", "functions", "function_call", "audio", "prediction", "web_search_options", "tool_choice",
-           "suffix", "response_format", "modalities")
+REFUSED = (
+    "tools",
+    "functions",
+    "function_call",
+    "audio",
+    "prediction",
+    "web_search_options",
+    "tool_choice",
+    "suffix",
+    "response_format",
+    "modalities",
+)
 REFUSED_IN_MESSAGES = ("tool_calls", "function_call", "tool_call_id", "audio")
 ROLES = ("system", "developer", "user", "assistant")
 

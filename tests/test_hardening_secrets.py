@@ -32,28 +32,41 @@ def keys_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def server(server_checkpoint: Path, keys_path: str) -> Iterator[LiveServer]:
-    with run_server(server_checkpoint, api_keys=f"{API_KEY},{BOB_KEY}", api_keys_file=keys_path,
-                    log_prompts=True) as live:
+    with run_server(
+        server_checkpoint, api_keys=f"{API_KEY},{BOB_KEY}", api_keys_file=keys_path, log_prompts=True
+    ) as live:
         yield live
 
 
 def body(i: int, **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": f"secret question {i}"}], "max_tokens": 12,
-            "ignore_eos": True, "temperature": 1.0, "seed": 40 + i, **extra}
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": f"secret question {i}"}],
+        "max_tokens": 12,
+        "ignore_eos": True,
+        "temperature": 1.0,
+        "seed": 40 + i,
+        **extra,
+    }
 
 
 # ------------------------------------------------------------------------------------------ isolation
+
 
 def test_concurrent_requests_of_two_keys_stay_their_own(server: LiveServer):
     with server.client(BOB_KEY) as c:  # each request alone first: the reference output
         expected = [c.post(CHAT, json=body(i)).json()["choices"][0]["message"]["content"] for i in range(6)]
 
     async def stream(client: httpx.AsyncClient, key: str, i: int) -> str:
-        async with client.stream("POST", CHAT, json=body(i, stream=True),
-                                 headers={"Authorization": f"Bearer {key}"}) as r:
+        async with client.stream(
+            "POST", CHAT, json=body(i, stream=True), headers={"Authorization": f"Bearer {key}"}
+        ) as r:
             lines = [line async for line in r.aiter_lines()]
-        return "".join(e["choices"][0]["delta"].get("content", "") for e in sse_events(iter(lines))
-                       if e != "[DONE]" and e["choices"])
+        return "".join(
+            e["choices"][0]["delta"].get("content", "")
+            for e in sse_events(iter(lines))
+            if e != "[DONE]" and e["choices"]
+        )
 
     async def run_all() -> list[str]:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
@@ -67,8 +80,10 @@ def test_concurrent_requests_of_two_keys_stay_their_own(server: LiveServer):
 def test_limits_and_log_lines_are_per_key(server: LiveServer):
     with capture_logs(logging.DEBUG) as records:
         with server.client(ALICE_KEY) as alice, server.client(BOB_KEY) as bob:
-            statuses = [alice.post(CHAT, json=body(0, max_tokens=1), headers={"x-request-id": f"alice-{i}"})
-                        for i in range(5)]
+            statuses = [
+                alice.post(CHAT, json=body(0, max_tokens=1), headers={"x-request-id": f"alice-{i}"})
+                for i in range(5)
+            ]
             refused = [r for r in statuses if r.status_code == 429]
             assert refused, "alice's 3 rpm bucket should have run out"
             for r in refused:
@@ -76,7 +91,9 @@ def test_limits_and_log_lines_are_per_key(server: LiveServer):
                 assert "alice" not in error["message"] and "bob" not in error["message"]
             r = bob.post(CHAT, json=body(1, max_tokens=1), headers={"x-request-id": "bob-1"})
             assert r.status_code == 200
-            assert not any(h.startswith("x-ratelimit") for h in r.headers)  # bob has no limit, sees none of alice's
+            assert not any(
+                h.startswith("x-ratelimit") for h in r.headers
+            )  # bob has no limit, sees none of alice's
             assert alice.get("/v1/models").headers["x-ratelimit-limit-requests"] == "3"
     access = {getattr(rec, "request_id", ""): rec for rec in records if rec.name == "tinyllm.access"}
     assert {access[f"alice-{i}"].key for i in range(5)} == {"alice"}
@@ -89,18 +106,24 @@ def test_metrics_have_no_per_key_labels(server: LiveServer):
     text = httpx.get(server.base_url + "/metrics").text
     for secret in (API_KEY, BOB_KEY, ALICE_KEY, "alice", "key-"):
         assert secret not in text
-    labels = {part.split("=")[0] for line in text.splitlines() if "{" in line and not line.startswith("#")
-              for part in line[line.index("{") + 1:line.index("}")].split(",")}
+    labels = {
+        part.split("=")[0]
+        for line in text.splitlines()
+        if "{" in line and not line.startswith("#")
+        for part in line[line.index("{") + 1 : line.index("}")].split(",")
+    }
     assert labels <= {"route", "status", "limit", "le"}, labels
 
 
 # ------------------------------------------------------------------------------------------ secrecy
 
+
 def test_wrong_keys_are_never_echoed(server: LiveServer):
     for wrong in WRONG_KEYS:
         for method, path in (("POST", CHAT), ("GET", "/v1/models"), ("GET", "/v1/nope")):
-            r = httpx.request(method, server.base_url + path, json=body(0),
-                              headers={"Authorization": f"Bearer {wrong}"})
+            r = httpx.request(
+                method, server.base_url + path, json=body(0), headers={"Authorization": f"Bearer {wrong}"}
+            )
             assert_openai_error(r, 401, "invalid_api_key", None)
             assert wrong not in r.text and wrong not in str(r.headers)
             assert API_KEY not in r.text and ALICE_KEY not in r.text
@@ -108,9 +131,17 @@ def test_wrong_keys_are_never_echoed(server: LiveServer):
 
 def test_keys_never_reach_logs_metrics_or_error_bodies(server_checkpoint: Path, keys_path: str):
     """A real process at DEBUG with prompts logged: every key, right or wrong, stays out of stderr."""
-    with server_process(server_checkpoint, "--quantize", "none", "--served-model-name", MODEL,
-                        api_keys=f"{API_KEY},{BOB_KEY}", api_keys_file=keys_path, log_level="debug",
-                        log_prompts="true") as srv:
+    with server_process(
+        server_checkpoint,
+        "--quantize",
+        "none",
+        "--served-model-name",
+        MODEL,
+        api_keys=f"{API_KEY},{BOB_KEY}",
+        api_keys_file=keys_path,
+        log_level="debug",
+        log_prompts="true",
+    ) as srv:
         bodies = []
         with httpx.Client(base_url=srv.base_url, timeout=60) as c:
             for key in (API_KEY, BOB_KEY, ALICE_KEY):
@@ -148,6 +179,7 @@ def test_settings_and_their_errors_hide_keys(keys_path: str):
 
 # ------------------------------------------------------------------------------------------ constant time
 
+
 def test_key_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch, keys_path: str):
     """Code review (server/auth.py): the presented key is hashed to a fixed-length SHA-256 digest and
     compared with *every* configured digest by hmac.compare_digest, without an early exit. Here the behaviour:
@@ -163,8 +195,14 @@ def test_key_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch, keys_p
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", counting)
-    for presented, expected in ((API_KEY, True), (BOB_KEY, True), (ALICE_KEY, True), ("sk-wrong", False),
-                                ("x", False), ("y" * 10_000, False)):
+    for presented, expected in (
+        (API_KEY, True),
+        (BOB_KEY, True),
+        (ALICE_KEY, True),
+        ("sk-wrong", False),
+        ("x", False),
+        ("y" * 10_000, False),
+    ):
         calls.clear()
         identity = store.authenticate(f"Bearer {presented}")
         assert (identity is not None) is expected
@@ -172,6 +210,7 @@ def test_key_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch, keys_p
 
 
 # ------------------------------------------------------------------------------------------ docs
+
 
 def test_docs_can_be_disabled_from_the_environment(server_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TINYLLM_DOCS_ENABLED", "false")

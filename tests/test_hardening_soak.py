@@ -12,8 +12,16 @@ from benchmarks.soak import SoakConfig, check_loopback, run_soak
 
 
 def test_fast_soak_has_no_errors_no_5xx_and_no_memory_growth(server_checkpoint: Path):
-    report = run_soak(SoakConfig(clients=16, duration=20, model=str(server_checkpoint), warmup=5,
-                                 abandon_rate=0.05, max_rss_growth_mb=64))
+    report = run_soak(
+        SoakConfig(
+            clients=16,
+            duration=20,
+            model=str(server_checkpoint),
+            warmup=5,
+            abandon_rate=0.05,
+            max_rss_growth_mb=64,
+        )
+    )
     print("\n" + report.markdown())
     kinds = report.kinds
     assert kinds["ok"] >= 16  # every client completed requests

@@ -20,8 +20,14 @@ def test_transformers_loads_our_checkpoint_with_same_logits(tmp_path, tiny_token
     torch.manual_seed(1)
     model = Transformer(tiny_config(512, tie_word_embeddings=tie, num_key_value_heads=kv_heads)).eval()
     directory = save_checkpoint(tmp_path / "ckpt", model, tiny_tokenizer_path)
-    for name in ("config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json",
-                 "generation_config.json", "special_tokens_map.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.model",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "special_tokens_map.json",
+    ):
         assert (directory / name).exists(), name
     hf = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
     ids = torch.randint(0, 512, (3, 40))
@@ -31,8 +37,14 @@ def test_transformers_loads_our_checkpoint_with_same_logits(tmp_path, tiny_token
 
 
 def test_config_round_trips_through_hf_config(tmp_path):
-    config = ModelConfig(vocab_size=1000, hidden_size=96, num_attention_heads=6, num_key_value_heads=2,
-                         tie_word_embeddings=False, rope_theta=5e5)
+    config = ModelConfig(
+        vocab_size=1000,
+        hidden_size=96,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+        rope_theta=5e5,
+    )
     config.save(tmp_path / "config.json")
     data = json.loads((tmp_path / "config.json").read_text())
     assert data["model_type"] == "llama" and data["num_key_value_heads"] == 2
@@ -48,9 +60,16 @@ def test_config_round_trips_through_hf_config(tmp_path):
 def test_we_load_a_checkpoint_written_by_transformers(tmp_path, tiny_tokenizer_path):
     """A directory we did not write: transformers' own save_pretrained, in bfloat16, untied, MHA."""
     torch.manual_seed(2)
-    hf_config = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                            num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                            tie_word_embeddings=False)
+    hf_config = LlamaConfig(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+    )
     hf = LlamaForCausalLM(hf_config).to(torch.bfloat16).eval()
     hf.save_pretrained(tmp_path / "foreign", safe_serialization=True)
     shutil.copyfile(tiny_tokenizer_path, tmp_path / "foreign" / "tokenizer.model")
@@ -80,8 +99,16 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path, tiny_checkpoint):
         load_checkpoint(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("bad", [[], {"num_attention_heads": 0}, {"num_hidden_layers": -1}, {"hidden_size": "256"},
-                                 {"rope_parameters": {"rope_type": "yarn", "factor": 4.0}}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"num_attention_heads": 0},
+        {"num_hidden_layers": -1},
+        {"hidden_size": "256"},
+        {"rope_parameters": {"rope_type": "yarn", "factor": 4.0}},
+    ],
+)
 def test_invalid_configs_are_refused_with_a_reason(tmp_path, tiny_checkpoint, bad):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_checkpoint, broken)

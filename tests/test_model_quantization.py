@@ -31,7 +31,9 @@ def test_engine_generates_with_int8_model(tiny_checkpoint):
     engine = Engine(quantize_int8(loaded.model), EngineConfig(max_batch=4), eos_token_ids=[])
     engine.start()
     try:
-        results = engine.generate(loaded.tokenizer.encode("hello"), SamplingParams(temperature=0, max_tokens=8), n=2)
+        results = engine.generate(
+            loaded.tokenizer.encode("hello"), SamplingParams(temperature=0, max_tokens=8), n=2
+        )
         assert [len(r.token_ids) for r in results] == [8, 8]
         assert results[0].token_ids == results[1].token_ids
     finally:
@@ -52,7 +54,9 @@ def test_fused_projections_give_the_same_logits_and_tokens(tiny_checkpoint):
         engine = Engine(model, EngineConfig(max_batch=2), eos_token_ids=[])
         engine.start()
         try:
-            results.append(engine.generate([5, 6, 7], SamplingParams(temperature=0, max_tokens=12))[0].token_ids)
+            results.append(
+                engine.generate([5, 6, 7], SamplingParams(temperature=0, max_tokens=12))[0].token_ids
+            )
         finally:
             engine.shutdown()
     assert results[0] == results[1]
@@ -63,7 +67,7 @@ def _greedy_uncached(model, prompt: list[int], steps: int) -> list[int]:
     with torch.no_grad():
         for _ in range(steps):
             ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
-    return ids[len(prompt):]
+    return ids[len(prompt) :]
 
 
 def test_fp32_serving_copy_keeps_logits_and_tokens_and_leaves_the_original(tiny_checkpoint):
@@ -73,10 +77,15 @@ def test_fp32_serving_copy_keeps_logits_and_tokens_and_leaves_the_original(tiny_
     before = {k: v.clone() for k, v in plain.state_dict().items()}
     served = prepare_for_serving(plain, "fp32")
     assert not any(type(m) is nn.Linear for m in served.modules())
-    assert isinstance(served.lm_head, TransposedLinear) and isinstance(served.layers[0].self_attn.qkv_proj, TransposedLinear)
+    assert isinstance(served.lm_head, TransposedLinear) and isinstance(
+        served.layers[0].self_attn.qkv_proj, TransposedLinear
+    )
     # Norm weights folded into the matmuls, q/k in the paired rotary layout, lm_head untied from the table.
     assert all(n.weight is None for n in served.modules() if type(n).__name__ == "RMSNorm")
-    assert served.rope.turns.is_complex() and served.lm_head.weight_t.data_ptr() != served.embed_tokens.weight.data_ptr()
+    assert (
+        served.rope.turns.is_complex()
+        and served.lm_head.weight_t.data_ptr() != served.embed_tokens.weight.data_ptr()
+    )
     assert hasattr(plain.layers[0].self_attn, "q_proj")  # the original keeps its checkpoint layout
     assert plain.norm.weight is not None and not hasattr(plain.rope, "turns")
     assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
@@ -96,7 +105,9 @@ def test_serving_copy_precisions(tiny_checkpoint):
     from model.inference import prepare_for_serving
 
     plain = load_checkpoint(tiny_checkpoint).model
-    assert is_quantized(prepare_for_serving(plain, "int8")) and not is_quantized(prepare_for_serving(plain, "fp32"))
+    assert is_quantized(prepare_for_serving(plain, "int8")) and not is_quantized(
+        prepare_for_serving(plain, "fp32")
+    )
     with pytest.raises(ValueError, match="precision"):
         prepare_for_serving(plain, "fp16")
 
@@ -123,7 +134,9 @@ def test_serving_layout_keeps_logits_with_non_trivial_norm_weights(kv_heads, tie
         assert (served(ids) - reference).abs().max().item() < 1e-4
         cache = KVCache(model.config, 2, 64)
         prefill = served.forward_cached(ids[:, :20], torch.zeros(2, dtype=torch.long), cache)
-        decoded = [served.forward_cached(ids[:, t:t + 1], torch.full((2,), t), cache) for t in range(20, 24)]
+        decoded = [
+            served.forward_cached(ids[:, t : t + 1], torch.full((2,), t), cache) for t in range(20, 24)
+        ]
     assert (prefill - reference[:, 19]).abs().max().item() < 1e-4
     for t, logits in zip(range(20, 24), decoded, strict=True):
         assert (logits - reference[:, t]).abs().max().item() < 1e-4

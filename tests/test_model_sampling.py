@@ -86,22 +86,40 @@ def test_logprobs_are_raw_log_softmax_with_top_alternatives(logits):
 
 def test_rows_use_their_own_parameters(logits):
     rows = torch.stack([logits, -logits])
-    states = [SequenceSamplingState.create(SamplingParams(temperature=0), [1]),
-              SequenceSamplingState.create(SamplingParams(temperature=0), [1])]
+    states = [
+        SequenceSamplingState.create(SamplingParams(temperature=0), [1]),
+        SequenceSamplingState.create(SamplingParams(temperature=0), [1]),
+    ]
     out = sample_next(rows, states)
     assert [t.token_id for t in out] == [int(logits.argmax()), int((-logits).argmax())]
 
 
-@pytest.mark.parametrize("field,value", [("temperature", -1.0), ("temperature", float("nan")), ("top_p", 1.5),
-                                         ("top_p", 0.0), ("max_tokens", 0), ("logit_bias", {V + 5: 1.0}),
-                                         ("presence_penalty", 3.0), ("min_p", 2.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("temperature", -1.0),
+        ("temperature", float("nan")),
+        ("top_p", 1.5),
+        ("top_p", 0.0),
+        ("max_tokens", 0),
+        ("logit_bias", {V + 5: 1.0}),
+        ("presence_penalty", 3.0),
+        ("min_p", 2.0),
+    ],
+)
 def test_validation_names_the_parameter(field, value):
     with pytest.raises(ValueError, match=field):
         SamplingParams(**{field: value}).validate(V)
 
 
-@pytest.mark.parametrize("params", [SamplingParams(temperature=1e-300), SamplingParams(top_p=5e-324, seed=1),
-                                    SamplingParams(repetition_penalty=100.0, temperature=0.01, seed=2)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(temperature=1e-300),
+        SamplingParams(top_p=5e-324, seed=1),
+        SamplingParams(repetition_penalty=100.0, temperature=0.01, seed=2),
+    ],
+)
 def test_extreme_but_valid_parameters_never_produce_nan(logits, params):
     params.validate(V)
     token = draw(logits, params, 1, prompt=list(range(V)))[0]
@@ -117,10 +135,14 @@ def test_a_nan_row_does_not_fail_the_other_rows(logits):
 
 def test_a_row_samples_the_same_alone_and_in_a_mixed_batch(logits):
     """The filters run batched: a row's tokens must not depend on the other rows' parameters."""
-    mixed = [SamplingParams(temperature=0.8, top_p=0.9, seed=5), SamplingParams(temperature=1.0, seed=6),
-             SamplingParams(temperature=0.7, top_k=5, seed=7), SamplingParams(temperature=0),
-             SamplingParams(temperature=1.2, min_p=0.1, seed=8), SamplingParams(temperature=0.9, seed=9,
-                                                                                 presence_penalty=1.5)]
+    mixed = [
+        SamplingParams(temperature=0.8, top_p=0.9, seed=5),
+        SamplingParams(temperature=1.0, seed=6),
+        SamplingParams(temperature=0.7, top_k=5, seed=7),
+        SamplingParams(temperature=0),
+        SamplingParams(temperature=1.2, min_p=0.1, seed=8),
+        SamplingParams(temperature=0.9, seed=9, presence_penalty=1.5),
+    ]
     alone = [draw(logits, p, 30) for p in mixed]
     states = [SequenceSamplingState.create(p, [1]) for p in mixed]
     together = [[] for _ in mixed]

@@ -7,8 +7,15 @@ import pytest
 from model.detokenizer import IncrementalDetokenizer, StopStringMatcher
 from model.tokenizer import SPECIAL_TOKENS, Tokenizer
 
-TEXTS = ["hello world 12*(3+4)-10", "你好，世界！计算：一共多少？", "emoji 😀🚀 and ǅ ß ﬁ", "  two  spaces\nnew\tline",
-         "全角１２３ＡＢＣ", "<|end|> is just text here", ""]
+TEXTS = [
+    "hello world 12*(3+4)-10",
+    "你好，世界！计算：一共多少？",
+    "emoji 😀🚀 and ǅ ß ﬁ",
+    "  two  spaces\nnew\tline",
+    "全角１２３ＡＢＣ",
+    "<|end|> is just text here",
+    "",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +44,18 @@ def test_user_text_cannot_inject_special_tokens(tok):
 
 
 def test_chat_template_renders_whole_conversation(tok):
-    messages = [{"role": "system", "content": "S"}, {"role": "developer", "content": "D"},
-                {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"},
-                {"role": "user", "content": [{"type": "text", "text": "U2a"}, {"type": "text", "text": "U2b"}]}]
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "developer", "content": "D"},
+        {"role": "user", "content": "U1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": [{"type": "text", "text": "U2a"}, {"type": "text", "text": "U2b"}]},
+    ]
     text = tok.render_chat(messages)
-    assert text == ("<|system|>S<|end|>\n<|system|>D<|end|>\n<|user|>U1<|end|>\n<|assistant|>A1<|end|>\n"
-                    "<|user|>U2aU2b<|end|>\n<|assistant|>")
+    assert text == (
+        "<|system|>S<|end|>\n<|system|>D<|end|>\n<|user|>U1<|end|>\n<|assistant|>A1<|end|>\n"
+        "<|user|>U2aU2b<|end|>\n<|assistant|>"
+    )
     assert tok.render_chat(messages, reasoning=True).endswith("<|assistant|><think>")
     assert tok.render_chat(messages, add_generation_prompt=False).endswith("U2aU2b<|end|>\n")
     # structural encoding equals plain encoding of the rendered text when the content is harmless
@@ -55,13 +68,19 @@ def test_transformers_renders_the_same_template(tiny_checkpoint):
     hf = AutoTokenizer.from_pretrained(tiny_checkpoint)
     ours = Tokenizer.from_directory(tiny_checkpoint)
     messages = [{"role": "system", "content": "你是助手"}, {"role": "user", "content": "计算：1+2"}]
-    assert hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == ours.render_chat(messages)
+    assert hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == ours.render_chat(
+        messages
+    )
 
 
 def test_sft_mask_covers_only_assistant_tokens(tok):
-    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "question"},
-                {"role": "assistant", "content": "answer one"}, {"role": "user", "content": "again"},
-                {"role": "assistant", "content": "answer two"}]
+    messages = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "question"},
+        {"role": "assistant", "content": "answer one"},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "answer two"},
+    ]
     ids, mask = tok.encode_sft_example(messages)
     learned = [i for i, m in zip(ids, mask, strict=True) if m]
     assert tok.decode(learned) == "answer oneanswer two"
@@ -70,10 +89,13 @@ def test_sft_mask_covers_only_assistant_tokens(tok):
 
 
 def test_reasoning_example_matches_inference_prompt(tok):
-    messages = [{"role": "user", "content": "计算：12*(3+4)-10"}, {"role": "assistant", "content": "答案：74。"}]
+    messages = [
+        {"role": "user", "content": "计算：12*(3+4)-10"},
+        {"role": "assistant", "content": "答案：74。"},
+    ]
     ids, mask = tok.encode_sft_example(messages, reasoning_chain="3+4=7。12*7=84。84-10=74。")
     prompt = tok.encode_chat(messages[:1], reasoning=True)
-    assert ids[:len(prompt)] == prompt and not any(mask[:len(prompt)])
+    assert ids[: len(prompt)] == prompt and not any(mask[: len(prompt)])
     target = [i for i, m in zip(ids, mask, strict=True) if m]
     assert tok.think_end_id in target and target[-1] == tok.end_id
     assert tok.decode(target) == "\n3+4=7。12*7=84。84-10=74。\n\n答案：74。"
@@ -94,12 +116,15 @@ def test_incremental_detokenizer_drops_incomplete_tail(tok):
     assert out == ""
 
 
-@pytest.mark.parametrize("chunks,stops,expected", [
-    (["abc E", "N", "D tail"], ["END"], ("abc ", True)),
-    (["abc E", "Nx"], ["END"], ("abc ENx", False)),
-    (["答案", "：74。", "\n\n多余"], ["\n\n"], ("答案：74。", True)),
-    (["xx", "y"], ["zz", "xy"], ("x", True)),
-])
+@pytest.mark.parametrize(
+    "chunks,stops,expected",
+    [
+        (["abc E", "N", "D tail"], ["END"], ("abc ", True)),
+        (["abc E", "Nx"], ["END"], ("abc ENx", False)),
+        (["答案", "：74。", "\n\n多余"], ["\n\n"], ("答案：74。", True)),
+        (["xx", "y"], ["zz", "xy"], ("x", True)),
+    ],
+)
 def test_stop_strings_across_chunks(chunks, stops, expected):
     matcher = StopStringMatcher(stops)
     out, matched = "", False

@@ -86,8 +86,9 @@ def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict
         assert len(main_steps(record["cot"])) + len(symbolic) <= 5
 
 
-def test_expression_chains_rewrite_what_is_left_after_each_operation(train: list[dict],
-                                                                     test_split: list[dict]) -> None:
+def test_expression_chains_rewrite_what_is_left_after_each_operation(
+    train: list[dict], test_split: list[dict]
+) -> None:
     rewritten = 0
     for record in train + test_split:
         if record["kind"] != "expression":
@@ -135,8 +136,9 @@ def test_train_and_test_disjoint(train: list[dict], test_split: list[dict]) -> N
 
     # Our own structure fingerprint: the set of steps, with + and * operands sorted.
     def fingerprint(cot: str) -> frozenset:
-        steps = STEP_RE.findall(cot) + [(a, "*", v, c + w) for a, v, c, w in
-                                        re.findall(r"(\d+)\*([a-z])=(\d+)([a-z])", cot)]
+        steps = STEP_RE.findall(cot) + [
+            (a, "*", v, c + w) for a, v, c, w in re.findall(r"(\d+)\*([a-z])=(\d+)([a-z])", cot)
+        ]
         return frozenset((*sorted((a, b)), op, c) if op in "+*" else (a, b, op, c) for a, op, b, c in steps)
 
     assert not {fingerprint(r["cot"]) for r in train} & {fingerprint(r["cot"]) for r in test_split}
@@ -162,7 +164,9 @@ def test_split_rule_is_a_stable_hash_partition() -> None:
     in_test = sum(rd.split_of(k) == "test" for k in keys)
     assert 0.15 < in_test / len(keys) < 0.25
     assert [rd.split_of(k) for k in keys[:50]] == [rd.split_of(k) for k in keys[:50]]
-    assert rd.structure_key("先算：3+4=7。再算：7*12=84。") == rd.structure_key("First: 4+3=7. Then: 12*7=84.")
+    assert rd.structure_key("先算：3+4=7。再算：7*12=84。") == rd.structure_key(
+        "First: 4+3=7. Then: 12*7=84."
+    )
 
 
 def test_deterministic_by_seed() -> None:
@@ -220,10 +224,12 @@ def test_verify_record_catches_a_false_column(train: list[dict]) -> None:
 
 # ---------------------------------------------------------------- probability chains
 
+
 @pytest.fixture(scope="module")
 def probability_records() -> list[dict]:
-    return (rd.generate("train", 300, seed=5, kinds=("probability",))
-            + rd.generate("test", 100, seed=5, kinds=("probability",)))
+    return rd.generate("train", 300, seed=5, kinds=("probability",)) + rd.generate(
+        "test", 100, seed=5, kinds=("probability",)
+    )
 
 
 def _restated(record: dict) -> list[tuple[str, int, tuple[str, str, str, str] | None]]:
@@ -234,8 +240,12 @@ def _restated(record: dict) -> list[tuple[str, int, tuple[str, str, str, str] | 
         return [(c, int(n), None) for c, n in re.findall(r"([a-z]+) (\d+)", first)]
     found = []
     for part in first.rstrip("。").split("，"):
-        colour, obj = next((c[0], o) for c in wording.COLOURS for o in wording.DRAW_OBJECTS
-                           if re.fullmatch(rf"{c[0]}{o[0]}\d+{o[1]}", part))
+        colour, obj = next(
+            (c[0], o)
+            for c in wording.COLOURS
+            for o in wording.DRAW_OBJECTS
+            if re.fullmatch(rf"{c[0]}{o[0]}\d+{o[1]}", part)
+        )
         found.append((colour, int(re.search(r"\d+", part)[0]), obj))
     return found
 
@@ -251,8 +261,10 @@ def _count_in_question(user: str, lang: str, colour: str, n: int, obj: tuple | N
 
 
 _CHECK = {"en": re.compile(r"Asked: ([a-z]+); (.+?)\. "), "zh": re.compile(r"。所求：(\w+?色)；(.+?)。")}
-_ITEM = {"en": re.compile(r"([a-z]+) (\d+) is (?:not ([a-z]+)|([a-z]+), so favourable (\d+))"),
-         "zh": re.compile(r"(\w+?色)(\d+)\w，(?:不是(\w+?色)|(\w+?色)正是所求，所以所求的有(\d+)\w)")}
+_ITEM = {
+    "en": re.compile(r"([a-z]+) (\d+) is (?:not ([a-z]+)|([a-z]+), so favourable (\d+))"),
+    "zh": re.compile(r"(\w+?色)(\d+)\w，(?:不是(\w+?色)|(\w+?色)正是所求，所以所求的有(\d+)\w)"),
+}
 
 
 def _assert_checks_colours_in_turn(record: dict, restated: list) -> None:
@@ -268,7 +280,9 @@ def _assert_checks_colours_in_turn(record: dict, restated: list) -> None:
         assert times == (2 if colour == asked else 1), (record["user"], asked)
     checked = _ITEM[lang].findall(items)
     assert len(checked) == names.index(asked) + 1, cot
-    for (colour, count, other, same, favourable), (want_colour, want_count, _) in zip(checked, restated[: len(checked)], strict=True):
+    for (colour, count, other, same, favourable), (want_colour, want_count, _) in zip(
+        checked, restated[: len(checked)], strict=True
+    ):
         assert (colour, int(count)) == (want_colour, want_count), cot
         if colour == asked:
             assert (other, same, int(favourable)) == ("", asked, want_count), cot
@@ -312,7 +326,8 @@ def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_r
         assert rd.verify_record(record) == []
     assert reduced > 50 and irreducible > 50
     assert {(r["stratum"], r["lang"]) for r in probability_records} == {
-        (s, lang) for s in rd.STRATA for lang in rd.LANGS}
+        (s, lang) for s in rd.STRATA for lang in rd.LANGS
+    }
 
 
 def _probability_record(lang: str, reduction: str, answer: str) -> dict:
@@ -322,29 +337,47 @@ def _probability_record(lang: str, reduction: str, answer: str) -> dict:
     eq = ch.op(7, "+", 5)[1]
     ch.say(f"总数：{eq}", f"Total: {eq}")
     ch.say("所求：红色球7个", "favourable: red 7")
-    ch.say("每个被取到的可能性相同，概率是7/12",
-           "Each ball is equally likely, so the probability is 7/12")
+    ch.say("每个被取到的可能性相同，概率是7/12", "Each ball is equally likely, so the probability is 7/12")
     ch.sentences.append(reduction)
-    user = ("盒子里有7个红色球和5个蓝色球，随机取一个，取到红色球的概率是多少？" if lang == "zh" else
-            "A box contains 7 red balls and 5 blue balls. One is picked at random. "
-            "What is the probability that it is red?")
+    user = (
+        "盒子里有7个红色球和5个蓝色球，随机取一个，取到红色球的概率是多少？"
+        if lang == "zh"
+        else "A box contains 7 red balls and 5 blue balls. One is picked at random. "
+        "What is the probability that it is red?"
+    )
     final = f"答案：{answer}。" if lang == "zh" else f"The answer is {answer}."
-    return {"system": wording.SYSTEMS[lang][0], "user": user, "cot": ch.text(), "final": final,
-            "answer": answer, "lang": lang, "stratum": "easy", "kind": "probability"}
+    return {
+        "system": wording.SYSTEMS[lang][0],
+        "user": user,
+        "cot": ch.text(),
+        "final": final,
+        "answer": answer,
+        "lang": lang,
+        "stratum": "easy",
+        "kind": "probability",
+    }
 
 
 def test_verify_record_rejects_bogus_reductions(probability_records: list[dict]) -> None:
     honest = _probability_record("zh", "7和12没有大于1的公因数，7/12不能再约分。", "7/12")
     assert rd.verify_record(honest) == []
-    assert rd.verify_record(_probability_record(
-        "en", "7 and 12 have no common factor above 1, so 7/12 is already in lowest terms.", "7/12")) == []
+    assert (
+        rd.verify_record(
+            _probability_record(
+                "en", "7 and 12 have no common factor above 1, so 7/12 is already in lowest terms.", "7/12"
+            )
+        )
+        == []
+    )
     # The model's error: "reducing" an irreducible fraction with a bogus step.
     bogus = rd.verify_record(
-        _probability_record("zh", "约分：7和12都除以2，7/2=3，12/2=6，所以7/12=1/2。", "1/2"))
+        _probability_record("zh", "约分：7和12都除以2，7/2=3，12/2=6，所以7/12=1/2。", "1/2")
+    )
     assert "false step 7/2=3" in bogus and "false step 7/12=1/2" in bogus
     assert any("greatest common factor is 1" in e for e in bogus)
     bogus = rd.verify_record(
-        _probability_record("en", "Reduce: divide both by 2: 7/2=3, 12/2=6, so 7/12=1/2.", "1/2"))
+        _probability_record("en", "Reduce: divide both by 2: 7/2=3, 12/2=6, so 7/12=1/2.", "1/2")
+    )
     assert "false step 7/2=3" in bogus and any("greatest common factor" in e for e in bogus)
     # A bare claim without the division, and no verdict at all.
     bare = _probability_record("zh", "约分：7/12=1/2。", "1/2")
@@ -364,8 +397,11 @@ def test_verify_record_rejects_bogus_reductions(probability_records: list[dict])
     errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, claim)})
     assert any("said to be in lowest terms" in e for e in errors)
     # Dividing by a common factor that is not the greatest: true equations, not in lowest terms.
-    record = next(r for r in probability_records
-                  if r["lang"] == "en" and re.search(r"divide both by (4|6|8|9|10)\b", r["cot"]))
+    record = next(
+        r
+        for r in probability_records
+        if r["lang"] == "en" and re.search(r"divide both by (4|6|8|9|10)\b", r["cot"])
+    )
     reduction = re.search(r"divide both by (\d+): (\d+)/\d+=\d+, (\d+)/", record["cot"])
     g, f, t = map(int, reduction.groups())
     d = next(d for d in range(2, g) if g % d == 0)
@@ -387,8 +423,12 @@ def _lists_with_train_only() -> list[dict[str, list[str]]]:
 
 def test_every_template_list_is_in_the_held_out_registry() -> None:
     """A list missing from TEMPLATE_LISTS would have its held-out template go unrecognised in train data."""
-    defined = [v for module in (wording, word_templates) for v in vars(module).values()
-               if isinstance(v, dict) and set(v) == {"zh", "en", "train:zh", "train:en"}]
+    defined = [
+        v
+        for module in (wording, word_templates)
+        for v in vars(module).values()
+        if isinstance(v, dict) and set(v) == {"zh", "en", "train:zh", "train:en"}
+    ]
     assert all(any(tl is d for tl in wording.TEMPLATE_LISTS) for d in defined)
     assert len(wording.TEMPLATE_LISTS) == len(defined)
 

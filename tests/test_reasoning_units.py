@@ -39,7 +39,9 @@ def generated_ids(tok: Tokenizer, chain: str | None, final: str | None) -> list[
     return ids
 
 
-def run_sample(tok: Tokenizer, ids: list[int], index: int = 0, finish: str = "stop") -> tuple[SampleState, list[str]]:
+def run_sample(
+    tok: Tokenizer, ids: list[int], index: int = 0, finish: str = "stop"
+) -> tuple[SampleState, list[str]]:
     """Feed ids as the engine would (the stop token itself is not an event); returns the state and deltas."""
     sample = SampleState(index, tok)
     deltas = [sample.on_event(TokenEvent(index, t)) for t in ids]
@@ -90,7 +92,9 @@ def test_a_repeated_marker_is_not_text(tok: Tokenizer):
 
 
 def samples_with(tok: Tokenizer, finals: list[str | None]) -> list[SampleState]:
-    return [run_sample(tok, generated_ids(tok, f"chain {i}", final), index=i)[0] for i, final in enumerate(finals)]
+    return [
+        run_sample(tok, generated_ids(tok, f"chain {i}", final), index=i)[0] for i, final in enumerate(finals)
+    ]
 
 
 def test_vote_normalises_answers_and_counts_unanswered_samples(tok: Tokenizer):
@@ -105,17 +109,28 @@ def test_vote_normalises_answers_and_counts_unanswered_samples(tok: Tokenizer):
 
 
 def test_checked_vote_ranks_chains_without_a_false_step_first(tok: Tokenizer):
-    chains = ["3+4=7，12*7=84，84-10=74", "3+4=7，12*7=84，84-10=75", "3+4=8，12*8=96，96-10=86",
-              "3+4=7，12*7=85，85-10=75", "3+4=7，12*7=84，84-10=74"]
+    chains = [
+        "3+4=7，12*7=84，84-10=74",
+        "3+4=7，12*7=84，84-10=75",
+        "3+4=8，12*8=96，96-10=86",
+        "3+4=7，12*7=85，85-10=75",
+        "3+4=7，12*7=84，84-10=74",
+    ]
     finals = ["74", "75", "86", "75", None]
-    samples = [run_sample(tok, generated_ids(tok, chain, final), index=i)[0]
-               for i, (chain, final) in enumerate(zip(chains, finals, strict=True))]
+    samples = [
+        run_sample(tok, generated_ids(tok, chain, final), index=i)[0]
+        for i, (chain, final) in enumerate(zip(chains, finals, strict=True))
+    ]
     plain = decide(samples, ReasoningPlan(samples=5, check_steps=False), QUESTION).result
     assert plain.answer == "75" and all(v.checked is None for v in plain.votes)
     checked = decide(samples, ReasoningPlan(samples=5, return_chains=True), QUESTION).result
     assert checked.answer == "74" and checked.winner_index == 0
-    assert [(v.answer, v.count, v.checked) for v in checked.votes] == [("74", 1, 1), ("75", 2, 0), ("86", 1, 0),
-                                                                       (None, 1, 1)]
+    assert [(v.answer, v.count, v.checked) for v in checked.votes] == [
+        ("74", 1, 1),
+        ("75", 2, 0),
+        ("86", 1, 0),
+        (None, 1, 1),
+    ]
     assert [c.false_steps for c in checked.chains] == [[], ["84-10=75"], ["3+4=8"], ["12*7=85"], []]
     assert [c.ungrounded for c in checked.chains] == [[]] * 5
 
@@ -123,12 +138,16 @@ def test_checked_vote_ranks_chains_without_a_false_step_first(tok: Tokenizer):
 def test_checked_vote_ranks_chains_that_misread_the_question_last(tok: Tokenizer):
     # Every step holds in all three chains, but two computed with a number the question does not have.
     chains = ["3+4=7，12*7=84，84-10=74", "3+4=7，12*7=84，84-16=68", "3+4=7，12*7=84，84-16=68"]
-    samples = [run_sample(tok, generated_ids(tok, chain, final), index=i)[0]
-               for i, (chain, final) in enumerate(zip(chains, ["74", "68", "68"], strict=True))]
+    samples = [
+        run_sample(tok, generated_ids(tok, chain, final), index=i)[0]
+        for i, (chain, final) in enumerate(zip(chains, ["74", "68", "68"], strict=True))
+    ]
     assert decide(samples, ReasoningPlan(samples=3, check_steps=False), QUESTION).result.answer == "68"
     checked = decide(samples, ReasoningPlan(samples=3, return_chains=True), QUESTION).result
     assert checked.answer == "74" and [(v.answer, v.count, v.checked) for v in checked.votes] == [
-        ("74", 1, 1), ("68", 2, 0)]
+        ("74", 1, 1),
+        ("68", 2, 0),
+    ]
     assert [c.ungrounded for c in checked.chains] == [[]] + [["never uses 10 from the question"]] * 2
 
 
@@ -155,8 +174,10 @@ def test_chains_and_calculator_when_asked(tok: Tokenizer):
     assert [c.index for c in chains] == [0, 1, 2]
     assert [c.normalized_answer for c in chains] == ["74", "84", "74"]
     assert [c.content for c in chains] == ["答案：74。", "答案：84。", "74"]
-    assert all(c.completion_tokens == s.num_tokens and c.reasoning_tokens == s.reasoning_tokens
-               for c, s in zip(chains, samples, strict=True))
+    assert all(
+        c.completion_tokens == s.num_tokens and c.reasoning_tokens == s.reasoning_tokens
+        for c, s in zip(chains, samples, strict=True)
+    )
     calc = outcome.result.calculator
     assert (calc.expression, calc.value, calc.agrees) == ("12*(3+4)-10", "74", True)
     wrong = decide(samples_with(tok, ["84"]), ReasoningPlan(samples=1, calculator=True), QUESTION)
@@ -179,8 +200,13 @@ def request(**fields) -> ChatCompletionRequest:
     return ChatCompletionRequest(model="tinyllm", messages=[{"role": "user", "content": QUESTION}], **fields)
 
 
-SETTINGS = Settings(auth_disabled=True, reasoning_samples_low=1, reasoning_samples_medium=5,
-                    reasoning_samples_high=12, max_self_consistency_samples=10)
+SETTINGS = Settings(
+    auth_disabled=True,
+    reasoning_samples_low=1,
+    reasoning_samples_medium=5,
+    reasoning_samples_high=12,
+    max_self_consistency_samples=10,
+)
 
 
 def test_plans_from_effort_and_from_the_extension():
@@ -189,18 +215,27 @@ def test_plans_from_effort_and_from_the_extension():
     assert resolve_plan(request(reasoning_effort="medium"), SETTINGS, 16, True) == ReasoningPlan(5)
     assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 16, True).samples == 10  # clamped to cap
     assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 8, True).samples == 8  # and to the slots
-    plan = resolve_plan(request(reasoning_effort="low", self_consistency={"samples": 3, "return_chains": True,
-                                                                         "calculator": True}), SETTINGS, 16, True)
+    plan = resolve_plan(
+        request(
+            reasoning_effort="low", self_consistency={"samples": 3, "return_chains": True, "calculator": True}
+        ),
+        SETTINGS,
+        16,
+        True,
+    )
     assert plan == ReasoningPlan(3, return_chains=True, calculator=True)  # the extension's k wins
 
 
-@pytest.mark.parametrize(("fields", "slots", "param"), [
-    ({"self_consistency": {"samples": 11}}, 16, "self_consistency.samples"),  # over the configured cap
-    ({"self_consistency": {"samples": 9}}, 8, "self_consistency.samples"),  # over the engine's slots
-    ({"reasoning_effort": "medium", "n": 2}, 16, "n"),
-    ({"reasoning_effort": "medium", "stop": ["\n"]}, 16, "stop"),
-    ({"reasoning_effort": "medium", "logprobs": True}, 16, "logprobs"),
-])
+@pytest.mark.parametrize(
+    ("fields", "slots", "param"),
+    [
+        ({"self_consistency": {"samples": 11}}, 16, "self_consistency.samples"),  # over the configured cap
+        ({"self_consistency": {"samples": 9}}, 8, "self_consistency.samples"),  # over the engine's slots
+        ({"reasoning_effort": "medium", "n": 2}, 16, "n"),
+        ({"reasoning_effort": "medium", "stop": ["\n"]}, 16, "stop"),
+        ({"reasoning_effort": "medium", "logprobs": True}, 16, "logprobs"),
+    ],
+)
 def test_refusals_name_the_parameter(fields: dict, slots: int, param: str):
     with pytest.raises(APIError) as err:
         resolve_plan(request(**fields), SETTINGS, slots, True)
@@ -223,6 +258,10 @@ def test_vote_sampling_defaults():
 
 
 def test_the_calculator_reads_the_last_user_message():
-    messages = [{"role": "system", "content": "1+1"}, {"role": "user", "content": QUESTION},
-                {"role": "assistant", "content": "74"}, {"role": "user", "content": "再算 2*3"}]
+    messages = [
+        {"role": "system", "content": "1+1"},
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "74"},
+        {"role": "user", "content": "再算 2*3"},
+    ]
     assert question_of(messages) == "再算 2*3"

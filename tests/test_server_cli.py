@@ -25,8 +25,14 @@ def server_env(**settings: str) -> dict[str, str]:
 
 
 def run_server_process(*args: str, **settings: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=REPO, env=server_env(**settings),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=REPO,
+        env=server_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_refuses_to_start_without_a_key(server_checkpoint: Path):
@@ -48,9 +54,28 @@ def test_a_broken_checkpoint_is_named(tmp_path: Path, server_checkpoint: Path):
 
 def test_sigterm_lets_the_stream_in_flight_finish(server_checkpoint: Path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--model", str(server_checkpoint), "--host", "127.0.0.1", "--port", "0",
-         "--served-model-name", "m", "--shutdown-grace-seconds", "20", "--quantize", "none"],
-        cwd=REPO, env=server_env(api_keys="sk-cli"), stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--model",
+            str(server_checkpoint),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--served-model-name",
+            "m",
+            "--shutdown-grace-seconds",
+            "20",
+            "--quantize",
+            "none",
+        ],
+        cwd=REPO,
+        env=server_env(api_keys="sk-cli"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = None
         log_lines = []
@@ -64,9 +89,17 @@ def test_sigterm_lets_the_stream_in_flight_finish(server_checkpoint: Path):
         assert port, "the server did not start"
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers={"Authorization": "Bearer sk-cli"}, timeout=60) as client:
-            with client.stream("POST", "/v1/chat/completions", json={
-                    "model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-                    "max_tokens": 300, "ignore_eos": True}) as r:
+            with client.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "stream": True,
+                    "max_tokens": 300,
+                    "ignore_eos": True,
+                },
+            ) as r:
                 events = sse_events(r.iter_lines())
                 first = next(events)
                 assert first["choices"][0]["delta"]["role"] == "assistant"

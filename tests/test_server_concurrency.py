@@ -22,14 +22,23 @@ def server(server_checkpoint: Path):
 
 
 def body(i: int, **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": f"request {i}: 你好 apples {i * 7}"}],
-            "max_tokens": 16, "ignore_eos": True, "temperature": 1.0, "seed": 100 + i, **extra}
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": f"request {i}: 你好 apples {i * 7}"}],
+        "max_tokens": 16,
+        "ignore_eos": True,
+        "temperature": 1.0,
+        "seed": 100 + i,
+        **extra,
+    }
 
 
 def test_simultaneous_streams_complete_with_independent_outputs(server: LiveServer):
     with server.client() as c:
-        expected = [c.post("/v1/chat/completions", json=body(i)).json()["choices"][0]["message"]["content"]
-                    for i in range(STREAMS)]
+        expected = [
+            c.post("/v1/chat/completions", json=body(i)).json()["choices"][0]["message"]["content"]
+            for i in range(STREAMS)
+        ]
     steps_before = server.metric("tinyllm_batch_size_count")
 
     async def stream(client: httpx.AsyncClient, i: int) -> tuple[str, str | None]:
@@ -44,8 +53,9 @@ def test_simultaneous_streams_complete_with_independent_outputs(server: LiveServ
         return text, finish
 
     async def run_all() -> list[tuple[str, str | None]]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
-                                     headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=120, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as client:
             return await asyncio.gather(*(stream(client, i) for i in range(STREAMS)))
 
     results = asyncio.run(run_all())
@@ -84,7 +94,8 @@ def test_a_non_streaming_client_that_gives_up_frees_the_slot(server: LiveServer)
     with server.client() as c, pytest.raises(httpx.ReadTimeout):
         c.post("/v1/chat/completions", json=body(1, max_tokens=1000), timeout=0.5)
     assert server.wait_for_metric("tinyllm_requests_running", 0) == 0
-    generated = server.wait_for_metric_change("tinyllm_generation_tokens_total", generated_before) \
-        - generated_before
+    generated = (
+        server.wait_for_metric_change("tinyllm_generation_tokens_total", generated_before) - generated_before
+    )
     assert 0 < generated < 1000
     assert server.metric("tinyllm_requests_total", route="/v1/chat/completions", status="499") >= 1

@@ -21,12 +21,16 @@ MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "c
 
 @pytest.fixture(scope="module")
 def server(server_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    keys = keys_file(tmp_path_factory.mktemp("keys"), [
-        {"key": LIMITED_KEY, "name": "limited", "rpm": 2},
-        {"key": TOKENS_KEY, "name": "tokens", "tpm": 300},
-    ])
-    with run_server(server_checkpoint, api_keys_file=keys, max_tokens=1000, max_body_bytes=100_000,
-                    keepalive_seconds=0.2) as live:
+    keys = keys_file(
+        tmp_path_factory.mktemp("keys"),
+        [
+            {"key": LIMITED_KEY, "name": "limited", "rpm": 2},
+            {"key": TOKENS_KEY, "name": "tokens", "tpm": 300},
+        ],
+    )
+    with run_server(
+        server_checkpoint, api_keys_file=keys, max_tokens=1000, max_body_bytes=100_000, keepalive_seconds=0.2
+    ) as live:
         yield live
 
 
@@ -51,12 +55,19 @@ def assert_openai_error(response: httpx.Response, status: int, code: str | None,
 
 # ------------------------------------------------------------------------------------------ operations
 
+
 def test_health_ready_and_metrics_are_open(server: LiveServer):
     assert httpx.get(server.base_url + "/health").json() == {"status": "ok"}
     assert httpx.get(server.base_url + "/ready").json()["status"] == "ready"
     text = httpx.get(server.base_url + "/metrics").text
-    for name in ("tinyllm_requests_total", "tinyllm_kv_slots_total", "tinyllm_requests_running",
-                 "tinyllm_rate_limited_total", "tinyllm_batch_size_bucket", "tinyllm_time_to_first_token_seconds"):
+    for name in (
+        "tinyllm_requests_total",
+        "tinyllm_kv_slots_total",
+        "tinyllm_requests_running",
+        "tinyllm_rate_limited_total",
+        "tinyllm_batch_size_bucket",
+        "tinyllm_time_to_first_token_seconds",
+    ):
         assert name in text
     assert server.metric("tinyllm_kv_slots_total") == 8
 
@@ -71,13 +82,24 @@ def test_request_id_header(client: httpx.Client):
     generated = client.get("/health").headers["x-request-id"]
     assert len(generated) >= 16
     assert client.get("/health", headers={"x-request-id": "trace-42"}).headers["x-request-id"] == "trace-42"
-    assert client.get("/health", headers={"x-request-id": "bad id <script>"}).headers["x-request-id"] != "bad id <script>"
+    assert (
+        client.get("/health", headers={"x-request-id": "bad id <script>"}).headers["x-request-id"]
+        != "bad id <script>"
+    )
 
 
 # ------------------------------------------------------------------------------------------ auth
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": API_KEY},
-                                     {"Authorization": f"Basic {API_KEY}"}])
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-key"},
+        {"Authorization": API_KEY},
+        {"Authorization": f"Basic {API_KEY}"},
+    ],
+)
 def test_v1_needs_a_valid_key(server: LiveServer, headers: dict):
     before = server.metric("tinyllm_auth_failures_total")
     for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/v1/unknown")):
@@ -90,6 +112,7 @@ def test_v1_needs_a_valid_key(server: LiveServer, headers: dict):
 
 # ------------------------------------------------------------------------------------------ models
 
+
 def test_models(client: httpx.Client):
     listing = client.get("/v1/models").json()
     assert listing["object"] == "list" and [m["id"] for m in listing["data"]] == [MODEL]
@@ -100,6 +123,7 @@ def test_models(client: httpx.Client):
 
 
 # ------------------------------------------------------------------------------------------ chat
+
 
 def test_chat_completion_shape_and_usage(client: httpx.Client, server_tokenizer: Tokenizer):
     r = chat(client, max_tokens=12, ignore_eos=True, seed=3, temperature=1.0)
@@ -113,17 +137,29 @@ def test_chat_completion_shape_and_usage(client: httpx.Client, server_tokenizer:
     assert choice["message"]["role"] == "assistant" and isinstance(choice["message"]["content"], str)
     assert "\ufffd" not in choice["message"]["content"]
     prompt_tokens = len(server_tokenizer.encode_chat(MESSAGES))
-    assert body["usage"] == {"prompt_tokens": prompt_tokens, "completion_tokens": 12,
-                             "total_tokens": prompt_tokens + 12, "completion_tokens_details": None}
+    assert body["usage"] == {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 12,
+        "total_tokens": prompt_tokens + 12,
+        "completion_tokens_details": None,
+    }
     assert r.headers["x-request-id"]
 
 
 def test_streaming_chunk_order_matches_the_non_streaming_answer(client: httpx.Client):
     body = {"max_tokens": 20, "ignore_eos": True, "seed": 11, "temperature": 1.0}
     expected = chat(client, **body).json()["choices"][0]["message"]["content"]
-    with client.stream("POST", "/v1/chat/completions", json={
-            "model": MODEL, "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True},
-            **body}) as r:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": MODEL,
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **body,
+        },
+    ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = list(sse_events(r.iter_lines()))
     assert events[-1] == "[DONE]"
@@ -139,8 +175,11 @@ def test_streaming_chunk_order_matches_the_non_streaming_answer(client: httpx.Cl
 
 
 def test_keepalive_comments_on_a_long_stream(client: httpx.Client):
-    with client.stream("POST", "/v1/chat/completions", json={
-            "model": MODEL, "messages": MESSAGES, "stream": True, "max_tokens": 900, "ignore_eos": True}) as r:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": MODEL, "messages": MESSAGES, "stream": True, "max_tokens": 900, "ignore_eos": True},
+    ) as r:
         assert r.status_code == 200
         lines = list(r.iter_lines())
     assert any(line.startswith(": ping") for line in lines)  # keepalive is 0.2 s on this server
@@ -148,22 +187,36 @@ def test_keepalive_comments_on_a_long_stream(client: httpx.Client):
 
 
 def _long_text(client: httpx.Client, seed: int) -> str:
-    return chat(client, max_tokens=40, ignore_eos=True, seed=seed, temperature=1.0).json()[
-        "choices"][0]["message"]["content"]
+    return chat(client, max_tokens=40, ignore_eos=True, seed=seed, temperature=1.0).json()["choices"][0][
+        "message"
+    ]["content"]
 
 
 def test_stop_string_is_honoured_and_never_emitted(client: httpx.Client):
     seed = next(s for s in range(100) if len(_long_text(client, s).strip()) >= 12)
     text = _long_text(client, seed)
     stop = text[6:9]
-    expected = text[:text.index(stop)]
-    r = chat(client, max_tokens=40, ignore_eos=True, seed=seed, temperature=1.0, stop=["\u2603never", stop]).json()
+    expected = text[: text.index(stop)]
+    r = chat(
+        client, max_tokens=40, ignore_eos=True, seed=seed, temperature=1.0, stop=["\u2603never", stop]
+    ).json()
     assert r["choices"][0]["message"]["content"] == expected
     assert r["choices"][0]["finish_reason"] == "stop"
     assert r["usage"]["completion_tokens"] < 40
-    with client.stream("POST", "/v1/chat/completions", json={
-            "model": MODEL, "messages": MESSAGES, "stream": True, "max_tokens": 40, "ignore_eos": True,
-            "seed": seed, "temperature": 1.0, "stop": stop}) as resp:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": MODEL,
+            "messages": MESSAGES,
+            "stream": True,
+            "max_tokens": 40,
+            "ignore_eos": True,
+            "seed": seed,
+            "temperature": 1.0,
+            "stop": stop,
+        },
+    ) as resp:
         chunks = [e for e in sse_events(resp.iter_lines()) if e != "[DONE]"]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == expected
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
@@ -174,7 +227,9 @@ def test_n_choices_and_seed(client: httpx.Client):
     assert [c["index"] for c in body["choices"]] == [0, 1, 2]
     assert body["usage"]["completion_tokens"] == 45
     again = chat(client, n=3, max_tokens=15, ignore_eos=True, seed=5, temperature=1.0).json()
-    assert [c["message"]["content"] for c in again["choices"]] == [c["message"]["content"] for c in body["choices"]]
+    assert [c["message"]["content"] for c in again["choices"]] == [
+        c["message"]["content"] for c in body["choices"]
+    ]
 
 
 def test_logprobs(client: httpx.Client):
@@ -190,15 +245,20 @@ def test_logprobs(client: httpx.Client):
 
 # ------------------------------------------------------------------------------------------ admission
 
+
 def test_context_length_and_caps(client: httpx.Client):
     long_messages = [{"role": "user", "content": "hello world " * 800}]
     r = client.post("/v1/chat/completions", json={"model": MODEL, "messages": long_messages, "max_tokens": 5})
-    assert "maximum context length is 1024" in assert_openai_error(r, 400, "context_length_exceeded", "messages")[
-        "message"]
+    assert (
+        "maximum context length is 1024"
+        in assert_openai_error(r, 400, "context_length_exceeded", "messages")["message"]
+    )
     r = client.post("/v1/completions", json={"model": MODEL, "prompt": "hello " * 600, "max_tokens": 600})
     assert_openai_error(r, 400, "context_length_exceeded", "prompt")
     assert_openai_error(chat(client, max_tokens=1001), 400, "invalid_value", "max_tokens")
-    assert_openai_error(chat(client, max_completion_tokens=1001), 400, "invalid_value", "max_completion_tokens")
+    assert_openai_error(
+        chat(client, max_completion_tokens=1001), 400, "invalid_value", "max_completion_tokens"
+    )
     assert_openai_error(chat(client, n=9), 400, "invalid_value", "n")
     assert_openai_error(chat(client, min_tokens=10, max_tokens=5), 400, "invalid_value", "min_tokens")
     assert_openai_error(chat(client, logit_bias={"999999": 3}), 400, "invalid_value", "logit_bias")
@@ -206,48 +266,83 @@ def test_context_length_and_caps(client: httpx.Client):
 
 # ------------------------------------------------------------------------------------------ errors
 
-@pytest.mark.parametrize("extra, status, code, param", [
-    ({"frobnicate": True}, 400, "unknown_parameter", "frobnicate"),
-    ({"temperature": -1}, 400, "invalid_value", "temperature"),
-    ({"top_p": 2}, 400, "invalid_value", "top_p"),
-    ({"n": 0}, 400, "invalid_value", "n"),
-    ({"max_tokens": -5}, 400, "invalid_value", "max_tokens"),
-    ({"stop": ["a", "b", "c", "d", "e"]}, 400, "invalid_value", "stop"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "unsupported_parameter", "tools"),
-    ({"tool_choice": "required"}, 400, "unsupported_parameter", "tool_choice"),
-    ({"functions": [{"name": "f"}]}, 400, "unsupported_parameter", "functions"),
-    ({"audio": {"voice": "alloy", "format": "mp3"}}, 400, "unsupported_parameter", "audio"),
-    ({"modalities": ["text", "audio"]}, 400, "unsupported_value", "modalities"),
-    ({"prediction": {"type": "content", "content": "x"}}, 400, "unsupported_parameter", "prediction"),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400, "unsupported_value",
-     "response_format.type"),
-    ({"self_consistency": {"samples": 9}}, 400, "invalid_value", "self_consistency.samples"),  # > 8 slots
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
-     400, "unsupported_value", "messages[0].content"),
-    ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, 400, "missing_required_parameter",
-     "messages[0].content[0].text"),
-    ({"messages": [{"role": "tool", "content": "1", "tool_call_id": "a"}]}, 400, "unsupported_value",
-     "messages[0].role"),
-    ({"messages": []}, 400, "invalid_value", "messages"),
-    ({"messages": None}, 400, "invalid_value", "messages"),
-    ({"stream_options": {"include_usage": True}}, 400, "invalid_value", "stream_options"),
-])
-def test_bad_requests_name_the_parameter(client: httpx.Client, extra: dict, status: int, code: str, param: str):
+
+@pytest.mark.parametrize(
+    "extra, status, code, param",
+    [
+        ({"frobnicate": True}, 400, "unknown_parameter", "frobnicate"),
+        ({"temperature": -1}, 400, "invalid_value", "temperature"),
+        ({"top_p": 2}, 400, "invalid_value", "top_p"),
+        ({"n": 0}, 400, "invalid_value", "n"),
+        ({"max_tokens": -5}, 400, "invalid_value", "max_tokens"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, 400, "invalid_value", "stop"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "unsupported_parameter", "tools"),
+        ({"tool_choice": "required"}, 400, "unsupported_parameter", "tool_choice"),
+        ({"functions": [{"name": "f"}]}, 400, "unsupported_parameter", "functions"),
+        ({"audio": {"voice": "alloy", "format": "mp3"}}, 400, "unsupported_parameter", "audio"),
+        ({"modalities": ["text", "audio"]}, 400, "unsupported_value", "modalities"),
+        ({"prediction": {"type": "content", "content": "x"}}, 400, "unsupported_parameter", "prediction"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            400,
+            "unsupported_value",
+            "response_format.type",
+        ),
+        ({"self_consistency": {"samples": 9}}, 400, "invalid_value", "self_consistency.samples"),  # > 8 slots
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}
+                ]
+            },
+            400,
+            "unsupported_value",
+            "messages[0].content",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            400,
+            "missing_required_parameter",
+            "messages[0].content[0].text",
+        ),
+        (
+            {"messages": [{"role": "tool", "content": "1", "tool_call_id": "a"}]},
+            400,
+            "unsupported_value",
+            "messages[0].role",
+        ),
+        ({"messages": []}, 400, "invalid_value", "messages"),
+        ({"messages": None}, 400, "invalid_value", "messages"),
+        ({"stream_options": {"include_usage": True}}, 400, "invalid_value", "stream_options"),
+    ],
+)
+def test_bad_requests_name_the_parameter(
+    client: httpx.Client, extra: dict, status: int, code: str, param: str
+):
     r = client.post("/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES, **extra})
     assert_openai_error(r, status, code, param)
 
 
 def test_malformed_bodies(client: httpx.Client):
-    r = client.post("/v1/chat/completions", content=b'{"model": "x", "messages": [',
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v1/chat/completions",
+        content=b'{"model": "x", "messages": [',
+        headers={"Content-Type": "application/json"},
+    )
     assert_openai_error(r, 400, "invalid_json", None)
-    r = client.post("/v1/chat/completions", content=json.dumps({"model": MODEL, "messages": MESSAGES}),
-                    headers={"Content-Type": "text/plain"})
+    r = client.post(
+        "/v1/chat/completions",
+        content=json.dumps({"model": MODEL, "messages": MESSAGES}),
+        headers={"Content-Type": "text/plain"},
+    )
     assert "Content-Type: application/json" in assert_openai_error(r, 400, "invalid_value", None)["message"]
     r = client.post("/v1/chat/completions", json=[1, 2])
     assert r.status_code == 400 and r.json()["error"]["param"] is None
-    r = client.post("/v1/chat/completions", content=b'{"model": "x", "temperature": NaN, "messages": []}',
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v1/chat/completions",
+        content=b'{"model": "x", "temperature": NaN, "messages": []}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 400
 
 
@@ -279,6 +374,7 @@ def test_unexpected_exceptions_become_a_500_without_details(server: LiveServer, 
 
 
 # ------------------------------------------------------------------------------------------ rate limits
+
 
 def test_requests_rate_limit(server: LiveServer):
     before = server.metric("tinyllm_rate_limited_total", limit="requests")
@@ -320,43 +416,90 @@ def test_tokens_rate_limit(server: LiveServer):
 
 # ------------------------------------------------------------------------------------------ completions
 
+
 def test_text_completions(client: httpx.Client, server_tokenizer: Tokenizer):
-    r = client.post("/v1/completions", json={"model": MODEL, "prompt": ["hello", "你好"], "n": 2, "max_tokens": 5,
-                                             "ignore_eos": True, "echo": True, "seed": 1}).json()
+    r = client.post(
+        "/v1/completions",
+        json={
+            "model": MODEL,
+            "prompt": ["hello", "你好"],
+            "n": 2,
+            "max_tokens": 5,
+            "ignore_eos": True,
+            "echo": True,
+            "seed": 1,
+        },
+    ).json()
     assert r["object"] == "text_completion" and r["id"].startswith("cmpl-")
     assert [c["index"] for c in r["choices"]] == [0, 1, 2, 3]
-    assert [c["text"][:len(p)] for c, p in zip(r["choices"], ["hello", "hello", "你好", "你好"], strict=True)] == \
-        ["hello", "hello", "你好", "你好"]
+    assert [
+        c["text"][: len(p)] for c, p in zip(r["choices"], ["hello", "hello", "你好", "你好"], strict=True)
+    ] == ["hello", "hello", "你好", "你好"]
     prompt_tokens = len(server_tokenizer.encode("hello")) + len(server_tokenizer.encode("你好"))
-    assert r["usage"] == {"prompt_tokens": prompt_tokens, "completion_tokens": 20, "total_tokens": prompt_tokens + 20,
-                          "completion_tokens_details": None}
+    assert r["usage"] == {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 20,
+        "total_tokens": prompt_tokens + 20,
+        "completion_tokens_details": None,
+    }
 
     ids = server_tokenizer.encode("the quick brown")
-    r = client.post("/v1/completions", json={"model": MODEL, "prompt": ids, "max_tokens": 4, "ignore_eos": True,
-                                             "logprobs": 2}).json()
+    r = client.post(
+        "/v1/completions",
+        json={"model": MODEL, "prompt": ids, "max_tokens": 4, "ignore_eos": True, "logprobs": 2},
+    ).json()
     lp = r["choices"][0]["logprobs"]
-    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == len(lp["text_offset"]) == 4
+    assert (
+        len(lp["tokens"])
+        == len(lp["token_logprobs"])
+        == len(lp["top_logprobs"])
+        == len(lp["text_offset"])
+        == 4
+    )
     assert all(len(t) == 2 for t in lp["top_logprobs"])
     assert r["usage"]["prompt_tokens"] == len(ids)
 
     bad = client.post("/v1/completions", json={"model": MODEL, "prompt": [1, 10**6]})
     assert_openai_error(bad, 400, "invalid_value", "prompt")
-    assert_openai_error(client.post("/v1/completions", json={"model": MODEL, "prompt": "x", "suffix": "y"}),
-                        400, "unsupported_parameter", "suffix")
+    assert_openai_error(
+        client.post("/v1/completions", json={"model": MODEL, "prompt": "x", "suffix": "y"}),
+        400,
+        "unsupported_parameter",
+        "suffix",
+    )
 
 
 def test_text_completion_stream(client: httpx.Client):
-    with client.stream("POST", "/v1/completions", json={
-            "model": MODEL, "prompt": "hello", "max_tokens": 8, "ignore_eos": True, "stream": True, "n": 2,
-            "stream_options": {"include_usage": True}}) as r:
+    with client.stream(
+        "POST",
+        "/v1/completions",
+        json={
+            "model": MODEL,
+            "prompt": "hello",
+            "max_tokens": 8,
+            "ignore_eos": True,
+            "stream": True,
+            "n": 2,
+            "stream_options": {"include_usage": True},
+        },
+    ) as r:
         events = list(sse_events(r.iter_lines()))
     assert events[-1] == "[DONE]" and events[-2]["usage"]["completion_tokens"] == 16
     finishes = [e["choices"][0] for e in events[:-2] if e["choices"][0]["finish_reason"]]
-    assert sorted(f["index"] for f in finishes) == [0, 1] and {f["finish_reason"] for f in finishes} == {"length"}
+    assert sorted(f["index"] for f in finishes) == [0, 1] and {f["finish_reason"] for f in finishes} == {
+        "length"
+    }
 
     # Two prompts, two choices each: indices 0..3, each choice's stream equals its non-streamed text.
-    request = {"model": MODEL, "prompt": ["hello", "你好"], "max_tokens": 6, "ignore_eos": True, "n": 2, "seed": 4,
-               "temperature": 1.0}
+    request = {
+        "model": MODEL,
+        "prompt": ["hello", "你好"],
+        "max_tokens": 6,
+        "ignore_eos": True,
+        "n": 2,
+        "seed": 4,
+        "temperature": 1.0,
+    }
     expected = [c["text"] for c in client.post("/v1/completions", json=request).json()["choices"]]
     with client.stream("POST", "/v1/completions", json={**request, "stream": True}) as r:
         texts = ["", "", "", ""]
@@ -368,11 +511,16 @@ def test_text_completion_stream(client: httpx.Client):
 
 # ------------------------------------------------------------------------------------------ logs
 
-def test_access_log_is_json_with_request_id_and_never_the_key(client: httpx.Client,
-                                                              caplog: pytest.LogCaptureFixture):
+
+def test_access_log_is_json_with_request_id_and_never_the_key(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+):
     with caplog.at_level(logging.INFO):
-        r = client.post("/v1/chat/completions", headers={"x-request-id": "log-test-1"},
-                        json={"model": MODEL, "messages": MESSAGES, "max_tokens": 3})
+        r = client.post(
+            "/v1/chat/completions",
+            headers={"x-request-id": "log-test-1"},
+            json={"model": MODEL, "messages": MESSAGES, "max_tokens": 3},
+        )
         assert r.status_code == 200
         httpx.get(client.base_url.join("/v1/models"), headers={"Authorization": "Bearer not-a-key-123"})
     records = [rec for rec in caplog.records if rec.name == "tinyllm.access"]
@@ -388,6 +536,7 @@ def test_access_log_is_json_with_request_id_and_never_the_key(client: httpx.Clie
 
 
 # ------------------------------------------------------------------------------------------ queue and drain
+
 
 def test_queue_full_and_draining_get_503(server_checkpoint: Path):
     with run_server(server_checkpoint, max_queue=0) as live, live.client() as c:

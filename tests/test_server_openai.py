@@ -40,8 +40,15 @@ def test_chat_completion_and_usage_match_the_tokenizer(client: openai.OpenAI, se
 
 
 def test_streaming_with_usage(client: openai.OpenAI, server_tokenizer: Tokenizer):
-    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=15, stream=True, seed=2,
-                                            stream_options={"include_usage": True}, **FIXED)
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,
+        max_tokens=15,
+        stream=True,
+        seed=2,
+        stream_options={"include_usage": True},
+        **FIXED,
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-2].choices[0].finish_reason == "length"
@@ -54,8 +61,9 @@ def test_streaming_with_usage(client: openai.OpenAI, server_tokenizer: Tokenizer
 
 def test_seed_reproducibility(client: openai.OpenAI):
     def sample(seed: int) -> str:
-        r = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=20, seed=seed,
-                                           temperature=1.0, **FIXED)
+        r = client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=20, seed=seed, temperature=1.0, **FIXED
+        )
         return r.choices[0].message.content
 
     assert sample(7) == sample(7)
@@ -63,11 +71,13 @@ def test_seed_reproducibility(client: openai.OpenAI):
 
 
 def test_n_choices(client: openai.OpenAI):
-    r = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8, n=3, temperature=1.0,
-                                       seed=9, **FIXED)
+    r = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=8, n=3, temperature=1.0, seed=9, **FIXED
+    )
     assert [c.index for c in r.choices] == [0, 1, 2] and r.usage.completion_tokens == 24
-    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8, n=3, temperature=1.0,
-                                            seed=9, stream=True, **FIXED)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=8, n=3, temperature=1.0, seed=9, stream=True, **FIXED
+    )
     texts, finished = ["", "", ""], set()
     for chunk in stream:
         for choice in chunk.choices:
@@ -80,20 +90,22 @@ def test_n_choices(client: openai.OpenAI):
 
 def test_stop_sequences(client: openai.OpenAI):
     def text(**kw) -> openai.types.chat.ChatCompletion:
-        return client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=30, temperature=1.0,
-                                              **FIXED, **kw)
+        return client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=30, temperature=1.0, **FIXED, **kw
+        )
 
     seed = next(s for s in range(100) if len(text(seed=s).choices[0].message.content.strip()) >= 10)
     full = text(seed=seed).choices[0].message.content
     stop = full[4:7]
     r = text(seed=seed, stop=stop)
-    assert r.choices[0].message.content == full[:full.index(stop)]
+    assert r.choices[0].message.content == full[: full.index(stop)]
     assert r.choices[0].finish_reason == "stop"
 
 
 def test_logprobs(client: openai.OpenAI):
-    r = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=5, logprobs=True, top_logprobs=2,
-                                       **FIXED)
+    r = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=5, logprobs=True, top_logprobs=2, **FIXED
+    )
     content = r.choices[0].logprobs.content
     assert len(content) == 5 and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
 
@@ -117,8 +129,11 @@ def test_errors_are_typed(server: LiveServer, client: openai.OpenAI):
     assert client.models.retrieve(MODEL).id == MODEL
 
     with pytest.raises(openai.BadRequestError) as tools:
-        client.chat.completions.create(model=MODEL, messages=MESSAGES, tools=[
-            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
+        client.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        )
     assert tools.value.param == "tools"
     with pytest.raises(openai.BadRequestError) as unknown:
         client.chat.completions.create(model=MODEL, messages=MESSAGES, extra_body={"best_guess": 1})
@@ -146,12 +161,14 @@ def test_async_client_streams_concurrently(server: LiveServer):
         aclient = openai.AsyncOpenAI(base_url=server.v1, api_key=API_KEY, max_retries=0)
 
         async def one(seed: int) -> str:
-            stream = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12,
-                                                           seed=seed, stream=True, **FIXED)
+            stream = await aclient.chat.completions.create(
+                model=MODEL, messages=MESSAGES, max_tokens=12, seed=seed, stream=True, **FIXED
+            )
             return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
 
-        plain = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12, seed=0,
-                                                      **FIXED)
+        plain = await aclient.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=12, seed=0, **FIXED
+        )
         streamed = await asyncio.gather(*(one(s) for s in range(4)))
         await aclient.close()
         return [plain.choices[0].message.content, *streamed]
@@ -164,8 +181,9 @@ def test_chinese_streams_never_carry_a_replacement_character(client: openai.Open
     messages = [{"role": "user", "content": "你好世界，今天天气很好。我们一起学习计算：答案是多少？"}]
     deltas = []
     for seed in range(6):
-        stream = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=60, seed=seed,
-                                                temperature=1.0, stream=True, **FIXED)
+        stream = client.chat.completions.create(
+            model=MODEL, messages=messages, max_tokens=60, seed=seed, temperature=1.0, stream=True, **FIXED
+        )
         deltas += [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
     assert deltas and any(any("\u4e00" <= ch <= "\u9fff" for ch in d) for d in deltas)
     assert not [d for d in deltas if "\ufffd" in d]

@@ -29,47 +29,83 @@ def errors_of(model: type, body: dict) -> list[tuple[str, tuple]]:
     return [(e["type"], e["loc"]) for e in info.value.errors()]
 
 
-@pytest.mark.parametrize("field, value", [
-    ("tools", [{"type": "function", "function": {"name": "f"}}]),
-    ("functions", [{"name": "f"}]),
-    ("audio", {"voice": "alloy", "format": "wav"}),
-    ("prediction", {"type": "content", "content": "x"}),
-    ("web_search_options", {}),
-    ("tool_choice", "auto"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("tools", [{"type": "function", "function": {"name": "f"}}]),
+        ("functions", [{"name": "f"}]),
+        ("audio", {"voice": "alloy", "format": "wav"}),
+        ("prediction", {"type": "content", "content": "x"}),
+        ("web_search_options", {}),
+        ("tool_choice", "auto"),
+    ],
+)
 def test_unserved_features_are_refused_naming_the_parameter(field, value):
     assert errors_of(ChatCompletionRequest, {**BASE, field: value}) == [("unsupported_parameter", (field,))]
 
 
-@pytest.mark.parametrize("body, loc", [
-    ({**BASE, "response_format": {"type": "json_object"}}, ("response_format", "type")),
-    ({**BASE, "response_format": {"type": "json_schema", "json_schema": {}}}, ("response_format", "type")),
-    ({**BASE, "modalities": ["text", "audio"]}, ("modalities",)),
-    ({**BASE, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-     ("messages", 0, "content")),
-    ({**BASE, "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
-     ("messages", 0, "content")),
-    ({**BASE, "messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, ("messages", 0, "role")),
-])
+@pytest.mark.parametrize(
+    "body, loc",
+    [
+        ({**BASE, "response_format": {"type": "json_object"}}, ("response_format", "type")),
+        (
+            {**BASE, "response_format": {"type": "json_schema", "json_schema": {}}},
+            ("response_format", "type"),
+        ),
+        ({**BASE, "modalities": ["text", "audio"]}, ("modalities",)),
+        (
+            {
+                **BASE,
+                "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            },
+            ("messages", 0, "content"),
+        ),
+        (
+            {**BASE, "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+            ("messages", 0, "content"),
+        ),
+        (
+            {**BASE, "messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]},
+            ("messages", 0, "role"),
+        ),
+    ],
+)
 def test_unserved_values_are_refused(body, loc):
     kinds = errors_of(ChatCompletionRequest, body)
     assert ("unsupported_value", loc) in kinds
 
 
 def test_harmless_sdk_fields_are_accepted():
-    req = ChatCompletionRequest.model_validate({
-        **BASE, "store": False, "metadata": {"a": "b"}, "user": "u", "service_tier": "auto",
-        "parallel_tool_calls": True, "tool_choice": "none", "tools": [], "modalities": ["text"],
-        "response_format": {"type": "text"}, "prompt_cache_key": "k", "safety_identifier": "s",
-        "stream": True, "stream_options": {"include_usage": True, "include_obfuscation": False},
-        "messages": [{"role": "developer", "content": "be brief", "name": "ops"},
-                     {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]})
+    req = ChatCompletionRequest.model_validate(
+        {
+            **BASE,
+            "store": False,
+            "metadata": {"a": "b"},
+            "user": "u",
+            "service_tier": "auto",
+            "parallel_tool_calls": True,
+            "tool_choice": "none",
+            "tools": [],
+            "modalities": ["text"],
+            "response_format": {"type": "text"},
+            "prompt_cache_key": "k",
+            "safety_identifier": "s",
+            "stream": True,
+            "stream_options": {"include_usage": True, "include_obfuscation": False},
+            "messages": [
+                {"role": "developer", "content": "be brief", "name": "ops"},
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            ],
+        }
+    )
     assert req.messages[1].text() == "ab"
     assert req.include_usage()
 
 
 def test_unknown_parameter_and_bad_values():
-    assert errors_of(ChatCompletionRequest, {**BASE, "frobnicate": 1}) == [("extra_forbidden", ("frobnicate",))]
+    assert errors_of(ChatCompletionRequest, {**BASE, "frobnicate": 1}) == [
+        ("extra_forbidden", ("frobnicate",))
+    ]
     assert errors_of(ChatCompletionRequest, {**BASE, "temperature": float("nan")})[0][1] == ("temperature",)
     assert errors_of(ChatCompletionRequest, {**BASE, "top_p": 1.5})[0][1] == ("top_p",)
     assert errors_of(ChatCompletionRequest, {**BASE, "max_tokens": 0})[0][1] == ("max_tokens",)
@@ -79,9 +115,11 @@ def test_unknown_parameter_and_bad_values():
     assert errors_of(ChatCompletionRequest, {**BASE, "logit_bias": {"5": 101}})[0][1] == ("logit_bias",)
     assert errors_of(ChatCompletionRequest, {"model": "m", "messages": []})[0][1] == ("messages",)
     assert errors_of(ChatCompletionRequest, {"model": "m", "messages": [{"role": "user"}]}) == [
-        ("missing", ("messages", 0, "content"))]
-    assert errors_of(ChatCompletionRequest, {"model": "m", "messages": [{"role": "robot", "content": "x"}]}) == [
-        ("invalid_role", ("messages", 0, "role"))]
+        ("missing", ("messages", 0, "content"))
+    ]
+    assert errors_of(
+        ChatCompletionRequest, {"model": "m", "messages": [{"role": "robot", "content": "x"}]}
+    ) == [("invalid_role", ("messages", 0, "role"))]
 
 
 def test_completion_prompt_forms():
@@ -94,18 +132,22 @@ def test_completion_prompt_forms():
     assert prompts([[1], [2, 3]]) == [[1], [2, 3]]
     assert errors_of(CompletionRequest, {"model": "m", "prompt": []})[0][1] == ("prompt",)
     assert errors_of(CompletionRequest, {"model": "m", "prompt": "a", "suffix": "b"}) == [
-        ("unsupported_parameter", ("suffix",))]
+        ("unsupported_parameter", ("suffix",))
+    ]
 
 
 def test_param_path_from_validation_location():
     assert param_from_loc(("body", "messages", 0, "content")) == "messages[0].content"
-    assert param_from_loc(("body", "messages", 1, "content", "list[TextContentPart]", 2, "text")) == \
-        "messages[1].content[2].text"
+    assert (
+        param_from_loc(("body", "messages", 1, "content", "list[TextContentPart]", 2, "text"))
+        == "messages[1].content[2].text"
+    )
     assert param_from_loc(("body", "stream_options", "include_usage")) == "stream_options.include_usage"
     assert param_from_loc(("body",)) is None
 
 
 # ------------------------------------------------------------------------------------------ rate limits
+
 
 class Clock:
     def __init__(self) -> None:
@@ -166,8 +208,11 @@ def test_limits_zero_means_unlimited_and_per_key_overrides(tmp_path: Path):
         limiter.admit(other, 10**6)
     assert limiter.headers(other) == {}
     limiter.admit(alice, 10**6)
-    assert set(limiter.headers(alice)) == {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
-                                           "x-ratelimit-reset-requests"}
+    assert set(limiter.headers(alice)) == {
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+    }
     with pytest.raises(RateLimitExceeded):
         limiter.admit(alice, 1)
 
@@ -179,6 +224,7 @@ def test_reset_duration_format():
 
 
 # ------------------------------------------------------------------------------------------ keys
+
 
 def test_keys_are_matched_and_named_without_revealing_them(tmp_path: Path):
     path = tmp_path / "keys.json"
@@ -207,6 +253,7 @@ def test_no_key_refuses_to_start_unless_auth_disabled(tmp_path: Path):
 
 # ------------------------------------------------------------------------------------------ settings
 
+
 def test_settings_from_environment_and_flags(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TINYLLM_MAX_BATCH", "4")
     monkeypatch.setenv("TINYLLM_QUANTIZE", "none")
@@ -227,6 +274,7 @@ def test_every_setting_has_a_flag():
 
 
 # ------------------------------------------------------------------------------------------ outputs
+
 
 def test_token_texts_show_partial_characters_as_bytes(server_tokenizer: Tokenizer):
     texts = TokenTexts(server_tokenizer)

@@ -33,7 +33,7 @@ def test_a_drill_is_a_run_then_its_repeat_from_a_point_in_the_first_half_with_th
         starts.add(start)
         assert 0 <= start <= length // 2
         assert np.array_equal(ids[length:], ids[start:length])
-        assert not mask[: length + 1].any() and mask[length + 1:].all()
+        assert not mask[: length + 1].any() and mask[length + 1 :].all()
         assert ids.min() >= first_ordinary_id(6000) and ids.max() < 6000
     assert len(starts) > 10  # the repeat starts anywhere in the first half, not at a fixed offset
 
@@ -60,7 +60,9 @@ def test_the_written_drills_are_batches_whose_targets_can_only_be_copied(tmp_pat
             assert any(row_in[s] == row_in[t] and row_in[s + 1] == row_t[t] for s in range(t))
     again = write_copy_data(tmp_path / "again", 6000, n_train=64, n_val=16, seed=3)
     assert again["splits"] == meta["splits"]
-    assert (tmp_path / "train" / "tokens.bin").read_bytes() == (tmp_path / "again" / "train" / "tokens.bin").read_bytes()
+    assert (tmp_path / "train" / "tokens.bin").read_bytes() == (
+        tmp_path / "again" / "train" / "tokens.bin"
+    ).read_bytes()
 
 
 def test_the_copy_stage_teaches_a_model_from_scratch_to_copy(tmp_path):
@@ -69,15 +71,71 @@ def test_the_copy_stage_teaches_a_model_from_scratch_to_copy(tmp_path):
     falls within a hundred: the induction head forms at once."""
     vocab = 64
     data, run = tmp_path / "copy", tmp_path / "run"
-    model = json.dumps(dict(vocab_size=vocab, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-                            num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64))
-    subprocess.run([sys.executable, "-m", "training", "copy-data", "--out", str(data), "--vocab-size", str(vocab),
-                    "--n", "77000", "--n-val", "64", "--min-run", "6", "--max-run", "16"], cwd=REPO, check=True,
-                   capture_output=True)
-    proc = subprocess.run([sys.executable, "-m", "training", "copy", "--data", str(data), "--out", str(run),
-                           "--model", model, "--tokenizer", str(TOKENIZER), "--seq-len", "40", "--max-steps",
-                           "1200", "--eval-interval", "1200", "--checkpoint-interval", "0", "--threads", "1",
-                           "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    model = json.dumps(
+        dict(
+            vocab_size=vocab,
+            hidden_size=64,
+            intermediate_size=172,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=64,
+        )
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "copy-data",
+            "--out",
+            str(data),
+            "--vocab-size",
+            str(vocab),
+            "--n",
+            "77000",
+            "--n-val",
+            "64",
+            "--min-run",
+            "6",
+            "--max-run",
+            "16",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "copy",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--model",
+            model,
+            "--tokenizer",
+            str(TOKENIZER),
+            "--seq-len",
+            "40",
+            "--max-steps",
+            "1200",
+            "--eval-interval",
+            "1200",
+            "--checkpoint-interval",
+            "0",
+            "--threads",
+            "1",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     trained, _ = load_model_weights(run)
     untrained = Transformer(trained.config).eval()
@@ -86,8 +144,15 @@ def test_the_copy_stage_teaches_a_model_from_scratch_to_copy(tmp_path):
     assert repeat > 0.6 and first < 0.1, (first, repeat)  # it copies; it does not guess the first run
 
 
-@pytest.mark.parametrize(("bad", "named"), [(dict(min_run=1), "min_run"), (dict(min_run=20, max_run=10), "min_run"),
-                                             (dict(token_pool=1), "token_pool"), (dict(vocab_size=2), "vocab_size")])
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (dict(min_run=1), "min_run"),
+        (dict(min_run=20, max_run=10), "min_run"),
+        (dict(token_pool=1), "token_pool"),
+        (dict(vocab_size=2), "vocab_size"),
+    ],
+)
 def test_impossible_drills_are_refused_naming_the_option(tmp_path, bad, named):
     args = dict(vocab_size=6000, n_train=4) | bad
     with pytest.raises(ValueError, match=named):
@@ -96,9 +161,35 @@ def test_impossible_drills_are_refused_naming_the_option(tmp_path, bad, named):
 
 def test_the_copy_stage_asks_for_the_tokenizer_the_drills_do_not_record(tmp_path):
     write_copy_data(tmp_path / "copy", 64, n_train=16, n_val=4)
-    proc = subprocess.run([sys.executable, "-m", "training", "copy", "--data", str(tmp_path / "copy"), "--out",
-                           str(tmp_path / "run"), "--model", json.dumps(dict(vocab_size=64, hidden_size=32,
-                           intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                           max_position_embeddings=64)), "--batch-size", "4", "--no-progress"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "copy",
+            "--data",
+            str(tmp_path / "copy"),
+            "--out",
+            str(tmp_path / "run"),
+            "--model",
+            json.dumps(
+                dict(
+                    vocab_size=64,
+                    hidden_size=32,
+                    intermediate_size=64,
+                    num_hidden_layers=1,
+                    num_attention_heads=2,
+                    num_key_value_heads=2,
+                    max_position_embeddings=64,
+                )
+            ),
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "records no tokenizer: pass --tokenizer" in proc.stderr

@@ -15,17 +15,31 @@ from training.data import prepare
 from training.formats import FormatError, to_conversation
 
 SIMPLE = {"system": "你是助手", "user": "你好", "assistant": "你好！有什么可以帮你？"}
-CHAT = {"messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"},
-                     {"role": "assistant", "content": "hello"}, {"role": "user", "content": "2+2?"},
-                     {"role": "assistant", "content": "4"}]}
+CHAT = {
+    "messages": [
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+    ]
+}
 ALPACA = {"instruction": "Translate to English", "input": "你好", "output": "hello"}
-REASONING = {"system": "你是严谨的中文推理助手", "user": "计算：12*(3+4)-10", "cot": "先算括号：3+4=7。12*7=84。84-10=74。",
-             "final": "答案：74。", "answer": "74", "lang": "zh"}
+REASONING = {
+    "system": "你是严谨的中文推理助手",
+    "user": "计算：12*(3+4)-10",
+    "cot": "先算括号：3+4=7。12*7=84。84-10=74。",
+    "final": "答案：74。",
+    "answer": "74",
+    "lang": "zh",
+}
 
 
 def _jsonl(path: Path, lines: list) -> Path:
-    path.write_text("".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines),
-                    encoding="utf-8")
+    path.write_text(
+        "".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -41,11 +55,17 @@ def test_each_format_becomes_the_same_conversation_shape():
     assert chat.fmt == "chat" and chat.messages[0] == {"role": "system", "content": "be brief"}
     alpaca = to_conversation(ALPACA)
     assert alpaca.fmt == "alpaca"
-    assert alpaca.messages == [{"role": "user", "content": "Translate to English\n\n你好"},
-                               {"role": "assistant", "content": "hello"}]
+    assert alpaca.messages == [
+        {"role": "user", "content": "Translate to English\n\n你好"},
+        {"role": "assistant", "content": "hello"},
+    ]
     reasoning = to_conversation(REASONING)
     assert reasoning.fmt == "reasoning" and reasoning.has_reasoning
-    assert reasoning.messages[-1] == {"role": "assistant", "content": "答案：74。", "reasoning": REASONING["cot"]}
+    assert reasoning.messages[-1] == {
+        "role": "assistant",
+        "content": "答案：74。",
+        "reasoning": REASONING["cot"],
+    }
     with pytest.raises(FormatError) as e:
         to_conversation({"prompt": "x", "completion": "y"})
     assert e.value.reason == "bad_format"
@@ -55,20 +75,32 @@ def test_each_format_becomes_the_same_conversation_shape():
 
 
 def test_jsonl_ingestion_of_all_four_formats_with_report(tmp_path, tiny_tokenizer_path):
-    src = _jsonl(tmp_path / "mixed.jsonl", [
-        SIMPLE, CHAT, ALPACA, REASONING,
-        SIMPLE,  # exact duplicate
-        "{not json",
-        {"instruction": "no output field"},
-        {"messages": [{"role": "wizard", "content": "?"}, {"role": "assistant", "content": "!"}]},
-        {"user": "q", "assistant": ""},  # empty answer
-    ])
+    src = _jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            SIMPLE,
+            CHAT,
+            ALPACA,
+            REASONING,
+            SIMPLE,  # exact duplicate
+            "{not json",
+            {"instruction": "no output field"},
+            {"messages": [{"role": "wizard", "content": "?"}, {"role": "assistant", "content": "!"}]},
+            {"user": "q", "assistant": ""},  # empty answer
+        ],
+    )
     result = prepare("sft", [src], tiny_tokenizer_path, tmp_path / "out", val_fraction=0.0, workers=1)
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["formats"] == {"simple": 1, "chat": 1, "alpaca": 1, "reasoning": 1}
     assert meta["splits"]["train"]["documents"] == 4 and meta["splits"]["val"]["documents"] == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["dropped"] == {"bad_role": 1, "duplicate": 1, "empty": 1, "invalid_json": 1, "missing_field": 1}
+    assert report["dropped"] == {
+        "bad_role": 1,
+        "duplicate": 1,
+        "empty": 1,
+        "invalid_json": 1,
+        "missing_field": 1,
+    }
     assert report["seen"] == 9 and report["kept"] == 4
     assert "duplicate" in result.report.summary()
 
@@ -82,12 +114,28 @@ def test_cleaning_repairs_and_drops_with_reasons(tmp_path, tiny_tokenizer_path):
         "床前明月光，疑是地上霜。\n\n"  # not a duplicate of the first (that one has a title)
         "duplicate paragraph\n\nduplicate paragraph\n\n"
         "ok\n\n"  # too short
-        "broken \ufffd text\n\n".encode() + b"bad \xff\xfe bytes\n\n" + b"x" * 500 + b"\n")
-    result = prepare("pretrain", [raw], tiny_tokenizer_path, tmp_path / "out",
-                     CleaningConfig(min_chars=3, max_chars=400), val_fraction=0.0, workers=1)
+        "broken \ufffd text\n\n".encode()
+        + b"bad \xff\xfe bytes\n\n"
+        + b"x" * 500
+        + b"\n"
+    )
+    result = prepare(
+        "pretrain",
+        [raw],
+        tiny_tokenizer_path,
+        tmp_path / "out",
+        CleaningConfig(min_chars=3, max_chars=400),
+        val_fraction=0.0,
+        workers=1,
+    )
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["dropped"] == {"duplicate": 1, "invalid_utf8": 1, "replacement_char": 1, "too_long": 1,
-                                 "too_short": 1}
+    assert report["dropped"] == {
+        "duplicate": 1,
+        "invalid_utf8": 1,
+        "replacement_char": 1,
+        "too_long": 1,
+        "too_short": 1,
+    }
     assert report["kept"] == 5
     assert report["repaired"]["ansi_escapes"] == 1 and report["repaired"]["control_chars"] == 1
     # what was kept, decoded back from the shards
@@ -110,7 +158,9 @@ def test_normalisation_keeps_cjk_punctuation_but_folds_digits():
     assert cleaner("a\r\nb  \n\n\n\nc") is None and cleaner.report.dropped["duplicate"] == 1
 
 
-def _one_example_batch(tmp_path: Path, name: str, record: dict, tokenizer_path) -> tuple[list[int], list[int], int]:
+def _one_example_batch(
+    tmp_path: Path, name: str, record: dict, tokenizer_path
+) -> tuple[list[int], list[int], int]:
     src = _jsonl(tmp_path / f"{name}.jsonl", [record])
     prepare("sft", [src], tokenizer_path, tmp_path / name, val_fraction=0.0, workers=1)
     data = SFTBatches(tmp_path / name / "train", seq_len=256, batch_size=1, seed=0)
@@ -134,24 +184,31 @@ def test_sft_loss_mask_counts_only_assistant_tokens(tmp_path, tiny_tokenizer_pat
     for piece in ("<|system|>", "<|user|>", "<|assistant|>"):
         assert tok.token_id(piece) not in learned
     first = targets.index(learned[0])
-    assert tok.decode(rendered[:first + 1], skip_special=False).endswith("<|user|>hi<|end|>\n<|assistant|>")
+    assert tok.decode(rendered[: first + 1], skip_special=False).endswith("<|user|>hi<|end|>\n<|assistant|>")
 
 
 def test_reasoning_mask_starts_after_the_inference_prompt(tmp_path, tiny_tokenizer_path, tok):
     inputs, targets, count = _one_example_batch(tmp_path, "reasoning", REASONING, tiny_tokenizer_path)
-    prompt = tok.encode_chat([{"role": "system", "content": REASONING["system"]},
-                              {"role": "user", "content": REASONING["user"]}], reasoning=True)
-    assert inputs[:len(prompt)] == prompt  # trained on exactly the prompt the eval and server send
-    assert all(t == IGNORE for t in targets[:len(prompt) - 1])
+    prompt = tok.encode_chat(
+        [{"role": "system", "content": REASONING["system"]}, {"role": "user", "content": REASONING["user"]}],
+        reasoning=True,
+    )
+    assert inputs[: len(prompt)] == prompt  # trained on exactly the prompt the eval and server send
+    assert all(t == IGNORE for t in targets[: len(prompt) - 1])
     learned = [t for t in targets if t != IGNORE]
     assert count == len(learned) and targets[len(prompt) - 1] == learned[0]
-    assert tok.decode(learned, skip_special=False) == f"\n{REASONING['cot']}\n</think>\n{REASONING['final']}<|end|>"
+    assert (
+        tok.decode(learned, skip_special=False)
+        == f"\n{REASONING['cot']}\n</think>\n{REASONING['final']}<|end|>"
+    )
 
 
 def test_pretrain_batches_are_windows_of_the_stream(tmp_path, tiny_tokenizer_path):
     text = tmp_path / "t.txt"
-    text.write_text("\n\n".join(f"document number {i} about apples and trains {i * 7}" for i in range(200)),
-                    encoding="utf-8")
+    text.write_text(
+        "\n\n".join(f"document number {i} about apples and trains {i * 7}" for i in range(200)),
+        encoding="utf-8",
+    )
     prepare("pretrain", [text], tiny_tokenizer_path, tmp_path / "out", val_fraction=0.1, workers=2)
     data = PretrainBatches(tmp_path / "out" / "train", seq_len=32, batch_size=4, seed=3)
     x, y = data.batch(5)
@@ -164,8 +221,15 @@ def test_pretrain_batches_are_windows_of_the_stream(tmp_path, tiny_tokenizer_pat
 
 
 def test_text_jsonl_documents_for_pretraining(tmp_path, tiny_tokenizer_path):
-    src = _jsonl(tmp_path / "docs.jsonl", [{"text": "first document\n\nwith a blank line inside"},
-                                           {"text": "second document"}, "{broken", {"content": "wrong key"}])
+    src = _jsonl(
+        tmp_path / "docs.jsonl",
+        [
+            {"text": "first document\n\nwith a blank line inside"},
+            {"text": "second document"},
+            "{broken",
+            {"content": "wrong key"},
+        ],
+    )
     result = prepare("pretrain", [src], tiny_tokenizer_path, tmp_path / "out", val_fraction=0.0, workers=1)
     assert result.meta["splits"]["train"]["documents"] == 2  # the blank line does not split a JSONL document
     assert result.report.to_dict()["dropped"] == {"invalid_json": 1, "missing_field": 1}

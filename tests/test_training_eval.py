@@ -12,8 +12,15 @@ from training.eval import EvalConfig, ProblemResult, accuracy_table, answer_key,
 from training.reasoning_templates import EXPRESSION
 
 
-def _result(stratum: str, lang: str, gold: str, greedy: str, samples: list[str],
-            texts: list[str] | None = None, user: str = "计算：3+4") -> ProblemResult:
+def _result(
+    stratum: str,
+    lang: str,
+    gold: str,
+    greedy: str,
+    samples: list[str],
+    texts: list[str] | None = None,
+    user: str = "计算：3+4",
+) -> ProblemResult:
     record = {"answer": gold, "stratum": stratum, "lang": lang, "kind": "expression", "user": user}
     return ProblemResult(record, "", greedy, samples, texts or [""] * len(samples))
 
@@ -26,9 +33,17 @@ def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
         _result("easy", "en", "6", "6", ["6", "", "5", "5", "6", "5", "5", "", ""]),
     ]
     table = accuracy_table(results, ks=(1, 5, 9))
-    assert table["hard"] == {"n": 1, "greedy": 0.0, "sc@1": 0.0, "sc@5": 100.0, "sc@9": 0.0,
-                             "checked@5": 100.0, "checked@9": 0.0,  # no chain text: every sample is eligible
-                             "answered_greedy": 100.0, "agreement@max": pytest.approx(5 / 9, abs=1e-3)}
+    assert table["hard"] == {
+        "n": 1,
+        "greedy": 0.0,
+        "sc@1": 0.0,
+        "sc@5": 100.0,
+        "sc@9": 0.0,
+        "checked@5": 100.0,
+        "checked@9": 0.0,  # no chain text: every sample is eligible
+        "answered_greedy": 100.0,
+        "agreement@max": pytest.approx(5 / 9, abs=1e-3),
+    }
     assert table["easy"]["greedy"] == 100.0 and table["easy"]["sc@1"] == 100.0
     assert table["easy"]["sc@5"] == 100.0  # "6" x2 vs "5" x2: the tie goes to the answer seen first
     assert table["easy"]["sc@9"] == 0.0
@@ -40,9 +55,11 @@ def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
 
 def test_accuracy_is_split_by_held_out_wording():
     held_out = EXPRESSION["zh"][-1].format(e="3+4")  # the template train never uses
-    results = [_result("easy", "zh", "7", "7", ["7"], user=held_out),
-               _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][0].format(e="3+4")),
-               _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][1].format(e="3+4"))]
+    results = [
+        _result("easy", "zh", "7", "7", ["7"], user=held_out),
+        _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][0].format(e="3+4")),
+        _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][1].format(e="3+4")),
+    ]
     table = accuracy_table(results, ks=(1,))
     assert (table["wording:held-out"]["n"], table["wording:held-out"]["greedy"]) == (1, 100.0)
     assert (table["wording:train"]["n"], table["wording:train"]["greedy"]) == (2, 0.0)
@@ -71,14 +88,30 @@ def test_chains_never_ask_for_more_than_the_context_leaves():
     # (the engine would refuse a request that cannot fit, and the eval would stop).
     tokenizer = Tokenizer("checkpoints/tinyllm-default/tokenizer.model")
     torch.manual_seed(0)
-    model = Transformer(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
-                                    num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                                    max_position_embeddings=96)).eval()
-    record = {"system": "请先推理，再给出最终答案。", "user": "计算：" + "+".join(["12"] * 12), "answer": "144",
-              "stratum": "hard", "lang": "zh", "kind": "expression"}
-    prompt = tokenizer.encode_chat([{"role": "system", "content": record["system"]},
-                                    {"role": "user", "content": record["user"]}],
-                                   add_generation_prompt=True, reasoning=True)
+    model = Transformer(
+        ModelConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=96,
+        )
+    ).eval()
+    record = {
+        "system": "请先推理，再给出最终答案。",
+        "user": "计算：" + "+".join(["12"] * 12),
+        "answer": "144",
+        "stratum": "hard",
+        "lang": "zh",
+        "kind": "expression",
+    }
+    prompt = tokenizer.encode_chat(
+        [{"role": "system", "content": record["system"]}, {"role": "user", "content": record["user"]}],
+        add_generation_prompt=True,
+        reasoning=True,
+    )
     assert 40 < len(prompt) < 96
     cfg = EvalConfig(ks=(1, 2), max_new_tokens=10_000, max_batch=4)
     [result] = run_problems(model, tokenizer, [record], cfg, progress=False)

@@ -20,11 +20,11 @@ COLOUR_NAMES = {c[0] for c in wording.COLOURS} | {c[1] for c in wording.COLOURS}
 def test_prefix_ends_right_before_the_first_verdict(record: dict) -> None:
     prefix, asked, first_is_asked = check_prefix(record)
     assert record["cot"].startswith(prefix) and asked in COLOUR_NAMES
-    rest = record["cot"][len(prefix):]
+    rest = record["cot"][len(prefix) :]
     # What follows is the verdict the probe expects: the asked colour's name, or "not" / "不是".
     assert verdict(rest, asked) is first_is_asked
     # Nothing in the prefix after the asked colour gives the verdict away.
-    checked = prefix[prefix.rindex(asked) + len(asked):]
+    checked = prefix[prefix.rindex(asked) + len(asked) :]
     assert not re.search(r"\bnot\b|不是|正是", checked)
     # Both cases occur: the first colour is asked in about half of the problems.
     assert 0.25 < sum(check_prefix(r)[2] for r in RECORDS) / len(RECORDS) < 0.75

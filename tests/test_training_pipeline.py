@@ -23,9 +23,26 @@ REPO = Path(__file__).resolve().parents[1]
 def ci_run(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("default-ci")
     out, work = root / "tinyllm-ci", root / "work"
-    proc = subprocess.run([sys.executable, "-m", "training", "default", "--scale", "ci", "--out", str(out),
-                           "--work", str(work), "--no-progress"], cwd=REPO, capture_output=True, text=True,
-                          timeout=240, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "default",
+            "--scale",
+            "ci",
+            "--out",
+            str(out),
+            "--work",
+            str(work),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, work
 
@@ -67,14 +84,21 @@ def test_ci_recipe_writes_manifest_model_card_and_reports(ci_run):
     for precision, groups in manifest["eval"]["vote_margin"].items():  # each vote, paired with greedy
         hard = groups["hard"]["checked@9"]
         assert hard["n"] == table[precision]["hard"]["n"]
-        assert hard["margin"] == pytest.approx(table[precision]["hard"]["checked@9"] - table[precision]["hard"]["greedy"],
-                                               abs=0.11)
+        assert hard["margin"] == pytest.approx(
+            table[precision]["hard"]["checked@9"] - table[precision]["hard"]["greedy"], abs=0.11
+        )
         assert hard["ci95"][0] <= hard["margin"] <= hard["ci95"][1]
     card = (out / "README.md").read_text()
     assert "| precision | group | n | greedy | sc@1 | sc@5 | sc@9 |" in card and "reasoning-sft" in card
     assert "| precision | group | method | n | gained | lost | margin (points) | 95% CI |" in card
-    for name in ("config.json", "model.safetensors", "tokenizer.model", "generation_config.json", "eval.png",
-                 "loss-pretrain.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.model",
+        "generation_config.json",
+        "eval.png",
+        "loss-pretrain.png",
+    ):
         assert (out / name).stat().st_size > 0
     report = json.loads((work / "data" / "reasoning" / "report.json").read_text())
     assert report["kept"] > 0 and "per_source" in report
@@ -83,9 +107,27 @@ def test_ci_recipe_writes_manifest_model_card_and_reports(ci_run):
 
 
 def _default_ci(out: Path, work: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "training", "default", "--scale", "ci", "--out", str(out),
-                           "--work", str(work), "--no-progress", *extra], cwd=REPO, capture_output=True,
-                          text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "default",
+            "--scale",
+            "ci",
+            "--out",
+            str(out),
+            "--work",
+            str(work),
+            "--no-progress",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_resume_keeps_finished_stages_and_refuses_a_changed_tokenizer(ci_run, tmp_path):

@@ -20,8 +20,14 @@ from training.metrics import read_metrics
 from training.optim import WarmupCosine, param_groups
 from training.trainer import TrainConfig, Trainer, train
 
-TINY_MODEL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=128)
+TINY_MODEL = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,7 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 def pretrain_data(tmp_path_factory, tiny_tokenizer_path) -> Path:
     root = tmp_path_factory.mktemp("pretrain-data")
     (root / "corpus.txt").write_text("\n\n".join(corpus_lines(400, seed=1)), encoding="utf-8")
-    prepare("pretrain", [root / "corpus.txt"], tiny_tokenizer_path, root / "data", val_fraction=0.05, workers=1)
+    prepare(
+        "pretrain", [root / "corpus.txt"], tiny_tokenizer_path, root / "data", val_fraction=0.05, workers=1
+    )
     return root / "data"
 
 
@@ -45,10 +53,25 @@ def sft_data(tmp_path_factory, tiny_tokenizer_path) -> Path:
 
 
 def _config(data: Path, out: Path, vocab: int, **overrides) -> TrainConfig:
-    values = dict(stage="pretrain", data=str(data), out=str(out), model=dict(TINY_MODEL, vocab_size=vocab),
-                  seq_len=32, batch_size=4, grad_accum=2, max_steps=8, lr=3e-3, warmup_steps=2, eval_interval=4,
-                  eval_batches=2, checkpoint_interval=3, log_interval=1, precision="fp32", threads=1,
-                  progress=False)
+    values = dict(
+        stage="pretrain",
+        data=str(data),
+        out=str(out),
+        model=dict(TINY_MODEL, vocab_size=vocab),
+        seq_len=32,
+        batch_size=4,
+        grad_accum=2,
+        max_steps=8,
+        lr=3e-3,
+        warmup_steps=2,
+        eval_interval=4,
+        eval_batches=2,
+        checkpoint_interval=3,
+        log_interval=1,
+        precision="fp32",
+        threads=1,
+        progress=False,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -76,8 +99,10 @@ def test_stopped_and_resumed_run_ends_with_identical_weights(tmp_path, pretrain_
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
     assert straight.scheduler.get_last_lr() == resumed.scheduler.get_last_lr()
     # The resumed run's metrics log reads like the uninterrupted one (same losses at the same steps).
-    losses = [[(r["step"], r["loss"]) for r in read_metrics(d / "metrics.jsonl") if "loss" in r]
-              for d in (tmp_path / "straight", tmp_path / "resumed")]
+    losses = [
+        [(r["step"], r["loss"]) for r in read_metrics(d / "metrics.jsonl") if "loss" in r]
+        for d in (tmp_path / "straight", tmp_path / "resumed")
+    ]
     assert losses[0] == losses[1] and len(losses[0]) == 8
     summary = json.loads((tmp_path / "resumed" / "summary.json").read_text())
     assert summary["finished"] and summary["final_val_loss"] is not None
@@ -85,7 +110,9 @@ def test_stopped_and_resumed_run_ends_with_identical_weights(tmp_path, pretrain_
 
 
 def test_training_lowers_validation_loss(tmp_path, pretrain_data):
-    summary = train(_config(pretrain_data, tmp_path / "run", _vocab(pretrain_data), max_steps=30, eval_interval=5))
+    summary = train(
+        _config(pretrain_data, tmp_path / "run", _vocab(pretrain_data), max_steps=30, eval_interval=5)
+    )
     vals = [r["val_loss"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "val_loss" in r]
     assert vals[-1] < vals[0] - 0.5
     assert summary["final_val_ppl"] == pytest.approx(2.718281828 ** summary["final_val_loss"], rel=1e-6)
@@ -110,7 +137,14 @@ def test_no_weight_decay_on_norms_and_tied_embeddings():
     decay, no_decay = param_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[id(p)].rsplit(".", 1)[0].split(".")[-1] for p in decay["params"]} == {
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     assert {"embed_tokens.weight", "norm.weight"} <= {names[id(p)] for p in no_decay["params"]}
     assert no_decay["weight_decay"] == 0.0
     n_params = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
@@ -121,16 +155,52 @@ def test_no_weight_decay_on_norms_and_tied_embeddings():
 def test_torchrun_two_processes_keep_identical_replicas(tmp_path, pretrain_data):
     """Two gloo processes with batch b each == one process accumulating two micro-batches of b."""
     vocab = _vocab(pretrain_data)
-    common = ["--data", str(pretrain_data), "--model", json.dumps(dict(TINY_MODEL, vocab_size=vocab)),
-              "--seq-len", "32", "--batch-size", "4", "--max-steps", "4", "--lr", "3e-3", "--warmup-steps", "1",
-              "--eval-interval", "2", "--eval-batches", "2", "--precision", "fp32", "--threads", "1",
-              "--no-progress"]
+    common = [
+        "--data",
+        str(pretrain_data),
+        "--model",
+        json.dumps(dict(TINY_MODEL, vocab_size=vocab)),
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "4",
+        "--lr",
+        "3e-3",
+        "--warmup-steps",
+        "1",
+        "--eval-interval",
+        "2",
+        "--eval-batches",
+        "2",
+        "--precision",
+        "fp32",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training",
-           "pretrain", "--out", str(tmp_path / "ddp"), "--grad-accum", "1", *common]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training",
+        "pretrain",
+        "--out",
+        str(tmp_path / "ddp"),
+        "--grad-accum",
+        "1",
+        *common,
+    ]
     # Own process group: if anything hangs, the workers die with torchrun instead of outliving the test.
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         output, _ = proc.communicate(timeout=50)
     finally:
@@ -142,10 +212,22 @@ def test_torchrun_two_processes_keep_identical_replicas(tmp_path, pretrain_data)
     assert ddp["world_size"] == 2 and len(ddp["replica_digests"]) == 2
     assert ddp["replica_digests"][0] == ddp["replica_digests"][1]  # both ranks end bit-identical
 
-    single = Trainer(_config(pretrain_data, tmp_path / "single", vocab, grad_accum=2, max_steps=4, warmup_steps=1,
-                             eval_interval=2, checkpoint_interval=0))
+    single = Trainer(
+        _config(
+            pretrain_data,
+            tmp_path / "single",
+            vocab,
+            grad_accum=2,
+            max_steps=4,
+            warmup_steps=1,
+            eval_interval=2,
+            checkpoint_interval=0,
+        )
+    )
     single.fit()
     ddp_state = torch.load(tmp_path / "ddp" / "checkpoint" / "state.pt", weights_only=False)["model"]
     for name, tensor in single.model.state_dict().items():
-        torch.testing.assert_close(ddp_state[name], tensor, rtol=1e-4, atol=1e-5)  # only summation order differs
+        torch.testing.assert_close(
+            ddp_state[name], tensor, rtol=1e-4, atol=1e-5
+        )  # only summation order differs
     assert ddp["tokens_seen"] == json.loads((tmp_path / "single" / "summary.json").read_text())["tokens_seen"]

@@ -59,12 +59,16 @@ def test_eval_reports_each_votes_margin_per_group_and_formats_it():
 def test_server_benchmark_pairs_each_vote_with_greedy_on_the_same_problem():
     from benchmarks.reasoning_eval import Outcome, report
 
-    problems = [{"answer": "74", "stratum": "hard", "lang": "zh"}, {"answer": "6", "stratum": "hard", "lang": "en"},
-                {"answer": "7", "stratum": "easy", "lang": "zh"}]
+    problems = [
+        {"answer": "74", "stratum": "hard", "lang": "zh"},
+        {"answer": "6", "stratum": "hard", "lang": "en"},
+        {"answer": "7", "stratum": "easy", "lang": "zh"},
+    ]
     greedy = ["75", "6", "7"]  # wrong, right, right
     voted = ["74", "5", "7"]  # fixes the first, breaks the second
-    outcomes = ([Outcome(p, "greedy", a, 1.0, 10, 0.1) for p, a in zip(problems, greedy, strict=True)]
-                + [Outcome(p, "checked@9", a, 0.5, 90, 0.5) for p, a in zip(problems, voted, strict=True)])
+    outcomes = [Outcome(p, "greedy", a, 1.0, 10, 0.1) for p, a in zip(problems, greedy, strict=True)] + [
+        Outcome(p, "checked@9", a, 0.5, 90, 0.5) for p, a in zip(problems, voted, strict=True)
+    ]
     text = report(outcomes, ["greedy", "checked@9"], wall=1.0)
     assert "| hard | checked@9 | +0.0 | 1 | 1 |" in text
     assert "| all | checked@9 | +0.0 | 1 | 1 |" in text and "| easy | checked@9 | +0.0 | 0 | 0 |" in text

@@ -16,8 +16,11 @@ def test_draws_test_split_problems_of_each_wording() -> None:
 
 
 def test_table_compares_with_the_first_checkpoint() -> None:
-    table = format_table("easy", ["old", "new"], [{"held-out": (5, 10), "train / word": (3, 4)},
-                                                  {"held-out": (7, 10), "train / word": (2, 4)}])
+    table = format_table(
+        "easy",
+        ["old", "new"],
+        [{"held-out": (5, 10), "train / word": (3, 4)}, {"held-out": (7, 10), "train / word": (2, 4)}],
+    )
     lines = table.splitlines()
     assert lines[0] == "| easy | n | old | new | new - old |"
     assert lines[2] == "| **held-out** | 10 | 50.0 | 70.0 | +20.0 |"
@@ -30,5 +33,8 @@ def test_probe_runs_on_a_real_checkpoint(tiny_checkpoint, capsys) -> None:
     assert accuracy["held-out"][1] == accuracy["train"][1] == 3
     assert sum(n for k, (_, n) in accuracy.items() if k.startswith("held-out / ")) == 3
     assert all(0 <= right <= n for right, n in accuracy.values())
-    assert main(["--checkpoints", str(tiny_checkpoint), "--n", "2", "--strata", "easy", "--max-new-tokens", "8"]) == 0
+    assert (
+        main(["--checkpoints", str(tiny_checkpoint), "--n", "2", "--strata", "easy", "--max-new-tokens", "8"])
+        == 0
+    )
     assert "| **held-out** | 2 |" in capsys.readouterr().out

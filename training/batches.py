@@ -38,8 +38,10 @@ class PretrainBatches:
         self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
         self.n_windows = (len(self.tokens) - 1) // seq_len
         if self.n_windows < batch_size:
-            raise ValueError(f"{directory}: {len(self.tokens)} tokens make {self.n_windows} windows of {seq_len}; "
-                             f"a batch needs {batch_size} (use more data or a smaller batch/seq_len)")
+            raise ValueError(
+                f"{directory}: {len(self.tokens)} tokens make {self.n_windows} windows of {seq_len}; "
+                f"a batch needs {batch_size} (use more data or a smaller batch/seq_len)"
+            )
         self.batches_per_epoch = self.n_windows // batch_size
         self._perm_epoch, self._perm = -1, np.empty(0, dtype=np.int64)
 
@@ -48,14 +50,16 @@ class PretrainBatches:
         if epoch != self._perm_epoch:
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
             self._perm_epoch = epoch
-        return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
+        return self._perm[j * self.batch_size : (j + 1) * self.batch_size]
 
     def target_count(self, index: int) -> int:
         return self.batch_size * self.seq_len
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [np.asarray(self.tokens[w * self.seq_len: w * self.seq_len + self.seq_len + 1], dtype=np.int64)
-                for w in self._windows(index)]
+        rows = [
+            np.asarray(self.tokens[w * self.seq_len : w * self.seq_len + self.seq_len + 1], dtype=np.int64)
+            for w in self._windows(index)
+        ]
         data = torch.from_numpy(np.stack(rows))
         return data[:, :-1], data[:, 1:].clone()
 
@@ -74,7 +78,9 @@ class SFTBatches:
     step already drops those that exceed the context, so this only bites if ``seq_len`` is set lower).
     """
 
-    def __init__(self, directory: str | Path, seq_len: int, batch_size: int, seed: int = 0, pad_id: int = 0) -> None:
+    def __init__(
+        self, directory: str | Path, seq_len: int, batch_size: int, seed: int = 0, pad_id: int = 0
+    ) -> None:
         self.tokens, self.mask, self.offsets, self.meta = _load_split(Path(directory))
         self.seq_len, self.batch_size, self.seed, self.pad_id = seq_len, batch_size, seed, pad_id
         self.n_examples = len(self.offsets) - 1
@@ -94,7 +100,7 @@ class SFTBatches:
         chunk = 50 * self.batch_size
         pieces = []
         for c in range(0, len(order), chunk):
-            part = order[c:c + chunk]
+            part = order[c : c + chunk]
             pieces.append(part[np.argsort(self.lengths[part], kind="stable")])
         batches = np.concatenate(pieces).reshape(-1, self.batch_size)
         return batches[rng.permutation(len(batches))]
@@ -113,14 +119,16 @@ class SFTBatches:
         # Widths rounded up to a multiple of 16: a few dozen distinct shapes instead of hundreds, so the CPU
         # kernels' per-shape caches (oneDNN under bf16 autocast) stop growing the process's memory. Right
         # padding is masked out of the loss and, with causal attention, never changes the real tokens.
-        width = min(-(-(int(self.lengths[examples].max()) - 1) // 16) * 16, self.seq_len) + 1  # inputs: width - 1
+        width = (
+            min(-(-(int(self.lengths[examples].max()) - 1) // 16) * 16, self.seq_len) + 1
+        )  # inputs: width - 1
         ids = np.full((len(examples), width), self.pad_id, dtype=np.int64)
         targets = np.full((len(examples), width), IGNORE, dtype=np.int64)
         for row, e in enumerate(examples):
             start, n = int(self.offsets[e]), int(self.lengths[e])
-            seq = np.asarray(self.tokens[start:start + n], dtype=np.int64)
+            seq = np.asarray(self.tokens[start : start + n], dtype=np.int64)
             ids[row, :n] = seq
-            targets[row, :n] = np.where(np.asarray(self.mask[start:start + n]) > 0, seq, IGNORE)
+            targets[row, :n] = np.where(np.asarray(self.mask[start : start + n]) > 0, seq, IGNORE)
         ids_t, targets_t = torch.from_numpy(ids), torch.from_numpy(targets)
         return ids_t[:, :-1], targets_t[:, 1:].clone()
 
@@ -139,8 +147,9 @@ def split_size(directory: str | Path, seq_len: int) -> int:
     return max(0, (int(offsets[-1]) - 1) // seq_len) if kind == "pretrain" else len(offsets) - 1
 
 
-def open_batches(directory: str | Path, seq_len: int, batch_size: int, seed: int = 0,
-                 pad_id: int = 0) -> PretrainBatches | SFTBatches:
+def open_batches(
+    directory: str | Path, seq_len: int, batch_size: int, seed: int = 0, pad_id: int = 0
+) -> PretrainBatches | SFTBatches:
     """Batches for a split directory (``data/train``), of the kind its ``meta.json`` records."""
     kind = json.loads((Path(directory).parent / "meta.json").read_text(encoding="utf-8"))["kind"]
     if kind == "pretrain":

@@ -107,8 +107,10 @@ class CleaningReport:
 
     def summary(self) -> str:
         """A short human-readable table, printed by the data command."""
-        lines = [f"cleaning: seen {self.seen}, kept {self.kept} ({self.chars_kept:,} chars), "
-                 f"dropped {sum(self.dropped.values())}"]
+        lines = [
+            f"cleaning: seen {self.seen}, kept {self.kept} ({self.chars_kept:,} chars), "
+            f"dropped {sum(self.dropped.values())}"
+        ]
         for reason, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]):
             lines.append(f"  dropped  {reason:<18} {n:>8}")
         for kind, n in sorted(self.repaired.items(), key=lambda kv: -kv[1]):
@@ -116,7 +118,9 @@ class CleaningReport:
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
 
 
 class TextCleaner:

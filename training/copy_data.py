@@ -34,8 +34,9 @@ def first_ordinary_id(vocab_size: int) -> int:
     return 266 if vocab_size > 2 * 266 else max(1, vocab_size // 10)
 
 
-def drill(rng: np.random.Generator, vocab_size: int, min_run: int, max_run: int,
-          token_pool: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def drill(
+    rng: np.random.Generator, vocab_size: int, min_run: int, max_run: int, token_pool: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One example: (token ids, loss mask). A run of ``min_run``..``max_run`` random ordinary tokens, then
     the run again from a random point in its first half; the mask marks the repeat's tokens after its first
     (the first repeated token cannot be known: the repeat may start anywhere)."""
@@ -46,12 +47,20 @@ def drill(rng: np.random.Generator, vocab_size: int, min_run: int, max_run: int,
     start = int(rng.integers(0, length // 2 + 1))
     ids = np.concatenate([run, run[start:]])
     mask = np.zeros(len(ids), dtype=np.uint8)
-    mask[length + 1:] = 1
+    mask[length + 1 :] = 1
     return ids, mask
 
 
-def write_copy_data(out_dir: str | Path, vocab_size: int, n_train: int, n_val: int = 256, seed: int = 0,
-                    min_run: int = 10, max_run: int = 40, token_pool: int | None = None) -> dict[str, Any]:
+def write_copy_data(
+    out_dir: str | Path,
+    vocab_size: int,
+    n_train: int,
+    n_val: int = 256,
+    seed: int = 0,
+    min_run: int = 10,
+    max_run: int = 40,
+    token_pool: int | None = None,
+) -> dict[str, Any]:
     """Write ``n_train`` + ``n_val`` drills as a prepared ``sft`` data directory; returns its meta.
 
     ``token_pool``: draw tokens from this many ids only (``None``: the whole ordinary vocabulary)."""
@@ -73,8 +82,17 @@ def write_copy_data(out_dir: str | Path, vocab_size: int, n_train: int, n_val: i
         splits[split] = writer.close()
     # "sources" as `training.data.prepare` writes it, so the manifest and model card name the generator.
     sources = [{"path": "training/copy_data.py", "bytes": (out_dir / "train" / "tokens.bin").stat().st_size}]
-    meta = {"kind": "sft", "dtype": dtype.name, "vocab_size": vocab_size, "sources": sources, "splits": splits,
-            "seed": seed, "min_run": min_run, "max_run": max_run, "token_pool": token_pool,
-            "cleaning": {"dropped": {}}}
+    meta = {
+        "kind": "sft",
+        "dtype": dtype.name,
+        "vocab_size": vocab_size,
+        "sources": sources,
+        "splits": splits,
+        "seed": seed,
+        "min_run": min_run,
+        "max_run": max_run,
+        "token_pool": token_pool,
+        "cleaning": {"dropped": {}},
+    }
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta

@@ -125,9 +125,14 @@ def _subsample(items: list, limit: int | None, seed: int) -> list:
     return [items[i] for i in keep]
 
 
-def build_corpus(out_dir: str | Path, wordnet_max_synsets: int | None = None, glosses_per_doc: int = 12,
-                 seed: int = 0, sources: dict[str, Source] | None = None,
-                 max_fortunes: int | None = None) -> dict[str, dict]:
+def build_corpus(
+    out_dir: str | Path,
+    wordnet_max_synsets: int | None = None,
+    glosses_per_doc: int = 12,
+    seed: int = 0,
+    sources: dict[str, Source] | None = None,
+    max_fortunes: int | None = None,
+) -> dict[str, dict]:
     """Write ``{out_dir}/{fortunes-zh,fortunes-en,wordnet}.jsonl`` for the sources that exist.
 
     Returns ``{name: {"path", "documents", "chars", "package"}}``, with ``"missing": true`` (and a message)
@@ -141,25 +146,36 @@ def build_corpus(out_dir: str | Path, wordnet_max_synsets: int | None = None, gl
     result: dict[str, dict] = {}
     for name, src in sources.items():
         if not src.available:
-            result[name] = {"missing": True, "package": src.package,
-                            "message": f"{name}: not found; install it with `apt-get install {src.package.split(' (')[0]}`"}
+            result[name] = {
+                "missing": True,
+                "package": src.package,
+                "message": f"{name}: not found; install it with `apt-get install {src.package.split(' (')[0]}`",
+            }
             continue
         path = out / f"{name}.jsonl"
         if name == "wordnet":
             glosses = _subsample([g for f in src.files for g in read_wordnet(f)], wordnet_max_synsets, seed)
-            docs = ("\n".join(gloss_text(g) for g in glosses[i:i + glosses_per_doc])
-                    for i in range(0, len(glosses), glosses_per_doc))
+            docs = (
+                "\n".join(gloss_text(g) for g in glosses[i : i + glosses_per_doc])
+                for i in range(0, len(glosses), glosses_per_doc)
+            )
             n, chars = _write_jsonl(path, docs)
         else:
             entries = _subsample([e for f in src.files for e in read_fortunes(f)], max_fortunes, seed)
             n, chars = _write_jsonl(path, iter(entries))
-        result[name] = {"path": str(path), "documents": n, "chars": chars, "package": src.package,
-                        "files": len(src.files)}
+        result[name] = {
+            "path": str(path),
+            "documents": n,
+            "chars": chars,
+            "package": src.package,
+            "files": len(src.files),
+        }
     return result
 
 
-def load_glosses(max_synsets: int | None = None, seed: int = 0,
-                 sources: dict[str, Source] | None = None) -> list[Gloss]:
+def load_glosses(
+    max_synsets: int | None = None, seed: int = 0, sources: dict[str, Source] | None = None
+) -> list[Gloss]:
     """WordNet glosses for the chat generator's "what does X mean" examples ([] without WordNet)."""
     src = (sources or find_sources())["wordnet"]
     return _subsample([g for f in src.files for g in read_wordnet(f)], max_synsets, seed)

@@ -47,6 +47,7 @@ def is_val(text: str, val_fraction: float) -> bool:
 
 # --- reading raw sources ------------------------------------------------------------------------------
 
+
 def read_text_documents(path: str | Path, split: str = "paragraph") -> Iterator[bytes | str]:
     """Documents of a text file as raw bytes (decoding is the cleaner's job, so bad bytes are counted).
 
@@ -83,7 +84,9 @@ def read_text_documents(path: str | Path, split: str = "paragraph") -> Iterator[
         raise ValueError(f"unknown split mode {split!r}")
 
 
-def iter_text(paths: Iterable[str | Path], cleaner: TextCleaner, split: str = "paragraph") -> Iterator[tuple[str, str]]:
+def iter_text(
+    paths: Iterable[str | Path], cleaner: TextCleaner, split: str = "paragraph"
+) -> Iterator[tuple[str, str]]:
     """Cleaned (text, source) pairs of plain-text/``{"text"}`` inputs; drops are counted in the report."""
     for path in paths:
         for raw in read_text_documents(path, split):
@@ -168,8 +171,9 @@ def _encode_item(item: tuple[Any, Any]) -> tuple[list[int], list[int] | None, An
     return ids, mask, tag
 
 
-def encode_parallel(items: Iterable[tuple[Any, Any]], tokenizer_path: str | Path, workers: int
-                    ) -> Iterator[tuple[list[int], list[int] | None, Any]]:
+def encode_parallel(
+    items: Iterable[tuple[Any, Any]], tokenizer_path: str | Path, workers: int
+) -> Iterator[tuple[list[int], list[int] | None, Any]]:
     """Encode items in order, in ``workers`` processes (in this process when ``workers`` <= 1)."""
     if workers <= 1:
         _init_worker(str(tokenizer_path))
@@ -180,6 +184,7 @@ def encode_parallel(items: Iterable[tuple[Any, Any]], tokenizer_path: str | Path
 
 
 # --- writing shards -----------------------------------------------------------------------------------
+
 
 class ShardWriter:
     """Appends token arrays (and masks) to one split's files; offsets are kept in memory (8 bytes/doc)."""
@@ -208,7 +213,11 @@ class ShardWriter:
         if self._mask is not None:
             self._mask.close()
         np.save(self.directory / "offsets.npy", np.asarray(self.offsets, dtype=np.int64))
-        return {"documents": len(self.offsets) - 1, "tokens": self.offsets[-1], "target_tokens": self.target_tokens}
+        return {
+            "documents": len(self.offsets) - 1,
+            "tokens": self.offsets[-1],
+            "target_tokens": self.target_tokens,
+        }
 
 
 @dataclass
@@ -218,9 +227,17 @@ class PrepareResult:
     report: CleaningReport = field(repr=False)
 
 
-def prepare(kind: str, inputs: list[str | Path], tokenizer_path: str | Path, out_dir: str | Path,
-            cleaning: CleaningConfig | None = None, val_fraction: float = 0.02, max_tokens: int | None = None,
-            split: str = "paragraph", workers: int = 0) -> PrepareResult:
+def prepare(
+    kind: str,
+    inputs: list[str | Path],
+    tokenizer_path: str | Path,
+    out_dir: str | Path,
+    cleaning: CleaningConfig | None = None,
+    val_fraction: float = 0.02,
+    max_tokens: int | None = None,
+    split: str = "paragraph",
+    workers: int = 0,
+) -> PrepareResult:
     """Clean and tokenize ``inputs`` into ``out_dir``; ``kind`` is ``pretrain`` or ``sft``.
 
     ``max_tokens`` (sft) drops examples longer than the training context, counted as ``over_context``:
@@ -242,8 +259,10 @@ def prepare(kind: str, inputs: list[str | Path], tokenizer_path: str | Path, out
         for ids, _, val in encode_parallel(texts, tokenizer_path, workers):
             writers["val" if val else "train"].add(ids)
     else:
-        convs = ((_chat_payload(c), (c.fmt, c.source, is_val(c.text_for_dedup(), val_fraction)))
-                 for c in iter_conversations(inputs, cleaner))
+        convs = (
+            (_chat_payload(c), (c.fmt, c.source, is_val(c.text_for_dedup(), val_fraction)))
+            for c in iter_conversations(inputs, cleaner)
+        )
         # The report is updated by the thread feeding the pool while this loop runs: collect this loop's
         # findings apart and merge them once the input is exhausted.
         over_context: list[str] = []
@@ -277,6 +296,8 @@ def prepare(kind: str, inputs: list[str | Path], tokenizer_path: str | Path, out
     }
     if kind == "sft":
         meta["formats"] = formats
-    (out_dir / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "meta.json").write_text(
+        json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     report.save(out_dir / "report.json")
     return PrepareResult(out_dir=out_dir, meta=meta, report=report)

@@ -39,8 +39,11 @@ def init_distributed() -> DistInfo:
         return DistInfo()
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                    local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    return DistInfo(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", world)),
+    )
 
 
 def shutdown_distributed(synchronize: bool = False) -> None:
@@ -61,7 +64,7 @@ def all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 

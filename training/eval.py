@@ -49,7 +49,7 @@ from training.batches import IGNORE, PretrainBatches, split_size
 from training.reasoning_templates import uses_held_out_template
 from training.vote_margin import margin_table
 
-CHAT_PROMPTS = ["你好", "你是谁？", "Who are you?", "What does \"library\" mean?"]
+CHAT_PROMPTS = ["你好", "你是谁？", "Who are you?", 'What does "library" mean?']
 
 
 @dataclass
@@ -76,9 +76,15 @@ class EvalConfig:
 
 # --- perplexity ---------------------------------------------------------------------------------------
 
+
 @torch.no_grad()
-def perplexity(model: torch.nn.Module, data_dir: str | Path, seq_len: int = 256, max_windows: int = 400,
-               batch_size: int = 8) -> dict[str, float]:
+def perplexity(
+    model: torch.nn.Module,
+    data_dir: str | Path,
+    seq_len: int = 256,
+    max_windows: int = 400,
+    batch_size: int = 8,
+) -> dict[str, float]:
     """Mean next-token loss and perplexity over (up to ``max_windows``) windows of a val split."""
     val = Path(data_dir) / "val"
     n = split_size(val, seq_len)
@@ -89,14 +95,21 @@ def perplexity(model: torch.nn.Module, data_dir: str | Path, seq_len: int = 256,
     for index in data.eval_batches(max(1, max_windows // data.batch_size)):
         inputs, targets = data.batch(index)
         logits = model(inputs)
-        loss_sum += float(F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                          ignore_index=IGNORE, reduction="sum"))
+        loss_sum += float(
+            F.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]),
+                targets.reshape(-1),
+                ignore_index=IGNORE,
+                reduction="sum",
+            )
+        )
         count += int((targets != IGNORE).sum())
     loss = loss_sum / max(1, count)
     return {"loss": round(loss, 5), "ppl": round(math.exp(min(loss, 50.0)), 3), "tokens": count}
 
 
 # --- reasoning accuracy -------------------------------------------------------------------------------
+
 
 @dataclass
 class ProblemResult:
@@ -113,16 +126,18 @@ class ProblemResult:
         if method == "greedy":
             return self.greedy_answer == gold
         name, k = method.split("@")
-        answers = self.sample_answers[:int(k)]
+        answers = self.sample_answers[: int(k)]
         if name == "checked":
-            return vote(answers, eligible=[c.ok for c in self.sample_checks[:int(k)]]).key == gold
+            return vote(answers, eligible=[c.ok for c in self.sample_checks[: int(k)]]).key == gold
         return vote(answers).key == gold
 
     @cached_property
     def sample_checks(self) -> list[ChainCheck]:
         """Each sample chain's check (false steps, numbers foreign to the question), computed once."""
-        return [check_chain(self.record["user"], split_reasoning(text)[0] or "", answer)
-                for text, answer in zip(self.sample_texts, self.sample_answers, strict=True)]
+        return [
+            check_chain(self.record["user"], split_reasoning(text)[0] or "", answer)
+            for text, answer in zip(self.sample_texts, self.sample_answers, strict=True)
+        ]
 
 
 def answer_key(tokenizer: Tokenizer, token_ids: Sequence[int]) -> tuple[str, str]:
@@ -133,11 +148,22 @@ def answer_key(tokenizer: Tokenizer, token_ids: Sequence[int]) -> tuple[str, str
     return text, normalize_answer(extract_answer(final))
 
 
-def run_problems(model: Transformer, tokenizer: Tokenizer, records: list[dict[str, Any]], cfg: EvalConfig,
-                 label: str = "", progress: bool = True) -> list[ProblemResult]:
+def run_problems(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    records: list[dict[str, Any]],
+    cfg: EvalConfig,
+    label: str = "",
+    progress: bool = True,
+) -> list[ProblemResult]:
     """Greedy and sampled chains for every problem, all in flight in one engine (batched decoding)."""
-    engine = Engine(model, EngineConfig(max_batch=max(cfg.max_batch, max(cfg.ks)), max_queue=10_000,
-                                        num_threads=cfg.threads or None), tokenizer.stop_token_ids)
+    engine = Engine(
+        model,
+        EngineConfig(
+            max_batch=max(cfg.max_batch, max(cfg.ks)), max_queue=10_000, num_threads=cfg.threads or None
+        ),
+        tokenizer.stop_token_ids,
+    )
     engine.start()
     try:
         handles = []
@@ -147,11 +173,17 @@ def run_problems(model: Transformer, tokenizer: Tokenizer, records: list[dict[st
             prompt = tokenizer.encode_chat(messages, add_generation_prompt=True, reasoning=True)
             budget = min(cfg.max_new_tokens, engine.max_seq_len - len(prompt))
             greedy = SamplingParams(temperature=0.0, max_tokens=budget)
-            sampled = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=budget,
-                                     seed=cfg.sample_seed + i * kmax)
+            sampled = SamplingParams(
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_tokens=budget,
+                seed=cfg.sample_seed + i * kmax,
+            )
             handles.append((engine.submit(prompt, greedy, n=1), engine.submit(prompt, sampled, n=kmax)))
         results = []
-        bar = tqdm(total=len(records), desc=f"eval {label}", unit="problem", disable=not progress, mininterval=2.0)
+        bar = tqdm(
+            total=len(records), desc=f"eval {label}", unit="problem", disable=not progress, mininterval=2.0
+        )
         for r, (h_greedy, h_sampled) in zip(records, handles, strict=True):
             greedy_ids = [e.token_id for e in h_greedy.iter_sync() if e.token_id is not None]
             text, key = answer_key(tokenizer, greedy_ids)
@@ -169,7 +201,7 @@ def run_problems(model: Transformer, tokenizer: Tokenizer, records: list[dict[st
 
 
 def wording_of(record: dict) -> str:
-    """"held-out" when the question could have been written by a test-only template, else "train"."""
+    """ "held-out" when the question could have been written by a test-only template, else "train"."""
     return "held-out" if uses_held_out_template(record["user"], record["lang"]) else "train"
 
 
@@ -198,8 +230,15 @@ def _groups(results: list[ProblemResult]) -> dict[str, list[ProblemResult]]:
     for res in results:
         r = res.record
         wording = f"wording:{wording_of(r)}"
-        for g in ("all", r["stratum"], r["lang"], f"{r['stratum']}/{r['lang']}", f"kind:{r['kind']}", wording,
-                  f"{r['stratum']}/{wording}"):
+        for g in (
+            "all",
+            r["stratum"],
+            r["lang"],
+            f"{r['stratum']}/{r['lang']}",
+            f"kind:{r['kind']}",
+            wording,
+            f"{r['stratum']}/{wording}",
+        ):
             groups[g].append(res)
     return groups
 
@@ -212,8 +251,11 @@ def vote_margins(results: list[ProblemResult], ks: Sequence[int]) -> dict[str, A
     (``training.vote_margin``); the finer groups hold too few problems for an interval to say much."""
     methods = [m for m in vote_methods(ks) if not m.endswith("@1")]
     groups = _groups(results)
-    flags = {g: {m: [res.correct(m) for res in groups[g]] for m in ["greedy", *methods]}
-             for g in MARGIN_GROUPS if g in groups}
+    flags = {
+        g: {m: [res.correct(m) for res in groups[g]] for m in ["greedy", *methods]}
+        for g in MARGIN_GROUPS
+        if g in groups
+    }
     return margin_table(flags, methods)
 
 
@@ -243,8 +285,14 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
     loaded = load_checkpoint(checkpoint)
     tokenizer = loaded.tokenizer
     records = reasoning_data.generate("test", cfg.n_problems, cfg.seed, strata=cfg.strata, langs=cfg.langs)
-    report: dict[str, Any] = {"checkpoint": str(checkpoint), "config": asdict(cfg), "perplexity": {},
-                              "reasoning": {}, "vote_margin": {}, "timing_s": {}}
+    report: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "config": asdict(cfg),
+        "perplexity": {},
+        "reasoning": {},
+        "vote_margin": {},
+        "timing_s": {},
+    }
     samples_path = out / "eval_samples.jsonl"
     samples_path.write_text("", encoding="utf-8")
     for precision in cfg.precisions:
@@ -260,14 +308,27 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path, cfg: EvalConfig | None
         report["timing_s"][precision] = round(time.time() - t0, 1)
         with open(samples_path, "a", encoding="utf-8") as f:
             for res in results:
-                f.write(json.dumps({"precision": precision, "user": res.record["user"], "gold": res.record["answer"],
-                                    "stratum": res.record["stratum"], "lang": res.record["lang"],
-                                    "kind": res.record["kind"], "wording": wording_of(res.record),
-                                    "greedy": res.greedy_text, "greedy_answer": res.greedy_answer,
-                                    "sample_answers": res.sample_answers, "sample_texts": res.sample_texts,
-                                    "sample_false_steps": [c.false_steps for c in res.sample_checks],
-                                    "sample_ungrounded": [c.ungrounded for c in res.sample_checks]},
-                                   ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "precision": precision,
+                            "user": res.record["user"],
+                            "gold": res.record["answer"],
+                            "stratum": res.record["stratum"],
+                            "lang": res.record["lang"],
+                            "kind": res.record["kind"],
+                            "wording": wording_of(res.record),
+                            "greedy": res.greedy_text,
+                            "greedy_answer": res.greedy_answer,
+                            "sample_answers": res.sample_answers,
+                            "sample_texts": res.sample_texts,
+                            "sample_false_steps": [c.false_steps for c in res.sample_checks],
+                            "sample_ungrounded": [c.ungrounded for c in res.sample_checks],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
         if precision == "fp32":
             report["chat_samples"] = chat_samples(model, tokenizer)
     report["seconds"] = round(time.time() - started, 1)
@@ -283,15 +344,22 @@ def format_table(report: dict[str, Any], groups: Sequence[str] = TABLE_GROUPS) -
     """A Markdown table of the accuracies (used by the CLI and the model card)."""
     lines = []
     for precision, table in report.get("reasoning", {}).items():
-        methods = [k for k in next(iter(table.values())) if k == "greedy" or "@" in k and "agreement" not in k]
+        methods = [
+            k for k in next(iter(table.values())) if k == "greedy" or "@" in k and "agreement" not in k
+        ]
         if not lines:
-            lines += ["| precision | group | n | " + " | ".join(methods) + " |",
-                      "|---|---|---|" + "---|" * len(methods)]
+            lines += [
+                "| precision | group | n | " + " | ".join(methods) + " |",
+                "|---|---|---|" + "---|" * len(methods),
+            ]
         for g in groups:
             if g in table:
                 row = table[g]
-                lines.append(f"| {precision} | {g} | {row['n']} | " + " | ".join(f"{row[m]:.1f}" for m in methods)
-                             + " |")
+                lines.append(
+                    f"| {precision} | {g} | {row['n']} | "
+                    + " | ".join(f"{row[m]:.1f}" for m in methods)
+                    + " |"
+                )
     return "\n".join(lines)
 
 
@@ -305,8 +373,11 @@ def plot_eval(report: dict[str, Any], out_png: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [g for g in ("all", "easy", "hard", "easy/zh", "easy/en", "hard/zh", "hard/en")
-              if g in next(iter(tables.values()))]
+    groups = [
+        g
+        for g in ("all", "easy", "hard", "easy/zh", "easy/en", "hard/zh", "hard/en")
+        if g in next(iter(tables.values()))
+    ]
     methods = [k for k in next(iter(tables.values()))["all"] if k == "greedy" or k.startswith("sc@")]
     bars = [(p, m) for p in tables for m in methods]
     width = 0.8 / len(bars)
@@ -314,9 +385,15 @@ def plot_eval(report: dict[str, Any], out_png: str | Path) -> Path | None:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (precision, method) in enumerate(bars):
         xs = [g + (i - (len(bars) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, [tables[precision][g][method] for g in groups], width, color=colors[methods.index(method)],
-               hatch="//" if precision != "fp32" else None, edgecolor="white",
-               label=f"{method} ({precision})")
+        ax.bar(
+            xs,
+            [tables[precision][g][method] for g in groups],
+            width,
+            color=colors[methods.index(method)],
+            hatch="//" if precision != "fp32" else None,
+            edgecolor="white",
+            label=f"{method} ({precision})",
+        )
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy (%)")

@@ -41,22 +41,46 @@ def stage_record(run: Path) -> dict[str, Any]:
     cfg = TrainConfig.load(run / "train_config.json")
     summary = _read_json(run / "summary.json")
     meta = _read_json(Path(cfg.data) / "meta.json")
-    keep = ("seq_len", "batch_size", "grad_accum", "max_steps", "lr", "min_lr_ratio", "warmup_steps",
-            "weight_decay", "grad_clip", "precision")
+    keep = (
+        "seq_len",
+        "batch_size",
+        "grad_accum",
+        "max_steps",
+        "lr",
+        "min_lr_ratio",
+        "warmup_steps",
+        "weight_decay",
+        "grad_clip",
+        "precision",
+    )
     return {
-        "stage": cfg.stage, "run_dir": str(run), "recipe": {k: getattr(cfg, k) for k in keep},
-        "steps": summary.get("step"), "tokens_seen": summary.get("tokens_seen"),
-        "train_seconds": summary.get("train_seconds"), "world_size": summary.get("world_size"),
-        "final_train_loss": summary.get("final_train_loss"), "final_val_loss": summary.get("final_val_loss"),
+        "stage": cfg.stage,
+        "run_dir": str(run),
+        "recipe": {k: getattr(cfg, k) for k in keep},
+        "steps": summary.get("step"),
+        "tokens_seen": summary.get("tokens_seen"),
+        "train_seconds": summary.get("train_seconds"),
+        "world_size": summary.get("world_size"),
+        "final_train_loss": summary.get("final_train_loss"),
+        "final_val_loss": summary.get("final_val_loss"),
         "final_val_ppl": summary.get("final_val_ppl"),
-        "data": {"dir": cfg.data, "kind": meta.get("kind"), "sources": meta.get("sources", []),
-                 "splits": meta.get("splits", {}), "dropped": meta.get("cleaning", {}).get("dropped", {}),
-                 "formats": meta.get("formats")},
+        "data": {
+            "dir": cfg.data,
+            "kind": meta.get("kind"),
+            "sources": meta.get("sources", []),
+            "splits": meta.get("splits", {}),
+            "dropped": meta.get("cleaning", {}).get("dropped", {}),
+            "formats": meta.get("formats"),
+        },
     }
 
 
-def build_manifest(run_dir: str | Path, eval_report: dict[str, Any] | None, checkpoint_dir: Path,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_manifest(
+    run_dir: str | Path,
+    eval_report: dict[str, Any] | None,
+    checkpoint_dir: Path,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     stages = [stage_record(r) for r in stage_chain(run_dir)]
     config = _read_json(checkpoint_dir / "config.json")
     size = sum(p.stat().st_size for p in checkpoint_dir.iterdir() if p.is_file())
@@ -65,17 +89,32 @@ def build_manifest(run_dir: str | Path, eval_report: dict[str, Any] | None, chec
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "architecture": "LlamaForCausalLM",
         "parameters": _read_json(Path(run_dir) / "summary.json").get("parameters"),
-        "config": {k: config.get(k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                              "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
-                                              "tie_word_embeddings")},
+        "config": {
+            k: config.get(k)
+            for k in (
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "max_position_embeddings",
+                "tie_word_embeddings",
+            )
+        },
         "checkpoint_bytes": size,
         "stages": stages,
         "tokens_seen": sum(s["tokens_seen"] or 0 for s in stages),
         "train_seconds": round(sum(s["train_seconds"] or 0 for s in stages), 1),
         "final_train_loss": stages[-1]["final_train_loss"] if stages else None,
         "final_val_loss": stages[-1]["final_val_loss"] if stages else None,
-        "eval": {k: eval_report[k] for k in ("perplexity", "reasoning", "vote_margin", "config", "seconds")
-                 if k in eval_report} if eval_report else None,
+        "eval": {
+            k: eval_report[k]
+            for k in ("perplexity", "reasoning", "vote_margin", "config", "seconds")
+            if k in eval_report
+        }
+        if eval_report
+        else None,
     }
     manifest.update(extra or {})
     return manifest
@@ -106,51 +145,89 @@ def model_card(manifest: dict[str, Any], eval_report: dict[str, Any] | None) -> 
         "|---|---|---|---|---|---|---|",
     ]
     for s in manifest["stages"]:
-        val = (f"{s['final_val_loss']:.3f} ({s['final_val_ppl']:.2f})" if s.get("final_val_loss") is not None
-               else "-")
+        val = (
+            f"{s['final_val_loss']:.3f} ({s['final_val_ppl']:.2f})"
+            if s.get("final_val_loss") is not None
+            else "-"
+        )
         train_loss = f"{s['final_train_loss']:.3f}" if s.get("final_train_loss") is not None else "-"
         sources = ", ".join(Path(src["path"]).name for src in s["data"]["sources"])
-        lines.append(f"| {s['stage']} | {s['steps']} | {s['tokens_seen'] or 0:,} | {s['train_seconds'] or 0:.0f} s | "
-                     f"{train_loss} | {val} | {sources} |")
-    lines += ["", "Recipe per stage (AdamW, linear warm-up then cosine decay, gradient clipping; SFT losses on "
-              "assistant tokens only):", ""]
+        lines.append(
+            f"| {s['stage']} | {s['steps']} | {s['tokens_seen'] or 0:,} | {s['train_seconds'] or 0:.0f} s | "
+            f"{train_loss} | {val} | {sources} |"
+        )
+    lines += [
+        "",
+        "Recipe per stage (AdamW, linear warm-up then cosine decay, gradient clipping; SFT losses on "
+        "assistant tokens only):",
+        "",
+    ]
     for s in manifest["stages"]:
         lines.append(f"- {s['stage']}: " + ", ".join(f"{k}={v}" for k, v in s["recipe"].items()))
-    lines += ["", f"Total: {manifest['tokens_seen']:,} tokens seen in {manifest['train_seconds'] / 60:.1f} min of "
-              "training" + (f"; wall time of the whole recipe {manifest['wall_seconds'] / 60:.1f} min"
-                            if manifest.get("wall_seconds") else "") + "."]
+    lines += [
+        "",
+        f"Total: {manifest['tokens_seen']:,} tokens seen in {manifest['train_seconds'] / 60:.1f} min of "
+        "training"
+        + (
+            f"; wall time of the whole recipe {manifest['wall_seconds'] / 60:.1f} min"
+            if manifest.get("wall_seconds")
+            else ""
+        )
+        + ".",
+    ]
     if manifest.get("reproduce"):
         lines += ["", "Reproduce:", "", "```bash", manifest["reproduce"], "```"]
     if eval_report:
-        lines += ["", "## Evaluation", "",
-                  "Held-out arithmetic problems (test split of `training/reasoning_data.py`: structures and some "
-                  "phrasings never seen in training). Accuracy in %; greedy = temperature 0; sc@k = majority vote "
-                  f"over k chains sampled at temperature {eval_report['config']['temperature']}; checked@k = the "
-                  "same vote with the answers of chains whose steps hold and whose numbers come from the question "
-                  "ranked first.", "",
-                  format_table(eval_report)]
+        lines += [
+            "",
+            "## Evaluation",
+            "",
+            "Held-out arithmetic problems (test split of `training/reasoning_data.py`: structures and some "
+            "phrasings never seen in training). Accuracy in %; greedy = temperature 0; sc@k = majority vote "
+            f"over k chains sampled at temperature {eval_report['config']['temperature']}; checked@k = the "
+            "same vote with the answers of chains whose steps hold and whose numbers come from the question "
+            "ranked first.",
+            "",
+            format_table(eval_report),
+        ]
         margins = format_margins(eval_report)
         if margins:
-            lines += ["", "What each vote gains over greedy on the same problems (problems it fixes and breaks; "
-                      "95% Agresti–Min interval of the paired difference):", "", margins]
+            lines += [
+                "",
+                "What each vote gains over greedy on the same problems (problems it fixes and breaks; "
+                "95% Agresti–Min interval of the paired difference):",
+                "",
+                margins,
+            ]
         for precision, ppls in eval_report.get("perplexity", {}).items():
             for name, p in ppls.items():
-                lines.append(f"\nHeld-out perplexity ({precision}, `{name}` val split): {p['ppl']:.2f} "
-                             f"(loss {p['loss']:.3f} over {p['tokens']:,} tokens)")
+                lines.append(
+                    f"\nHeld-out perplexity ({precision}, `{name}` val split): {p['ppl']:.2f} "
+                    f"(loss {p['loss']:.3f} over {p['tokens']:,} tokens)"
+                )
         if eval_report.get("chat_samples"):
             lines += ["", "Sample replies (greedy):", ""]
             for s in eval_report["chat_samples"]:
                 reply = s["reply"].replace("\n", " ")
                 lines.append(f"- **{s['prompt']}** → {reply}")
-    lines += ["", "## Files", "",
-              "`config.json`, `model.safetensors` (Hugging Face Llama names), `tokenizer.model`, "
-              "`tokenizer_config.json` (chat template), `generation_config.json`, `special_tokens_map.json`, "
-              "`manifest.json` (all figures above, machine-readable).", ""]
+    lines += [
+        "",
+        "## Files",
+        "",
+        "`config.json`, `model.safetensors` (Hugging Face Llama names), `tokenizer.model`, "
+        "`tokenizer_config.json` (chat template), `generation_config.json`, `special_tokens_map.json`, "
+        "`manifest.json` (all figures above, machine-readable).",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def export(run_dir: str | Path, out_dir: str | Path, eval_dir: str | Path | None = None,
-           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def export(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    eval_dir: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the checkpoint of ``run_dir`` to ``out_dir`` with README.md and manifest.json; returns the
     manifest. ``eval_dir`` holds ``eval.json``/``eval.png`` from ``training.eval`` (optional)."""
     run_dir, out = Path(run_dir), Path(out_dir)
@@ -162,10 +239,14 @@ def export(run_dir: str | Path, out_dir: str | Path, eval_dir: str | Path | None
         eval_report = json.loads((Path(eval_dir) / "eval.json").read_text(encoding="utf-8"))
     for run in stage_chain(run_dir):
         if (run / "loss.png").exists():
-            shutil.copyfile(run / "loss.png", out / f"loss-{TrainConfig.load(run / 'train_config.json').stage}.png")
+            shutil.copyfile(
+                run / "loss.png", out / f"loss-{TrainConfig.load(run / 'train_config.json').stage}.png"
+            )
     if eval_dir and (Path(eval_dir) / "eval.png").exists():
         shutil.copyfile(Path(eval_dir) / "eval.png", out / "eval.png")
     manifest = build_manifest(run_dir, eval_report, out, extra)
-    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (out / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     (out / "README.md").write_text(model_card(manifest, eval_report), encoding="utf-8")
     return manifest

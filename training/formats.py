@@ -113,22 +113,31 @@ def to_conversation(record: dict[str, Any], source: str = "") -> Conversation:
     if fmt == "chat":
         messages = _chat_messages(record)
     elif fmt == "reasoning":
-        messages = _with_system(_str(record, "system", False), [
-            {"role": "user", "content": _str(record, "user")},
-            {"role": "assistant", "content": _str(record, "final"), "reasoning": _str(record, "cot")},
-        ])
+        messages = _with_system(
+            _str(record, "system", False),
+            [
+                {"role": "user", "content": _str(record, "user")},
+                {"role": "assistant", "content": _str(record, "final"), "reasoning": _str(record, "cot")},
+            ],
+        )
     elif fmt == "alpaca":
         instruction, extra = _str(record, "instruction"), _str(record, "input", False)
         user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-        messages = _with_system(_str(record, "system", False), [
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": _str(record, "output")},
-        ])
+        messages = _with_system(
+            _str(record, "system", False),
+            [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": _str(record, "output")},
+            ],
+        )
     else:
-        messages = _with_system(_str(record, "system", False), [
-            {"role": "user", "content": _str(record, "user")},
-            {"role": "assistant", "content": _str(record, "assistant")},
-        ])
+        messages = _with_system(
+            _str(record, "system", False),
+            [
+                {"role": "user", "content": _str(record, "user")},
+                {"role": "assistant", "content": _str(record, "assistant")},
+            ],
+        )
     if not any(m["role"] == "assistant" for m in messages):
         raise FormatError("no assistant turn: nothing to learn from", "no_assistant_turn")
     if messages[-1]["role"] != "assistant":

@@ -36,7 +36,10 @@ from model.tokenizer import Tokenizer
 from training import reasoning_data
 
 # The chain up to the first verdict: "Asked: blue; red 3 is" / "所求：蓝色；红色3个，".
-_FIRST_CHECK = {"en": re.compile(r"Asked: ([a-z]+); ([a-z]+) \d+ is"), "zh": re.compile(r"所求：(\w+?)；(\w+?)\d+\w，")}
+_FIRST_CHECK = {
+    "en": re.compile(r"Asked: ([a-z]+); ([a-z]+) \d+ is"),
+    "zh": re.compile(r"所求：(\w+?)；(\w+?)\d+\w，"),
+}
 
 
 def check_prefix(record: dict[str, Any]) -> tuple[str, str, bool]:
@@ -63,24 +66,42 @@ def _prompt(tokenizer: Tokenizer, record: dict[str, Any], prefix: str) -> list[i
     """The same tokens as training: the reasoning prompt, then "\n" + the chain so far
     (``Tokenizer.encode_sft_example``)."""
     messages = [{"role": "system", "content": record["system"]}, {"role": "user", "content": record["user"]}]
-    return tokenizer.encode_chat(messages, add_generation_prompt=True, reasoning=True) + tokenizer.encode("\n" + prefix)
+    return tokenizer.encode_chat(messages, add_generation_prompt=True, reasoning=True) + tokenizer.encode(
+        "\n" + prefix
+    )
 
 
-def probe(checkpoint: str, n: int = 200, seed: int = 11, splits: Sequence[str] = ("train", "test"),
-          precision: Precision = "fp32", max_tokens: int = 3) -> dict[str, dict[str, dict[str, int]]]:
+def probe(
+    checkpoint: str,
+    n: int = 200,
+    seed: int = 11,
+    splits: Sequence[str] = ("train", "test"),
+    precision: Precision = "fp32",
+    max_tokens: int = 3,
+) -> dict[str, dict[str, dict[str, int]]]:
     """{split: {lang: {"right", "unclear", "n"}}} over ``n`` easy probability problems per split: the greedy
     continuation of each cut chain (all in flight in one engine, as the eval runs them)."""
     loaded = load_checkpoint(checkpoint)
     tokenizer = loaded.tokenizer
-    cases = [(split, record, *check_prefix(record)) for split in splits
-             for record in reasoning_data.generate(split, n, seed, strata=("easy",), kinds=("probability",))]
-    engine = Engine(prepare_for_serving(loaded.model, precision), EngineConfig(max_queue=len(cases) + 1),
-                    tokenizer.stop_token_ids)
+    cases = [
+        (split, record, *check_prefix(record))
+        for split in splits
+        for record in reasoning_data.generate(split, n, seed, strata=("easy",), kinds=("probability",))
+    ]
+    engine = Engine(
+        prepare_for_serving(loaded.model, precision),
+        EngineConfig(max_queue=len(cases) + 1),
+        tokenizer.stop_token_ids,
+    )
     engine.start()
     try:
         greedy = SamplingParams(temperature=0.0, max_tokens=max_tokens)
-        handles = [engine.submit(_prompt(tokenizer, record, prefix), greedy) for _, record, prefix, _, _ in cases]
-        written = [tokenizer.decode([e.token_id for e in h.iter_sync() if e.token_id is not None]) for h in handles]
+        handles = [
+            engine.submit(_prompt(tokenizer, record, prefix), greedy) for _, record, prefix, _, _ in cases
+        ]
+        written = [
+            tokenizer.decode([e.token_id for e in h.iter_sync() if e.token_id is not None]) for h in handles
+        ]
     finally:
         engine.shutdown(timeout=5.0)
     report: dict[str, dict[str, dict[str, int]]] = {}
@@ -93,8 +114,9 @@ def probe(checkpoint: str, n: int = 200, seed: int = 11, splits: Sequence[str] =
     return report
 
 
-def copy_score(model: torch.nn.Module, vocab: int, length: int = 24, rows: int = 32,
-               seed: int = 0) -> tuple[float, float]:
+def copy_score(
+    model: torch.nn.Module, vocab: int, length: int = 24, rows: int = 32, seed: int = 0
+) -> tuple[float, float]:
     """(accuracy of next-token prediction in the first run, in the repeat) for ``rows`` runs of ``length``
     random tokens (ids past the special and byte tokens) written twice; ``model`` maps [B, T] ids to logits."""
     runs = torch.randint(vocab // 10, vocab, (rows, length), generator=torch.Generator().manual_seed(seed))
@@ -106,8 +128,11 @@ def copy_score(model: torch.nn.Module, vocab: int, length: int = 24, rows: int =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.lookup_probe", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.lookup_probe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (the server's format)")
     p.add_argument("--n", type=int, default=200, help="problems per split (half Chinese, half English)")
     p.add_argument("--seed", type=int, default=11)
@@ -120,12 +145,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| split | lang | n | right verdict | neither verdict |\n|---|---|---:|---:|---:|")
     for split, langs in report.items():
         for lang, r in sorted(langs.items()):
-            print(f"| {split} | {lang} | {r['n']} | {100 * r['right'] / r['n']:.0f} % | "
-                  f"{100 * r['unclear'] / r['n']:.0f} % |")
+            print(
+                f"| {split} | {lang} | {r['n']} | {100 * r['right'] / r['n']:.0f} % | "
+                f"{100 * r['unclear'] / r['n']:.0f} % |"
+            )
     model = load_checkpoint(args.checkpoint).model
     first, repeat = copy_score(model, model.config.vocab_size)
-    print(f"\ncopy score (random tokens written twice): next token right {100 * repeat:.0f} % in the repeat, "
-          f"{100 * first:.0f} % in the first run")
+    print(
+        f"\ncopy score (random tokens written twice): next token right {100 * repeat:.0f} % in the repeat, "
+        f"{100 * first:.0f} % in the first run"
+    )
     return 0
 
 

@@ -51,11 +51,15 @@ def plot_losses(metrics_path: str | Path, out_png: str | Path, title: str = "") 
         ax.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="train loss")
         window = max(1, len(losses) // 40)
         if window > 1:  # one micro-batch's loss is noisy; the running mean shows the trend
-            smooth = [sum(losses[max(0, i - window + 1):i + 1]) / (i + 1 - max(0, i - window + 1))
-                      for i in range(len(losses))]
+            smooth = [
+                sum(losses[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+                for i in range(len(losses))
+            ]
             ax.plot(steps, smooth, color="tab:blue", linewidth=1.5, label=f"train loss (mean of {window})")
     if val:
-        ax.plot(*zip(*val, strict=True), "o-", color="tab:orange", label="val loss", linewidth=1.5, markersize=3)
+        ax.plot(
+            *zip(*val, strict=True), "o-", color="tab:orange", label="val loss", linewidth=1.5, markersize=3
+        )
         last = val[-1][1]
         ax.set_title(f"{title}  (final val loss {last:.3f}, ppl {math.exp(min(last, 50)):.1f})")
     else:

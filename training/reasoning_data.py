@@ -78,6 +78,7 @@ _EQUATION_IN_TEXT_RE = re.compile(r"(?:[\d()+\-*/=\s]|(?<![A-Za-z])[a-z](?![A-Za
 
 # ---------------------------------------------------------------- chains, keys and the split rule
 
+
 def structure_key(cot: str) -> str:
     """The problem's computation, independent of wording: its sorted set of chain equations."""
     equations = set()
@@ -89,7 +90,7 @@ def structure_key(cot: str) -> str:
 
 
 def split_of(key: str) -> str:
-    """"test" for TEST_PERCENT% of structure keys (by hash, so stable across runs and machines)."""
+    """ "test" for TEST_PERCENT% of structure keys (by hash, so stable across runs and machines)."""
     bucket = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % 100
     return "test" if bucket < TEST_PERCENT else "train"
 
@@ -106,8 +107,16 @@ def _make_record(rng: random.Random, split: str, stratum: str, lang: str, kind: 
         if wording.uses_held_out_template(user, lang):
             raise Reject("a paraphrase matched a held-out template")
     final = f"答案：{problem.display}。" if lang == "zh" else f"The answer is {problem.display}."
-    return {"system": ctx.choice(wording.SYSTEMS[lang]), "user": user, "cot": ch.text(), "final": final,
-            "answer": problem.answer, "lang": lang, "stratum": stratum, "kind": kind}
+    return {
+        "system": ctx.choice(wording.SYSTEMS[lang]),
+        "user": user,
+        "cot": ch.text(),
+        "final": final,
+        "answer": problem.answer,
+        "lang": lang,
+        "stratum": stratum,
+        "kind": kind,
+    }
 
 
 def verify_record(record: dict) -> list[str]:
@@ -146,12 +155,23 @@ def verify_record(record: dict) -> list[str]:
     return errors
 
 
-def generate(split: str, n: int, seed: int, strata: Sequence[str] = STRATA, langs: Sequence[str] = LANGS,
-             kinds: Sequence[str] = KINDS) -> list[dict]:
+def generate(
+    split: str,
+    n: int,
+    seed: int,
+    strata: Sequence[str] = STRATA,
+    langs: Sequence[str] = LANGS,
+    kinds: Sequence[str] = KINDS,
+) -> list[dict]:
     """``n`` verified records of one split, deterministic for (split, seed); strata and languages
     alternate evenly, kinds are drawn by KIND_WEIGHTS. Prompts are unique within the result."""
-    if split not in SPLITS or not set(strata) <= set(STRATA) or not set(langs) <= set(LANGS) \
-            or not set(kinds) <= set(KINDS) or not (strata and langs and kinds):
+    if (
+        split not in SPLITS
+        or not set(strata) <= set(STRATA)
+        or not set(langs) <= set(LANGS)
+        or not set(kinds) <= set(KINDS)
+        or not (strata and langs and kinds)
+    ):
         raise ValueError(f"bad split/strata/langs/kinds: {split!r} {strata!r} {langs!r} {kinds!r}")
     rng = random.Random(f"tinyllm-reasoning:{split}:{seed}")  # str seeds hash the same on every run
     weights = [KIND_WEIGHTS[k] for k in kinds]
@@ -178,6 +198,7 @@ def generate(split: str, n: int, seed: int, strata: Sequence[str] = STRATA, lang
 
 # ---------------------------------------------------------------- disjointness
 
+
 @dataclass(frozen=True)
 class DisjointReport:
     train_records: int
@@ -189,19 +210,25 @@ class DisjointReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.shared_prompts or self.shared_structures or self.misplaced
-                    or self.train_held_out_templates)
+        return not (
+            self.shared_prompts or self.shared_structures or self.misplaced or self.train_held_out_templates
+        )
 
 
 def disjointness_report(train: Sequence[dict], test: Sequence[dict]) -> DisjointReport:
     train_keys = {structure_key(r["cot"]) for r in train}
     test_keys = {structure_key(r["cot"]) for r in test}
-    misplaced = sum(split_of(k) != "train" for k in train_keys) + sum(split_of(k) != "test" for k in test_keys)
+    misplaced = sum(split_of(k) != "train" for k in train_keys) + sum(
+        split_of(k) != "test" for k in test_keys
+    )
     return DisjointReport(
-        train_records=len(train), test_records=len(test),
+        train_records=len(train),
+        test_records=len(test),
         shared_prompts=len({r["user"] for r in train} & {r["user"] for r in test}),
-        shared_structures=len(train_keys & test_keys), misplaced=misplaced,
-        train_held_out_templates=sum(wording.uses_held_out_template(r["user"], r["lang"]) for r in train))
+        shared_structures=len(train_keys & test_keys),
+        misplaced=misplaced,
+        train_held_out_templates=sum(wording.uses_held_out_template(r["user"], r["lang"]) for r in train),
+    )
 
 
 def assert_disjoint(train: Sequence[dict], test: Sequence[dict]) -> DisjointReport:
@@ -213,19 +240,30 @@ def assert_disjoint(train: Sequence[dict], test: Sequence[dict]) -> DisjointRepo
 
 # ---------------------------------------------------------------- CLI
 
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.reasoning_data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.reasoning_data", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--split", choices=SPLITS, required=True)
     parser.add_argument("--n", type=int, required=True, help="number of records")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="JSONL output (default data/reasoning_{split}.jsonl)")
     parser.add_argument("--strata", default=",".join(STRATA), help="comma-separated subset of easy,hard")
     parser.add_argument("--langs", default=",".join(LANGS), help="comma-separated subset of zh,en")
-    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS)
+    )
     args = parser.parse_args(argv)
     try:
-        records = generate(args.split, args.n, args.seed, args.strata.split(","), args.langs.split(","),
-                           args.kinds.split(","))
+        records = generate(
+            args.split,
+            args.n,
+            args.seed,
+            args.strata.split(","),
+            args.langs.split(","),
+            args.kinds.split(","),
+        )
     except ValueError as exc:
         parser.error(str(exc))
     out = args.out or Path(f"data/reasoning_{args.split}.jsonl")

@@ -32,20 +32,54 @@ _ASCII_QUESTION_MARK_PROBABILITY = 0.3  # zh only
 
 # Interchangeable phrases, longest first where one contains another (the regex tries them in order).
 SYNONYMS: dict[str, list[list[str]]] = {
-    "zh": [["还剩下", "还剩", "剩下", "剩余"], ["一共", "总共"], ["购买了", "买了"], ["平均分给", "平分给"],
-           ["每个人", "每人"], ["随机", "任意", "随便"], ["原来", "本来", "起初"], ["然后", "接着"],
-           ["个小时", "小时"], ["千米", "公里"], ["送给", "给了"], ["现在", "目前"]],
-    "en": [["are left", "remain", "are remaining"], ["altogether", "in total", "in all"],
-           ["buys", "purchases"], ["What is", "What's"], ["Calculate", "Compute", "Evaluate", "Work out"],
-           ["gives away", "hands out"], ["without looking", "blindly"], ["shared equally", "split evenly"],
-           ["each friend", "every friend"], ["now", "at this point"]],
+    "zh": [
+        ["还剩下", "还剩", "剩下", "剩余"],
+        ["一共", "总共"],
+        ["购买了", "买了"],
+        ["平均分给", "平分给"],
+        ["每个人", "每人"],
+        ["随机", "任意", "随便"],
+        ["原来", "本来", "起初"],
+        ["然后", "接着"],
+        ["个小时", "小时"],
+        ["千米", "公里"],
+        ["送给", "给了"],
+        ["现在", "目前"],
+    ],
+    "en": [
+        ["are left", "remain", "are remaining"],
+        ["altogether", "in total", "in all"],
+        ["buys", "purchases"],
+        ["What is", "What's"],
+        ["Calculate", "Compute", "Evaluate", "Work out"],
+        ["gives away", "hands out"],
+        ["without looking", "blindly"],
+        ["shared equally", "split evenly"],
+        ["each friend", "every friend"],
+        ["now", "at this point"],
+    ],
 }
-LEADS = {"zh": ["问题：", "题目：", "请问：", "帮我算一下：", "考考你：", "数学题：", "请帮我解答："],
-         "en": ["Question: ", "Problem: ", "Quick question: ", "Help me with this: ", "Math problem: ",
-                "Try this: "]}
-CLOSINGS = {"zh": ["请写出过程。", "请一步一步地想。", "谢谢！", "要写出步骤。", "请给出答案。"],
-            "en": [" Show your work.", " Explain your steps.", " Thanks!", " Please think it through.",
-                   " Give the final answer."]}
+LEADS = {
+    "zh": ["问题：", "题目：", "请问：", "帮我算一下：", "考考你：", "数学题：", "请帮我解答："],
+    "en": [
+        "Question: ",
+        "Problem: ",
+        "Quick question: ",
+        "Help me with this: ",
+        "Math problem: ",
+        "Try this: ",
+    ],
+}
+CLOSINGS = {
+    "zh": ["请写出过程。", "请一步一步地想。", "谢谢！", "要写出步骤。", "请给出答案。"],
+    "en": [
+        " Show your work.",
+        " Explain your steps.",
+        " Thanks!",
+        " Please think it through.",
+        " Give the final answer.",
+    ],
+}
 
 
 def _group_regex(group: list[str], lang: str) -> re.Pattern[str]:
@@ -55,10 +89,11 @@ def _group_regex(group: list[str], lang: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!from )\b(?:{alternation})\b" if lang == "en" else alternation)
 
 
-_GROUP_RES = {lang: [(_group_regex(group, lang), group) for group in groups] for lang, groups in SYNONYMS.items()}
+_GROUP_RES = {
+    lang: [(_group_regex(group, lang), group) for group in groups] for lang, groups in SYNONYMS.items()
+}
 # A question that ends the text and follows at least one full sentence.
-_LAST_QUESTION = {"zh": re.compile(r"^(.+。)([^。？?]+[？?])$"),
-                  "en": re.compile(r"^(.+[.!]) ([^.!?]+\?)$")}
+_LAST_QUESTION = {"zh": re.compile(r"^(.+。)([^。？?]+[？?])$"), "en": re.compile(r"^(.+[.!]) ([^.!?]+\?)$")}
 
 
 def paraphrase(question: str, lang: str, rng: random.Random) -> str:

@@ -36,12 +36,18 @@ _N = r"(\d+)"
 _FRACTION = r"(\d+(?:/\d+)?)"
 # "约分：12和18都除以6，12/6=2，18/6=3，所以12/18=2/3" / "Reduce: divide both by 6: 12/6=2, 18/6=3, so 12/18=2/3"
 _REDUCE = {
-    "zh": re.compile(rf"约分：{_N}和{_N}都除以{_N}，{_N}/{_N}={_N}，{_N}/{_N}={_N}，所以{_N}/{_N}={_FRACTION}"),
-    "en": re.compile(rf"Reduce: divide both by {_N}: {_N}/{_N}={_N}, {_N}/{_N}={_N}, so {_N}/{_N}={_FRACTION}"),
+    "zh": re.compile(
+        rf"约分：{_N}和{_N}都除以{_N}，{_N}/{_N}={_N}，{_N}/{_N}={_N}，所以{_N}/{_N}={_FRACTION}"
+    ),
+    "en": re.compile(
+        rf"Reduce: divide both by {_N}: {_N}/{_N}={_N}, {_N}/{_N}={_N}, so {_N}/{_N}={_FRACTION}"
+    ),
 }
 _IRREDUCIBLE = {
     "zh": re.compile(rf"{_N}和{_N}没有大于1的公因数，{_N}/{_N}不能再约分"),
-    "en": re.compile(rf"{_N} and {_N} have no common factor above 1, so {_N}/{_N} is already in lowest terms"),
+    "en": re.compile(
+        rf"{_N} and {_N} have no common factor above 1, so {_N}/{_N} is already in lowest terms"
+    ),
 }
 _REDUCE_START = re.compile(r"约分[：:]|Reduce:")
 
@@ -49,8 +55,10 @@ _REDUCE_START = re.compile(r"约分[：:]|Reduce:")
 def restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int]) -> None:
     """Every colour with its count, in the question's order: "红色球3个，蓝色球2个" / "Counts: red 3, blue 2"
     (a fixed first word keeps every English colour lower-case, the same token where it is looked up)."""
-    ch.say("，".join(f"{c}{obj[0]}{n}{obj[1]}" for c, n in zip(col, counts, strict=True)),
-           "Counts: " + ", ".join(f"{c} {n}" for c, n in zip(col, counts, strict=True)))
+    ch.say(
+        "，".join(f"{c}{obj[0]}{n}{obj[1]}" for c, n in zip(col, counts, strict=True)),
+        "Counts: " + ", ".join(f"{c} {n}" for c, n in zip(col, counts, strict=True)),
+    )
 
 
 def check_each(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int], ask: int) -> int:
@@ -72,15 +80,19 @@ def _reduce(ch: Chain, favourable: int, total: int) -> Fraction:
     """The reduction step: divide both by their gcd, or say that there is nothing to divide by."""
     g = gcd(favourable, total)
     if g == 1:
-        ch.say(f"{favourable}和{total}没有大于1的公因数，{favourable}/{total}不能再约分",
-               f"{favourable} and {total} have no common factor above 1, so {favourable}/{total} is already in "
-               "lowest terms")
+        ch.say(
+            f"{favourable}和{total}没有大于1的公因数，{favourable}/{total}不能再约分",
+            f"{favourable} and {total} have no common factor above 1, so {favourable}/{total} is already in "
+            "lowest terms",
+        )
         return Fraction(favourable, total)
     a, eq_a = ch.op(favourable, "/", g)
     b, eq_b = ch.op(total, "/", g)
     reduced = str(a) if b == 1 else f"{a}/{b}"  # a whole number cannot occur (0 < p < 1); kept correct
-    ch.say(f"约分：{favourable}和{total}都除以{g}，{eq_a}，{eq_b}，所以{favourable}/{total}={reduced}",
-           f"Reduce: divide both by {g}: {eq_a}, {eq_b}, so {favourable}/{total}={reduced}")
+    ch.say(
+        f"约分：{favourable}和{total}都除以{g}，{eq_a}，{eq_b}，所以{favourable}/{total}={reduced}",
+        f"Reduce: divide both by {g}: {eq_a}, {eq_b}, so {favourable}/{total}={reduced}",
+    )
     return Fraction(a, b)
 
 
@@ -88,8 +100,14 @@ def probability(ctx: Context, ch: Chain) -> Problem:
     obj = ctx.choice(wording.DRAW_OBJECTS)
     colours = ctx.rng.sample(wording.COLOURS, 3)
     col = [c[0] if ctx.lang == "zh" else c[1] for c in colours]
-    f = {"c1": col[0], "c2": col[1], "c3": col[2], "container": ctx.choice(wording.CONTAINERS[ctx.lang]),
-         "name": ctx.name(), **wording.item_fields(obj, ctx.lang)}
+    f = {
+        "c1": col[0],
+        "c2": col[1],
+        "c3": col[2],
+        "container": ctx.choice(wording.CONTAINERS[ctx.lang]),
+        "name": ctx.name(),
+        **wording.item_fields(obj, ctx.lang),
+    }
     if not ctx.hard:
         n1, n2 = ctx.num(2, 9), ctx.num(2, 9)
         ask = ctx.num(0, 1)
@@ -119,8 +137,10 @@ def probability(ctx: Context, ch: Chain) -> Problem:
             check = f"({n1}+{n2}+{n3}-{n2})/({n1}+{n2}+{n3})"
         f.update(n1=n1, n2=n2, n3=n3)
         template = wording.PROB_HARD
-    ch.say(f"每{obj[1]}被取到的可能性相同，概率是{favourable}/{total}",
-           f"Each {obj[2]} is equally likely, so the probability is {favourable}/{total}")
+    ch.say(
+        f"每{obj[1]}被取到的可能性相同，概率是{favourable}/{total}",
+        f"Each {obj[2]} is equally likely, so the probability is {favourable}/{total}",
+    )
     p = _reduce(ch, favourable, total)
     check_same(check, p)
     key, display = numeric_answer(p)
@@ -133,8 +153,9 @@ def _reduction_error(groups: tuple[str, ...]) -> list[str]:
     if (f1, g1, t2, g2, f3, t3) != (f, g, t, g, f, t) or result != (a if b == "1" else f"{a}/{b}"):
         errors.append(f"reduction of {f}/{t} by {g} does not divide both by {g} and write the quotients")
     if int(g) != gcd(int(f), int(t)):
-        errors.append(f"reduction of {f}/{t} by {g}, but their greatest common factor is "
-                      f"{gcd(int(f), int(t))}")
+        errors.append(
+            f"reduction of {f}/{t} by {g}, but their greatest common factor is {gcd(int(f), int(t))}"
+        )
     return errors
 
 

@@ -165,8 +165,12 @@ def numeric_answer(value: int | Fraction) -> tuple[str, str]:
 # ---------------------------------------------------------------- bare expressions
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
-_OP_WORDS = {"+": ("加法", "add", "an addition"), "-": ("减法", "subtract", "a subtraction"),
-             "*": ("乘法", "multiply", "a multiplication"), "/": ("除法", "divide", "a division")}
+_OP_WORDS = {
+    "+": ("加法", "add", "an addition"),
+    "-": ("减法", "subtract", "a subtraction"),
+    "*": ("乘法", "multiply", "a multiplication"),
+    "/": ("除法", "divide", "a division"),
+}
 
 
 def _shape(rng: random.Random, n_ops: int) -> list | None:
@@ -227,8 +231,11 @@ def _render(node: list, style: dict[str, str], parens: bool = False) -> str:
         return str(node[0])
     _, op, left, right = node
     sp = style["space"]
-    text = (_render(left, style, _needs_parens(left, op, False)) + f"{sp}{style[op]}{sp}"
-            + _render(right, style, _needs_parens(right, op, True)))
+    text = (
+        _render(left, style, _needs_parens(left, op, False))
+        + f"{sp}{style[op]}{sp}"
+        + _render(right, style, _needs_parens(right, op, True))
+    )
     return f"{style['(']}{text}{style[')']}" if parens else text
 
 
@@ -249,8 +256,11 @@ def _schedule(root: list) -> list[tuple[list, bool]]:
     done: set[int] = set()
     order = []
     while len(order) < len(info):
-        ready = [(n, d, pos) for n, d, pos in info if id(n) not in done
-                 and all(len(c) == 1 or id(c) in done for c in (n[2], n[3]))]
+        ready = [
+            (n, d, pos)
+            for n, d, pos in info
+            if id(n) not in done and all(len(c) == 1 or id(c) in done for c in (n[2], n[3]))
+        ]
         node, depth, _ = max(ready, key=lambda r: (r[1], _PREC[r[0][1]], -r[2]))
         done.add(id(node))
         order.append((node, depth > 0))
@@ -261,9 +271,14 @@ def expression(ctx: Context, ch: Chain) -> Problem:
     n_ops = ctx.num(3, 4) if ctx.hard else ctx.num(1, 2)
     root = _fill(ctx, _shape(ctx.rng, n_ops))
     wide = ctx.lang == "zh" and ctx.rng.random() < 0.5
-    style = {"+": "+", "-": "-", "*": ctx.choice("*××" if ctx.lang == "zh" else "**×"),
-             "(": "（" if wide else "(", ")": "）" if wide else ")",
-             "space": " " if ctx.rng.random() < 0.3 else ""}
+    style = {
+        "+": "+",
+        "-": "-",
+        "*": ctx.choice("*××" if ctx.lang == "zh" else "**×"),
+        "(": "（" if wide else "(",
+        ")": "）" if wide else ")",
+        "space": " " if ctx.rng.random() < 0.3 else "",
+    }
     style["/"] = "÷" if style["*"] == "×" else "/"
     shown = _render(root, style)
     steps = _schedule(root)
@@ -292,8 +307,10 @@ def expression(ctx: Context, ch: Chain) -> Problem:
             del node[1:]  # the operation is done: the node is now a leaf holding its value
             rest = _render(root, _PLAIN)
             zh_rest, en_rest = f"，算式变成{rest}", f", and the expression is now {rest}"
-        ch.say(f"{zh_order}算{'括号里的' if inside else ''}{zh_word}：{eq}{zh_rest}",
-               f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}{en_rest}")
+        ch.say(
+            f"{zh_order}算{'括号里的' if inside else ''}{zh_word}：{eq}{zh_rest}",
+            f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}{en_rest}",
+        )
     ch.say(f"所以结果是{root[0]}", f"So the result is {root[0]}")
     user = ctx.pick(wording.EXPRESSION).format(e=shown)
     key, display = numeric_answer(root[0])
@@ -304,6 +321,7 @@ def expression(ctx: Context, ch: Chain) -> Problem:
 
 
 # ---------------------------------------------------------------- algebra
+
 
 def substitute(equation: str, var: str, value: int | Fraction) -> tuple[Fraction, Fraction]:
     """Both sides of "3x+5=20" with the variable replaced, evaluated by the calculator."""
@@ -330,8 +348,10 @@ def algebra(ctx: Context, ch: Chain) -> Problem:
             ch.say(f"一共：{eq}份", f"In all: {eq} units")
             check_same(f"{a}+{b}+{c}", coefficient)
             template = wording.SYMBOLIC_HARD
-        ch.say(f"一共是{coefficient}个{v}：{coefficient}*{v}={coefficient}{v}",
-               f"That is {coefficient} times {v}: {coefficient}*{v}={coefficient}{v}")
+        ch.say(
+            f"一共是{coefficient}个{v}：{coefficient}*{v}={coefficient}{v}",
+            f"That is {coefficient} times {v}: {coefficient}*{v}={coefficient}{v}",
+        )
         answer = f"{coefficient}{v}"
         ch.say(f"所以答案是{answer}", f"So the answer is {answer}")
         return Problem(ctx.pick(template).format(**f), normalize_answer(answer), answer)

@@ -15,14 +15,19 @@ from training.reasoning_problems import Chain, Context, Problem, check_same, num
 
 
 def _word_shopping(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
-    it, cur = ctx.choice(wording.SHOP_ITEMS), ctx.t(ctx.choice(["元", "块钱"]), ctx.choice(["dollars", "euros", "yuan"]))
+    it, cur = (
+        ctx.choice(wording.SHOP_ITEMS),
+        ctx.t(ctx.choice(["元", "块钱"]), ctx.choice(["dollars", "euros", "yuan"])),
+    )
     f = {"name": ctx.name(), "cur": cur, **wording.item_fields(it, ctx.lang)}
     if not ctx.hard:
         n, p = ctx.num(2, 6), ctx.num(2, 9)
         m = ctx.choice([m for m in (10, 20, 30, 50) if m >= n * p] or [50])
         f.update(n=ctx.qty(n), p=p, m=m)
-        ch.say(f"每{f['u']}{it[0]}{p}{cur}，买了{n}{f['u']}，付了{m}{cur}",
-               f"Each {it[2]} costs {p} {cur}, {n} are bought and {m} {cur} are paid")
+        ch.say(
+            f"每{f['u']}{it[0]}{p}{cur}，买了{n}{f['u']}，付了{m}{cur}",
+            f"Each {it[2]} costs {p} {cur}, {n} are bought and {m} {cur} are paid",
+        )
         cost, eq = ch.op(n, "*", p)
         ch.say(f"买{it[0]}一共花了{eq}{cur}", f"The {it[3]} cost {eq} {cur}")
         left, eq = ch.op(m, "-", cost)
@@ -32,8 +37,10 @@ def _word_shopping(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     n1, p1, n2, p2 = ctx.num(2, 9), ctx.num(11, 35), ctx.num(2, 9), ctx.num(11, 35)
     m = ctx.choice([m for m in (100, 200, 500, 1000) if m >= n1 * p1 + n2 * p2])
     f.update(n1=n1, p1=p1, n2=n2, p2=p2, m=m, **wording.item_fields(it2, ctx.lang, "2"))
-    ch.say(f"{it[0]}{n1}{f['u']}，每{f['u']}{p1}{cur}；{it2[0]}{n2}{f['u2']}，每{f['u2']}{p2}{cur}",
-           f"There are {n1} {it[3]} at {p1} {cur} and {n2} {it2[3]} at {p2} {cur}")
+    ch.say(
+        f"{it[0]}{n1}{f['u']}，每{f['u']}{p1}{cur}；{it2[0]}{n2}{f['u2']}，每{f['u2']}{p2}{cur}",
+        f"There are {n1} {it[3]} at {p1} {cur} and {n2} {it2[3]} at {p2} {cur}",
+    )
     c1, eq = ch.op(n1, "*", p1)
     ch.say(f"{it[0]}花了{eq}{cur}", f"The {it[3]} cost {eq} {cur}")
     c2, eq = ch.op(n2, "*", p2)
@@ -52,8 +59,10 @@ def _word_collect(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
         a, b = ctx.num(3, 15), ctx.num(2, 10)
         c = ctx.num(1, a + b)
         f.update(a=ctx.qty(a), b=ctx.qty(b), c=ctx.qty(c))
-        ch.say(f"原来有{a}{f['u']}，得到{b}{f['u']}，又少了{c}{f['u']}",
-               f"There were {a} {it[3]}, {b} were added and {c} were taken away")
+        ch.say(
+            f"原来有{a}{f['u']}，得到{b}{f['u']}，又少了{c}{f['u']}",
+            f"There were {a} {it[3]}, {b} were added and {c} were taken away",
+        )
         s, eq = ch.op(a, "+", b)
         ch.say(f"先算得到以后的数量：{eq}", f"After getting more there are {eq}")
         left, eq = ch.op(s, "-", c)
@@ -62,8 +71,10 @@ def _word_collect(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     a, b, c = ctx.num(3, 12), ctx.num(12, 48), ctx.num(10, 40)
     d = ctx.num(10, a * b + c)
     f.update(a=a, b=b, c=c, d=d)
-    ch.say(f"一共有{a}份，每份{b}{f['u']}，另有{c}{f['u']}，拿走{d}{f['u']}",
-           f"There are {a} groups of {b}, {c} more, and {d} are taken away")
+    ch.say(
+        f"一共有{a}份，每份{b}{f['u']}，另有{c}{f['u']}，拿走{d}{f['u']}",
+        f"There are {a} groups of {b}, {c} more, and {d} are taken away",
+    )
     packed, eq = ch.op(a, "*", b)
     ch.say(f"整份的数量：{eq}", f"The full groups hold {eq}")
     total, eq = ch.op(packed, "+", c)
@@ -87,8 +98,10 @@ def _word_share(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     c0 = ctx.num(10, 40)
     c = c0 + (-(a * b + c0)) % k  # makes the total divisible by k
     f.update(a=a, b=b, c=c, k=k)
-    ch.say(f"有{a}份，每份{b}{f['u']}，另有{c}{f['u']}，平均分给{k}份",
-           f"There are {a} groups of {b} plus {c} more, shared among {k}")
+    ch.say(
+        f"有{a}份，每份{b}{f['u']}，另有{c}{f['u']}，平均分给{k}份",
+        f"There are {a} groups of {b} plus {c} more, shared among {k}",
+    )
     packed, eq = ch.op(a, "*", b)
     ch.say(f"整份的数量：{eq}", f"The full groups hold {eq}")
     total, eq = ch.op(packed, "+", c)
@@ -127,7 +140,9 @@ def _word_ages(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     if not ctx.hard:
         a, d, n = ctx.num(3, 15), ctx.num(2, 12), ctx.num(2, 10)
         f.update(a=ctx.qty(a), d=ctx.qty(d), n=ctx.qty(n))
-        ch.say(f"年龄差是{d}岁，过{n}年每个人都长{n}岁", f"The age gap is {d} years, and everyone ages {n} years")
+        ch.say(
+            f"年龄差是{d}岁，过{n}年每个人都长{n}岁", f"The age gap is {d} years, and everyone ages {n} years"
+        )
         now, eq = ch.op(a, "+", d)
         ch.say(f"年长的人今年：{eq}岁", f"The older one is now {eq}")
         later, eq = ch.op(now, "+", n)
@@ -160,7 +175,9 @@ def _word_production(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
     p, h, d = ctx.num(12, 60), ctx.num(6, 10), ctx.num(3, 7)
     q = ctx.num(10, 99)
     f.update(p=p, h=h, d=d, q=q)
-    ch.say(f"每小时{p}个，每天{h}小时，共{d}天，减去{q}个", f"{p} an hour, {h} hours a day, {d} days, minus {q}")
+    ch.say(
+        f"每小时{p}个，每天{h}小时，共{d}天，减去{q}个", f"{p} an hour, {h} hours a day, {d} days, minus {q}"
+    )
     daily, eq = ch.op(p, "*", h)
     ch.say(f"每天生产：{eq}个", f"Each day: {eq}")
     total, eq = ch.op(daily, "*", d)
@@ -171,7 +188,13 @@ def _word_production(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
 
 
 _WORD_SCENARIOS: list[Callable[[Context, Chain], tuple[dict, int, str]]] = [
-    _word_shopping, _word_collect, _word_share, _word_travel, _word_ages, _word_production]
+    _word_shopping,
+    _word_collect,
+    _word_share,
+    _word_travel,
+    _word_ages,
+    _word_production,
+]
 
 
 def word(ctx: Context, ch: Chain) -> Problem:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def templates(zh: list[str], en: list[str], train_zh: Sequence[str] = (),
-              train_en: Sequence[str] = ()) -> dict[str, list[str]]:
+def templates(
+    zh: list[str], en: list[str], train_zh: Sequence[str] = (), train_en: Sequence[str] = ()
+) -> dict[str, list[str]]:
     """A template list: each language's last template is the held-out one; ``train_zh`` / ``train_en`` are
     extra templates for the train split only."""
     return {"zh": zh, "en": en, "train:zh": list(train_zh), "train:en": list(train_en)}

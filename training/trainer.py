@@ -87,8 +87,11 @@ def resolve_precision(precision: str) -> torch.dtype | None:
         return torch.bfloat16
     if precision != "auto":
         raise ValueError(f"unknown precision {precision!r}")
-    return torch.bfloat16 if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() \
+    return (
+        torch.bfloat16
+        if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
         else None
+    )
 
 
 def load_model_weights(path: str | Path) -> tuple[Transformer, Path]:
@@ -131,10 +134,21 @@ class Trainer:
         if resume and state_file.exists():
             self.state = torch.load(state_file, map_location="cpu", weights_only=False)
             saved = TrainConfig(**self.state["train_config"])
-            for key in ("data", "seq_len", "batch_size", "grad_accum", "max_steps", "seed", "lr", "warmup_steps"):
+            for key in (
+                "data",
+                "seq_len",
+                "batch_size",
+                "grad_accum",
+                "max_steps",
+                "seed",
+                "lr",
+                "warmup_steps",
+            ):
                 if getattr(saved, key) != getattr(config, key):
-                    raise ValueError(f"cannot resume {self.out}: {key} changed ({getattr(saved, key)!r} -> "
-                                     f"{getattr(config, key)!r})")
+                    raise ValueError(
+                        f"cannot resume {self.out}: {key} changed ({getattr(saved, key)!r} -> "
+                        f"{getattr(config, key)!r})"
+                    )
 
         torch.manual_seed(config.seed)
         if config.init_from:
@@ -147,17 +161,30 @@ class Trainer:
             tokenizer_file = Path(config.tokenizer or data_meta["tokenizer"])
         self.tokenizer_file = Path(config.tokenizer) if config.tokenizer else tokenizer_file
         if self.model.config.vocab_size < data_meta["vocab_size"]:
-            raise ValueError(f"model vocab {self.model.config.vocab_size} < tokenizer vocab {data_meta['vocab_size']}")
+            raise ValueError(
+                f"model vocab {self.model.config.vocab_size} < tokenizer vocab {data_meta['vocab_size']}"
+            )
         if self.model.config.max_position_embeddings < config.seq_len:
             raise ValueError("seq_len exceeds the model's max_position_embeddings")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer, self.scheduler = build_optimizer(
-            self.model, config.lr, config.weight_decay, (config.beta1, config.beta2), config.warmup_steps,
-            config.max_steps, config.min_lr_ratio)
-        self.train_data = open_batches(Path(config.data) / "train", config.seq_len, config.batch_size, config.seed)
+            self.model,
+            config.lr,
+            config.weight_decay,
+            (config.beta1, config.beta2),
+            config.warmup_steps,
+            config.max_steps,
+            config.min_lr_ratio,
+        )
+        self.train_data = open_batches(
+            Path(config.data) / "train", config.seq_len, config.batch_size, config.seed
+        )
         n_val = split_size(Path(config.data) / "val", config.seq_len)
-        self.val_data = (open_batches(Path(config.data) / "val", config.seq_len, min(config.batch_size, n_val))
-                         if n_val else None)
+        self.val_data = (
+            open_batches(Path(config.data) / "val", config.seq_len, min(config.batch_size, n_val))
+            if n_val
+            else None
+        )
         self.step, self.batches_consumed, self.tokens_seen, self.elapsed = 0, 0, 0, 0.0
         if self.state is not None:
             self.model.load_state_dict(self.state["model"])
@@ -177,8 +204,12 @@ class Trainer:
             logits = self.model(inputs)
         # The softmax over the vocabulary runs in fp32 even under autocast: bf16 log-probs lose the small
         # differences late training depends on.
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                               ignore_index=IGNORE, reduction="sum")
+        return F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
 
     def _step_batches(self) -> list[int]:
         """Global batch indices of this step: micro-batch m of rank r is ``consumed + m * world + r``."""
@@ -188,7 +219,7 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         indices = self._step_batches()
         total_targets = max(1, sum(self.train_data.target_count(i) for i in indices))
-        mine = indices[self.dist.rank::self.dist.world_size]
+        mine = indices[self.dist.rank :: self.dist.world_size]
         loss_sum, tokens = 0.0, 0
         for index in mine:
             inputs, targets = self.train_data.batch(index)
@@ -216,7 +247,9 @@ class Trainer:
             return {}
         self.model.eval()
         loss_sum, count = 0.0, 0
-        for index in self.val_data.eval_batches(self.cfg.eval_batches)[self.dist.rank::self.dist.world_size]:
+        for index in self.val_data.eval_batches(self.cfg.eval_batches)[
+            self.dist.rank :: self.dist.world_size
+        ]:
             inputs, targets = self.val_data.batch(index)
             loss_sum += float(self._loss_sum(inputs, targets))
             count += int((targets != IGNORE).sum())
@@ -234,10 +267,15 @@ class Trainer:
         directory = self.out / "checkpoint"
         directory.mkdir(parents=True, exist_ok=True)
         state = {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "step": self.step,
-            "batches_consumed": self.batches_consumed, "tokens_seen": self.tokens_seen,
-            "elapsed": self.elapsed, "rng": _rng_state(), "train_config": asdict(self.cfg),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "batches_consumed": self.batches_consumed,
+            "tokens_seen": self.tokens_seen,
+            "elapsed": self.elapsed,
+            "rng": _rng_state(),
+            "train_config": asdict(self.cfg),
             "world_size": self.dist.world_size,
         }
         tmp = directory / "state.pt.tmp"
@@ -260,10 +298,21 @@ class Trainer:
         cfg, main = self.cfg, self.dist.is_main
         self._prepare_run_dir()
         barrier(self.dist)
-        log = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.state else None) if main else None
+        log = (
+            MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.state else None)
+            if main
+            else None
+        )
         end = min(cfg.max_steps, stop_after) if stop_after is not None else cfg.max_steps
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.stage, unit="step", dynamic_ncols=True,
-                   disable=not (main and cfg.progress), mininterval=1.0)
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            desc=cfg.stage,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (main and cfg.progress),
+            mininterval=1.0,
+        )
         last_eval: dict[str, float] = {}
         metrics: dict[str, Any] = {}
         window_tokens, window_start = 0, time.time()
@@ -275,9 +324,15 @@ class Trainer:
             if self.step % cfg.log_interval == 0 or self.step == end:
                 tok_s = window_tokens / max(1e-9, time.time() - window_start)
                 window_tokens, window_start = 0, time.time()
-                record = {"step": self.step, "loss": round(metrics["loss"], 5), "lr": metrics["lr"],
-                          "grad_norm": round(metrics["grad_norm"], 4), "tokens_seen": self.tokens_seen,
-                          "tokens_per_s": round(tok_s, 1), "elapsed_s": round(self.elapsed, 2)}
+                record = {
+                    "step": self.step,
+                    "loss": round(metrics["loss"], 5),
+                    "lr": metrics["lr"],
+                    "grad_norm": round(metrics["grad_norm"], 4),
+                    "tokens_seen": self.tokens_seen,
+                    "tokens_per_s": round(tok_s, 1),
+                    "elapsed_s": round(self.elapsed, 2),
+                }
                 if log:
                     log.write(record)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{tok_s:,.0f}", refresh=False)
@@ -285,8 +340,10 @@ class Trainer:
                 last_eval = self.evaluate()
                 if last_eval and log:
                     log.write({"step": self.step, **{k: round(v, 5) for k, v in last_eval.items()}})
-                    bar.write(f"[{cfg.stage}] step {self.step}: val loss {last_eval['val_loss']:.4f} "
-                              f"ppl {last_eval['val_ppl']:.2f}")
+                    bar.write(
+                        f"[{cfg.stage}] step {self.step}: val loss {last_eval['val_loss']:.4f} "
+                        f"ppl {last_eval['val_ppl']:.2f}"
+                    )
             if cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0 and self.step != end:
                 self.save_state()
             bar.update(1)
@@ -305,15 +362,23 @@ class Trainer:
     def _summary(self, last: dict[str, float], last_eval: dict[str, float]) -> dict[str, Any]:
         train_losses = [r["loss"] for r in _read_recent(self.out / "metrics.jsonl") if "loss" in r]
         return {
-            "stage": self.cfg.stage, "step": self.step, "max_steps": self.cfg.max_steps,
-            "finished": self.step >= self.cfg.max_steps, "tokens_seen": self.tokens_seen,
-            "train_seconds": round(self.elapsed, 1), "world_size": self.dist.world_size,
+            "stage": self.cfg.stage,
+            "step": self.step,
+            "max_steps": self.cfg.max_steps,
+            "finished": self.step >= self.cfg.max_steps,
+            "tokens_seen": self.tokens_seen,
+            "train_seconds": round(self.elapsed, 1),
+            "world_size": self.dist.world_size,
             "parameters": self.model.num_parameters(),
             "precision": "bf16-autocast" if self.amp_dtype is not None else "fp32",
             # The mean of the last few logged losses: one micro-batch's loss is noisy.
-            "final_train_loss": round(float(np.mean(train_losses[-5:])), 5) if train_losses else last.get("loss"),
-            "final_val_loss": last_eval.get("val_loss"), "final_val_ppl": last_eval.get("val_ppl"),
-            "data": self.cfg.data, "train_examples_or_windows": _size(self.train_data),
+            "final_train_loss": round(float(np.mean(train_losses[-5:])), 5)
+            if train_losses
+            else last.get("loss"),
+            "final_val_loss": last_eval.get("val_loss"),
+            "final_val_ppl": last_eval.get("val_ppl"),
+            "data": self.cfg.data,
+            "train_examples_or_windows": _size(self.train_data),
         }
 
 

@@ -43,15 +43,18 @@ def paired_margin(greedy: Sequence[bool], method: Sequence[bool]) -> PairedMargi
     diff = (b - c) / n_adj
     se = math.sqrt(max(b + c - (b - c) ** 2 / n_adj, 0.0)) / n_adj
     lo, hi = max(diff - Z95 * se, -1.0), min(diff + Z95 * se, 1.0)
-    return PairedMargin(n, gains, losses, round(100.0 * (gains - losses) / n, 1),
-                        (round(100.0 * lo, 1), round(100.0 * hi, 1)))
+    return PairedMargin(
+        n, gains, losses, round(100.0 * (gains - losses) / n, 1), (round(100.0 * lo, 1), round(100.0 * hi, 1))
+    )
 
 
 def margin_table(correct: dict[str, dict[str, Sequence[bool]]], methods: Sequence[str]) -> dict[str, Any]:
     """Per group, each voting method's paired margin over greedy; ``correct[group][method]`` holds the
     per-problem flags (in the same problem order for every method, "greedy" included)."""
-    return {group: {m: asdict(paired_margin(flags["greedy"], flags[m])) for m in methods if m in flags}
-            for group, flags in correct.items()}
+    return {
+        group: {m: asdict(paired_margin(flags["greedy"], flags[m])) for m in methods if m in flags}
+        for group, flags in correct.items()
+    }
 
 
 CARD_GROUPS = ("all", "easy", "hard")  # the rows a model card prints; eval.json keeps languages too
@@ -59,8 +62,10 @@ CARD_GROUPS = ("all", "easy", "hard")  # the rows a model card prints; eval.json
 
 def format_margins(report: dict[str, Any], groups: Sequence[str] = CARD_GROUPS) -> str:
     """A Markdown table of the largest votes' margins in an eval report (its ``vote_margin`` section)."""
-    lines = ["| precision | group | method | n | gained | lost | margin (points) | 95% CI |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| precision | group | method | n | gained | lost | margin (points) | 95% CI |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for precision, table in report.get("vote_margin", {}).items():
         for group in groups:
             row = {method: (int(method.split("@")[1]), m) for method, m in table.get(group, {}).items()}
@@ -69,6 +74,8 @@ def format_margins(report: dict[str, Any], groups: Sequence[str] = CARD_GROUPS) 
                 if k != kmax:  # the largest vote only: the smaller ones nest in it
                     continue
                 lo, hi = m["ci95"]
-                lines.append(f"| {precision} | {group} | {method} | {m['n']} | {m['gains']} | {m['losses']} "
-                             f"| {m['margin']:+.1f} | {lo:+.1f} to {hi:+.1f} |")
+                lines.append(
+                    f"| {precision} | {group} | {method} | {m['n']} | {m['gains']} | {m['losses']} "
+                    f"| {m['margin']:+.1f} | {lo:+.1f} to {hi:+.1f} |"
+                )
     return "\n".join(lines) if len(lines) > 2 else ""
