@@ -21,7 +21,7 @@ RUN python -m venv /opt/venv
 
 # torch first and alone, from the CPU wheel index: PyPI's Linux wheel depends on several GB of CUDA
 # libraries a CPU server never loads. Its own layer, so editing the code does not download it again.
-# Keep the version equal to the torch pin in pyproject.toml (tests/test_deploy_docker.py checks it).
+# Keep the version equal to the torch pin in pyproject.toml (tests/deploy/test_docker.py checks it).
 # The wheel's C++ headers and the C++ unit-test binaries of torch itself (about 150 MB) are for building
 # extensions and testing torch; the server does neither (no torch.compile, no cpp_extension): drop them.
 ARG TORCH_VERSION=2.13.0

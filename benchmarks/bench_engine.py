@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         torch.manual_seed(0)
         fp32 = Transformer(ModelConfig()).eval()
-        from tests.fixtures_model import make_tokenizer  # a tokenizer is only needed to write the directory
+        from tests.support import make_tokenizer  # a tokenizer is only needed to write the directory
 
         directory = save_checkpoint(Path(tmp.name) / "ckpt", fp32, make_tokenizer(Path(tmp.name)))
         source = "random weights, default shape"

@@ -55,7 +55,7 @@ def load(checkpoint: Path, tmp: str) -> tuple[Transformer, Tokenizer, str]:
     if (checkpoint / "config.json").exists():
         loaded = load_checkpoint(checkpoint)
         return loaded.model, loaded.tokenizer, str(checkpoint)
-    from tests.fixtures_model import make_tokenizer  # a tokenizer for the random model (needs the repo)
+    from tests.support import make_tokenizer  # a tokenizer for the random model (needs the repo)
 
     tokenizer_path = make_tokenizer(Path(tmp))
     vocab = Tokenizer(tokenizer_path).vocab_size  # sampled ids must be the tokenizer's

@@ -248,7 +248,7 @@ def _random_checkpoint(directory: Path) -> Path:
     from model.config import ModelConfig
     from model.tokenizer import Tokenizer
     from model.transformer import Transformer
-    from tests.fixtures_model import make_tokenizer  # a tokenizer is only needed to write the directory
+    from tests.support import make_tokenizer  # a tokenizer is only needed to write the directory
 
     tokenizer_path = make_tokenizer(directory)
     tokenizer = Tokenizer(tokenizer_path)

@@ -17,7 +17,7 @@ from training.copy_data import drill, first_ordinary_id, write_copy_data
 from training.lookup_probe import copy_score
 from training.trainer import load_model_weights
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOKENIZER = REPO / "checkpoints" / "tinyllm-default" / "tokenizer.model"
 
 

@@ -1,78 +1,26 @@
 """The dashboard and the alerts only name metrics the server exports, and show all of them.
 
 The metric names are read from PromQL (a small lexer, tested here) and compared with what the server's
-own metrics registry renders in the Prometheus text format. tests/test_deploy_prometheus.py repeats the
+own metrics registry renders in the Prometheus text format. tests/deploy/test_prometheus.py repeats the
 comparison end to end, against the series a real Prometheus scraped from a running server.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.metrics import Metrics
-
-REPO = Path(__file__).resolve().parents[1]
-DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "tinyllm.json"
-ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
-ALERT_TESTS = REPO / "deploy" / "prometheus" / "alerts.test.yml"
-# Series Prometheus makes itself rather than scraping them from the server.
-PROMETHEUS_OWN = {"up"}
-
-_KEYWORDS = {
-    "and",
-    "or",
-    "unless",
-    "bool",
-    "offset",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "atan2",
-    "inf",
-    "nan",
-    "Inf",
-    "NaN",
-    "start",
-    "end",
-}
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names selected by a PromQL expression (Grafana's $variables allowed).
-
-    Removes what can hold identifiers that are not metrics (strings, label matchers, ranges, grouping
-    label lists), then keeps the identifiers that are not keywords, not function calls and not part of a
-    number or a duration.
-    """
-    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
-    s = re.sub(r"\$\{[^}]*\}|\$\w+", " ", s)
-    s = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", s)
-    s = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
-    names = set()
-    for match in re.finditer(r"(?<![\w.])[A-Za-z_:][\w:]*", s):
-        if match.group(0) in _KEYWORDS or s[match.end() :].lstrip().startswith("("):
-            continue
-        names.add(match.group(0))
-    return names
-
-
-def dashboard_exprs() -> list[str]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [t["expr"] for p in panels for t in p.get("targets", [])]
-
-
-def alert_exprs() -> list[str]:
-    groups = yaml.safe_load(ALERTS.read_text())["groups"]
-    return [rule["expr"] for g in groups for rule in g["rules"]]
+from tests.deploy.support import (
+    ALERT_TESTS,
+    PROMETHEUS_OWN,
+    alert_exprs,
+    dashboard_exprs,
+    metric_names,
+)
 
 
 def exported_families(exposition: str) -> dict[str, set[str]]:

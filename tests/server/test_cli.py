@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.server_fixtures import sse_events
+from tests.server.support import sse_events
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def server_env(**settings: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from model.tokenizer import Tokenizer
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, keys_file, run_server
+from tests.server.support import API_KEY, MODEL, LiveServer, keys_file, run_server
 
 LIMITED_KEY = "sk-one-request-per-minute"
 MESSAGES = [{"role": "user", "content": "Count the apples: 3*(4+5)-2"}]

@@ -197,7 +197,7 @@ def test_cached_attention_matches_the_uncached_forward(kv_heads, tmp_path):
     prefix too), and the engine's greedy tokens equal the uncached loop."""
     from model.kv_cache import KVCache
     from model.transformer import Transformer
-    from tests.fixtures_model import tiny_config
+    from tests.support import tiny_config
 
     torch.manual_seed(0)
     model = Transformer(tiny_config(512, num_key_value_heads=kv_heads)).eval()

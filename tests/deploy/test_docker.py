@@ -11,82 +11,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import socket
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 from server.settings import Settings, env_name
+from tests.deploy.support import (
+    REPO,
+    copies,
+    env_of,
+    expand,
+    global_args,
+    healthcheck_command,
+    read_instructions,
+    stages,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-
-
-# --- a small Dockerfile reader --------------------------------------------------------------------
-
-
-def read_instructions(path: Path = REPO / "Dockerfile") -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with line continuations joined and comment lines dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and not pending):
-            continue  # Docker drops comment lines even inside a continued instruction
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = pending + line
-        pending = ""
-        keyword, _, args = line.partition(" ")
-        instructions.append((keyword.upper(), args.strip()))
-    return instructions
-
-
-def stages() -> list[list[tuple[str, str]]]:
-    """Instructions grouped by build stage; stage 0 holds the global ARGs before the first FROM."""
-    groups: list[list[tuple[str, str]]] = [[]]
-    for keyword, args in read_instructions():
-        if keyword == "FROM":
-            groups.append([])
-        groups[-1].append((keyword, args))
-    return groups
-
-
-def global_args() -> dict[str, str]:
-    return dict(arg.split("=", 1) for keyword, arg in stages()[0] if keyword == "ARG")
-
-
-def expand(text: str, variables: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables[m.group(1) or m.group(2)], text)
-
-
-def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for keyword, args in stage:
-        if keyword == "ENV":
-            env.update(item.split("=", 1) for item in shlex.split(args))
-    return env
-
-
-def copies(stage: list[tuple[str, str]]) -> list[tuple[dict[str, str], list[str], str]]:
-    """(flags, sources, destination) of each COPY."""
-    result = []
-    for keyword, args in stage:
-        if keyword != "COPY":
-            continue
-        words = args.split()
-        flags = dict(w[2:].split("=", 1) for w in words if w.startswith("--"))
-        paths = [w for w in words if not w.startswith("--")]
-        result.append((flags, paths[:-1], paths[-1]))
-    return result
-
-
-def healthcheck_command() -> list[str]:
-    (args,) = [a for keyword, a in stages()[-1] if keyword == "HEALTHCHECK"]
-    return json.loads(args[args.index("CMD ") + 4 :])
 
 
 # --- .dockerignore, with Docker's matching rules ----------------------------------------------------
@@ -205,7 +147,7 @@ def test_dockerignore_keeps_secrets_tests_and_other_checkpoints_out():
     for path in (
         ".env",
         ".git/HEAD",
-        "tests/test_deploy_docker.py",
+        "tests/deploy/test_docker.py",
         ".venv/bin/python",
         "checkpoints/my-model/model.safetensors",
         "server/__pycache__/app.cpython-311.pyc",

@@ -12,7 +12,7 @@ import pytest
 
 from model.tokenizer import Tokenizer
 from server.logging import JSONFormatter
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, keys_file, run_server, sse_events
+from tests.server.support import API_KEY, MODEL, LiveServer, keys_file, run_server, sse_events
 
 LIMITED_KEY = "sk-limited-requests"
 TOKENS_KEY = "sk-limited-tokens"

@@ -1,8 +1,8 @@
 """Real servers for the server tests: a random-weight checkpoint written by the project's own code, served by
 a real uvicorn on a free loopback port in a background thread (no in-process client, no mocks).
 
-``tests/conftest.py`` imports the fixtures (``server_checkpoint``, ``server_tokenizer``, ``live_server``);
-the server test modules start one server per module with :func:`run_server`, keeping the suite fast.
+``tests/conftest.py`` defines the fixtures built on it (``server_checkpoint``, ``server_tokenizer``,
+``live_server``); test modules start one server per module with :func:`run_server`, keeping the suite fast.
 """
 
 from __future__ import annotations
@@ -18,31 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from model.tokenizer import Tokenizer
 from server.app import create_app
 from server.settings import Settings
-from tests.fixtures_model import make_checkpoint
 
 API_KEY = "sk-test-main-key"
 MODEL = "tinyllm-test"
-CONTEXT = 1024  # long enough for generations that a disconnect visibly cuts short
-
-
-@pytest.fixture(scope="session")
-def server_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_path: Path) -> Path:
-    """A tiny random-weight checkpoint (tokenizer trained on English + Chinese text) with a 1024 context."""
-    return make_checkpoint(
-        tmp_path_factory.mktemp("server-ckpt"), tiny_tokenizer_path, seed=1, max_position_embeddings=CONTEXT
-    )
-
-
-@pytest.fixture(scope="session")
-def server_tokenizer(server_checkpoint: Path) -> Tokenizer:
-    return Tokenizer.from_directory(server_checkpoint)
+CONTEXT = 1024  # the server checkpoint's context: long enough for a disconnect to cut a generation short
 
 
 @dataclass
@@ -136,13 +120,6 @@ def run_server(checkpoint: Path, **overrides: Any) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
-
-
-@pytest.fixture(scope="module")
-def live_server(server_checkpoint: Path) -> Iterator[LiveServer]:
-    """A real server with the default served model name ("tinyllm") and key ``API_KEY``, one per module."""
-    with run_server(server_checkpoint, served_model_name="tinyllm") as live:
-        yield live
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[Any]:

@@ -12,7 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.config import ModelConfig
 from model.transformer import Transformer
-from tests.fixtures_model import tiny_config
+from tests.support import tiny_config
 
 
 @pytest.mark.parametrize("tie,kv_heads", [(True, 2), (False, 4)])

@@ -1,4 +1,4 @@
-"""Helpers for the hardening suite (tests/test_hardening_*.py): a server as a real subprocess with its
+"""Helpers for the hardening suite (tests/hardening/): a server as a real subprocess with its
 stderr collected, raw HTTP over a socket (for what httpx refuses to send), the OpenAI error-shape check, and
 engine gauges read from /metrics."""
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def assert_openai_error(

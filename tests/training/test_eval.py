@@ -8,29 +8,17 @@ import torch
 from model.config import ModelConfig
 from model.tokenizer import Tokenizer
 from model.transformer import Transformer
-from training.eval import EvalConfig, ProblemResult, accuracy_table, answer_key, format_table, run_problems
+from tests.training.support import problem_result
+from training.eval import EvalConfig, accuracy_table, answer_key, format_table, run_problems
 from training.reasoning_templates import EXPRESSION
-
-
-def _result(
-    stratum: str,
-    lang: str,
-    gold: str,
-    greedy: str,
-    samples: list[str],
-    texts: list[str] | None = None,
-    user: str = "计算：3+4",
-) -> ProblemResult:
-    record = {"answer": gold, "stratum": stratum, "lang": lang, "kind": "expression", "user": user}
-    return ProblemResult(record, "", greedy, samples, texts or [""] * len(samples))
 
 
 def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
     results = [
         # greedy wrong; the first sample wrong, but 3 of the first 5 right
-        _result("hard", "zh", "74", "75", ["75", "74", "74", "74", "1", "1", "1", "1", "1"]),
+        problem_result("hard", "zh", "74", "75", ["75", "74", "74", "74", "1", "1", "1", "1", "1"]),
         # greedy right; the vote over 9 goes to a wrong answer
-        _result("easy", "en", "6", "6", ["6", "", "5", "5", "6", "5", "5", "", ""]),
+        problem_result("easy", "en", "6", "6", ["6", "", "5", "5", "6", "5", "5", "", ""]),
     ]
     table = accuracy_table(results, ks=(1, 5, 9))
     assert table["hard"] == {
@@ -56,9 +44,9 @@ def test_self_consistency_uses_the_first_k_samples_and_majority_vote():
 def test_accuracy_is_split_by_held_out_wording():
     held_out = EXPRESSION["zh"][-1].format(e="3+4")  # the template train never uses
     results = [
-        _result("easy", "zh", "7", "7", ["7"], user=held_out),
-        _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][0].format(e="3+4")),
-        _result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][1].format(e="3+4")),
+        problem_result("easy", "zh", "7", "7", ["7"], user=held_out),
+        problem_result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][0].format(e="3+4")),
+        problem_result("easy", "zh", "7", "8", ["8"], user=EXPRESSION["zh"][1].format(e="3+4")),
     ]
     table = accuracy_table(results, ks=(1,))
     assert (table["wording:held-out"]["n"], table["wording:held-out"]["greedy"]) == (1, 100.0)
@@ -69,7 +57,7 @@ def test_accuracy_is_split_by_held_out_wording():
 def test_checked_vote_ranks_chains_whose_steps_hold_first():
     right, slip = "3+4=7. 12*7=84. 84-10=74.", "3+4=7. 12*7=84. 84-10=75."
     # Five wrong "1" chains each with a false step outvote four right ones in the plain vote, not when checked.
-    result = _result("hard", "en", "74", "1", ["1"] * 5 + ["74"] * 4, [slip] * 5 + [right] * 4)
+    result = problem_result("hard", "en", "74", "1", ["1"] * 5 + ["74"] * 4, [slip] * 5 + [right] * 4)
     table = accuracy_table([result], ks=(9,))
     assert (table["all"]["sc@9"], table["all"]["checked@9"]) == (0.0, 100.0)
 

@@ -120,7 +120,7 @@ def test_serving_layout_keeps_logits_with_non_trivial_norm_weights(kv_heads, tie
     from model.inference import prepare_for_serving
     from model.kv_cache import KVCache
     from model.transformer import RMSNorm, Transformer
-    from tests.fixtures_model import tiny_config
+    from tests.support import tiny_config
 
     torch.manual_seed(0)
     model = Transformer(tiny_config(512, num_key_value_heads=kv_heads, tie_word_embeddings=tie)).eval()

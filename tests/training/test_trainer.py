@@ -14,7 +14,7 @@ import torch
 
 from model.config import ModelConfig
 from model.transformer import Transformer
-from tests.fixtures_model import corpus_lines
+from tests.support import corpus_lines
 from training.data import prepare
 from training.metrics import read_metrics
 from training.optim import WarmupCosine, param_groups
@@ -28,7 +28,7 @@ TINY_MODEL = dict(
     num_key_value_heads=2,
     max_position_embeddings=128,
 )
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.hardening_support import assert_openai_error, capture_logs, http_request, raw_http
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, run_server
+from tests.hardening.support import assert_openai_error, capture_logs, http_request, raw_http
+from tests.server.support import API_KEY, MODEL, LiveServer, run_server
 
 HI = [{"role": "user", "content": "hi"}]
 CHAT = "/v1/chat/completions"

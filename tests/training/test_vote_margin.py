@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_training_eval import _result
+from tests.training.support import problem_result
 from training.eval import vote_margins
 from training.vote_margin import format_margins, paired_margin
 
@@ -39,10 +39,12 @@ def test_the_interval_narrows_with_more_problems_and_stays_in_range():
 
 def test_eval_reports_each_votes_margin_per_group_and_formats_it():
     results = [
-        _result("hard", "zh", "74", "75", ["74"] * 9),  # fixed by every vote
-        _result("hard", "en", "6", "6", ["5"] * 9),  # broken by every vote
-        _result("hard", "en", "6", "7", ["6", "7", "6", "7", "6", "7", "7", "7", "7"]),  # fixed @5 only
-        _result("easy", "zh", "7", "7", ["7"] * 9),
+        problem_result("hard", "zh", "74", "75", ["74"] * 9),  # fixed by every vote
+        problem_result("hard", "en", "6", "6", ["5"] * 9),  # broken by every vote
+        problem_result(
+            "hard", "en", "6", "7", ["6", "7", "6", "7", "6", "7", "7", "7", "7"]
+        ),  # fixed @5 only
+        problem_result("easy", "zh", "7", "7", ["7"] * 9),
     ]
     margins = vote_margins(results, ks=(1, 5, 9))
     assert set(margins["hard"]) == {"sc@5", "sc@9", "checked@5", "checked@9"}  # @1 is not a vote

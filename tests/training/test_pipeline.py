@@ -16,7 +16,7 @@ from model.checkpoint import load_checkpoint
 from model.engine import Engine, EngineConfig
 from model.sampling import SamplingParams
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Grafana provisioning and the dashboard JSON, checked without Grafana.
 
-Which metrics the dashboard may name is tests/test_deploy_metrics.py's concern; whether its PromQL runs is
-checked against a real Prometheus in tests/test_deploy_prometheus.py. Here: the provisioning files agree
+Which metrics the dashboard may name is tests/deploy/test_metrics.py's concern; whether its PromQL runs is
+checked against a real Prometheus in tests/deploy/test_prometheus.py. Here: the provisioning files agree
 with each other and with Prometheus, and the dashboard is well formed and has the panels users need.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
 
 

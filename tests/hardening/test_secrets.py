@@ -16,8 +16,8 @@ import pytest
 
 from server.auth import KeyStore
 from server.settings import Settings
-from tests.hardening_support import assert_openai_error, capture_logs, server_process
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, keys_file, run_server, sse_events
+from tests.hardening.support import assert_openai_error, capture_logs, server_process
+from tests.server.support import API_KEY, MODEL, LiveServer, keys_file, run_server, sse_events
 
 CHAT = "/v1/chat/completions"
 ALICE_KEY = "sk-alice-0123456789abcdef"

@@ -22,9 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.test_deploy_metrics import PROMETHEUS_OWN, alert_exprs, dashboard_exprs, metric_names
+from tests.deploy.support import PROMETHEUS_OWN, alert_exprs, dashboard_exprs, metric_names
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 
 needs_promtool = pytest.mark.skipif(

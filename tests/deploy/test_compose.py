@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from server.settings import Settings, env_name
-from tests.test_deploy_docker import healthcheck_command
+from tests.deploy.support import healthcheck_command
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SETTINGS_ENV = {env_name(field): field for field in Settings.model_fields}
 _VAR = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
@@ -104,7 +104,7 @@ def test_api_ports_agree_with_the_server_settings():
     assert int(env["TINYLLM_PORT"]) == default_port
     assert env["TINYLLM_HOST"] == "0.0.0.0"
     assert container_ports(api) == [default_port]
-    # The image's HEALTHCHECK, which tests/test_deploy_docker.py runs against a live server.
+    # The image's HEALTHCHECK, which tests/deploy/test_docker.py runs against a live server.
     assert api["healthcheck"]["test"] == ["CMD", *healthcheck_command()]
 
 

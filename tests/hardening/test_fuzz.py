@@ -8,7 +8,7 @@ code}}``. Not checked: that every schema-valid request is accepted, since limits
 configuration (the served model's name, the max_tokens cap, the context length) are not in a static schema.
 
 The CI run is bounded (``TINYLLM_FUZZ_EXAMPLES`` examples per route and mode, 25 by default, well under a
-minute on 2 cores). The long run: ``pytest tests/test_hardening_fuzz.py -m slow`` (1000 per route), or set
+minute on 2 cores). The long run: ``pytest tests/hardening/test_fuzz.py -m slow`` (1000 per route), or set
 ``TINYLLM_FUZZ_EXAMPLES`` for either.
 """
 
@@ -27,8 +27,8 @@ from schemathesis import GenerationMode
 from schemathesis import checks as core_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from tests.hardening_support import is_openai_error_body
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, run_server
+from tests.hardening.support import is_openai_error_body
+from tests.server.support import API_KEY, MODEL, LiveServer, run_server
 
 EXAMPLES = int(os.environ.get("TINYLLM_FUZZ_EXAMPLES", "25"))
 LONG_EXAMPLES = int(os.environ.get("TINYLLM_FUZZ_EXAMPLES", "1000"))

@@ -18,7 +18,7 @@ from model.answers import extract_answer, vote
 from model.chain_check import check_chain
 from model.tokenizer import Tokenizer
 from server.settings import DEFAULT_MODEL_DIR
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, run_server, sse_events
+from tests.server.support import API_KEY, MODEL, LiveServer, run_server, sse_events
 
 QUESTION = "计算：12*(3+4)-10"
 MESSAGES = [{"role": "user", "content": QUESTION}]

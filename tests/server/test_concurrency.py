@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, run_server, sse_events
+from tests.server.support import API_KEY, MODEL, LiveServer, run_server, sse_events
 
 STREAMS = 32
 

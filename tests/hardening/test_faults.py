@@ -24,7 +24,7 @@ import pytest
 
 from model.checkpoint import CheckpointError
 from server.loading import load_for_serving
-from tests.hardening_support import (
+from tests.hardening.support import (
     REPO,
     assert_openai_error,
     capture_logs,
@@ -32,7 +32,7 @@ from tests.hardening_support import (
     server_env,
     server_process,
 )
-from tests.server_fixtures import API_KEY, MODEL, LiveServer, keys_file, run_server, sse_events
+from tests.server.support import API_KEY, MODEL, LiveServer, keys_file, run_server, sse_events
 
 CHAT = "/v1/chat/completions"
 LIMITED_KEY, FAST_KEY, OTHER_KEY = "sk-burst-limited", "sk-burst-refill", "sk-burst-other"
@@ -231,7 +231,7 @@ def test_tokenizing_a_huge_prompt_does_not_stall_the_event_loop(server_checkpoin
         while (worker := _tokenizing_thread()) is None and not big.done() and time.monotonic() < deadline:
             time.sleep(0.002)
         assert worker is not None, "the tokenizer never ran"
-        assert worker.name != "test-uvicorn"  # the event loop's thread (tests/server_fixtures.py)
+        assert worker.name != "test-uvicorn"  # the event loop's thread (tests/server/support.py)
         assert httpx.get(live.base_url + "/health", timeout=60).status_code == 200
         assert not big.done() and _tokenizing_thread() is worker  # answered while the tokenizer works
         assert_openai_error(
