@@ -2,7 +2,8 @@
 middleware and error handlers. Routes live in :mod:`server.api_server`.
 
 Middleware, outermost first (all pure ASGI, so streamed responses pass through unbuffered):
-request id + access log -> metrics -> auth (``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
+request id + access log -> metrics -> auth (``/v1``; per-IP failed-auth limit) -> per-IP limit (slowapi, routes
+outside ``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ from model.inference import prepare_for_serving
 from server import api_server
 from server.auth import AuthMiddleware, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
+from server.client_limits import AuthFailureLimit, install_public_limits
 from server.errors import install_error_handlers
+from server.keys_reload import KeyReloader
 from server.loading import load_for_serving
 from server.logging import RequestContextMiddleware
 from server.metrics import Metrics, MetricsMiddleware
 from server.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from server.ratelimit_local import LocalRateLimiter
+from server.ratelimit_redis import RedisRateLimiter
+from server.redis_link import RedisLink
 from server.serving_chat import ServingChat
 from server.serving_completions import ServingCompletions
 from server.serving_engine import Lifecycle, ServingContext, system_fingerprint
@@ -59,12 +65,21 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     """
     keys = KeyStore.from_settings(settings)
     metrics = Metrics()
-    state = ServerState(
-        settings=settings,
-        keys=keys,
-        metrics=metrics,
-        limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm),
+    # Replicas share limits and keys through Redis (docs/scaling.md); without it all of it is in-process.
+    redis_url = settings.redis_url.get_secret_value()
+    link = RedisLink(redis_url, settings.redis_timeout_seconds, metrics.registry) if redis_url else None
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm, link, settings.redis_failure)
+        if link is not None
+        else LocalRateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm)
     )
+    reloader = KeyReloader(keys, settings, link)
+    failure_limit = (
+        AuthFailureLimit(settings.client_limit_auth_failures, link, redis_url)
+        if settings.client_limit_auth_failures.strip() and not settings.auth_disabled
+        else None
+    )
+    state = ServerState(settings=settings, keys=keys, metrics=metrics, limiter=limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +112,8 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         state.engine, state.context = engine, ctx
         state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
         state.lifecycle.attach(asyncio.get_running_loop(), settings.shutdown_grace_seconds)
+        if not keys.disabled:
+            await reloader.start()
         state.lifecycle.ready = True
         logger.info(
             "ready",
@@ -114,6 +131,10 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
             yield
         finally:
             await _drain(state)
+            await reloader.stop()
+            await limiter.aclose()
+            if link is not None:
+                await link.aclose()
 
     app = FastAPI(
         title="TinyLLM",
@@ -134,7 +155,10 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(RateLimitHeadersMiddleware, limiter=state.limiter)
-    app.add_middleware(AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc)
+    install_public_limits(app, settings)  # per client IP, routes outside /v1
+    app.add_middleware(
+        AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc, failure_limit=failure_limit
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware)
     return app

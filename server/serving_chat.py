@@ -98,7 +98,7 @@ class ServingChat:
         )
         check_params(ctx, params, prompt.max_param)
         log_prompt(ctx, raw_request.scope, prompt.messages)
-        admission = admit(ctx, identity, [prompt.ids], params, n, "messages")
+        admission = await admit(ctx, identity, [prompt.ids], params, n, "messages")
         choices = [ChoiceState(i, ctx.tokenizer, req.stop_list()) for i in range(n)]
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         log = {"model": req.model, "stream": bool(req.stream), "n": n, "completion_id": completion_id}

@@ -114,7 +114,7 @@ class ServingCompletions:
         params = sampling_params(ctx, req, max_tokens, req.logprobs)
         check_params(ctx, params, "max_tokens")
         log_prompt(ctx, raw_request.scope, prompt_texts)
-        admission = admit(ctx, identity, prompts, params, n, "prompt")
+        admission = await admit(ctx, identity, prompts, params, n, "prompt")
         choices = [
             ChoiceState(p * n + i, ctx.tokenizer, req.stop_list())
             for p in range(len(prompts))

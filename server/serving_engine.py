@@ -236,7 +236,7 @@ def check_params(ctx: ServingContext, params: SamplingParams, max_tokens_param: 
             )
 
 
-def admit(
+async def admit(
     ctx: ServingContext,
     identity: Identity,
     prompts: list[list[int]],
@@ -260,7 +260,9 @@ def admit(
             raise context_error(ctx, len(prompt), params.max_tokens, prompt_param)
     prompt_tokens = sum(len(p) for p in prompts)
     try:
-        reservation = ctx.limiter.admit(identity, prompt_tokens + len(prompts) * n * params.max_tokens)
+        reservation = await ctx.limiter.reserve(
+            identity, prompt_tokens + len(prompts) * n * params.max_tokens
+        )
     except RateLimitExceeded as e:
         ctx.metrics.rate_limited.labels(limit=e.limit).inc()
         if e.retry_after == float("inf"):

@@ -67,7 +67,7 @@ class ServingReasoning:
         check_params(ctx, params, prompt.max_param)
         log_prompt(ctx, raw_request.scope, prompt.messages)
         # One request for k continuations: one prefill, KV forked into k slots, decoded in the same batch.
-        admission = admit(ctx, identity, [prompt.ids], params, k, "messages")
+        admission = await admit(ctx, identity, [prompt.ids], params, k, "messages")
         samples = [SampleState(i, ctx.tokenizer) for i in range(k)]
         question = question_of(prompt.messages)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
