@@ -2,8 +2,8 @@
 middleware and error handlers. Routes live in :mod:`server.api_server`.
 
 Middleware, outermost first (all pure ASGI, so streamed responses pass through unbuffered):
-request id + access log -> metrics -> auth (``/v1``; per-IP failed-auth limit) -> per-IP limit (slowapi, routes
-outside ``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
+request id + access log -> metrics -> auth (``/v1``; per-IP failed-auth limit) -> per-IP limit (routes outside
+``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from model.inference import prepare_for_serving
 from server import api_server
 from server.auth import AuthMiddleware, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
-from server.client_limits import AuthFailureLimit, install_public_limits
+from server.client_limits import AuthFailureLimit, ClientCounters, PublicRouteLimitMiddleware
 from server.errors import install_error_handlers
 from server.keys_reload import KeyReloader
 from server.loading import load_for_serving
@@ -74,8 +74,9 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         else LocalRateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm)
     )
     reloader = KeyReloader(keys, settings, link)
+    counters = ClientCounters(link, redis_url)  # per client IP, before authentication
     failure_limit = (
-        AuthFailureLimit(settings.client_limit_auth_failures, link, redis_url)
+        AuthFailureLimit(settings.client_limit_auth_failures, counters)
         if settings.client_limit_auth_failures.strip() and not settings.auth_disabled
         else None
     )
@@ -155,7 +156,8 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(RateLimitHeadersMiddleware, limiter=state.limiter)
-    install_public_limits(app, settings)  # per client IP, routes outside /v1
+    if settings.client_limit_public.strip():
+        app.add_middleware(PublicRouteLimitMiddleware, limit=settings.client_limit_public, counters=counters)
     app.add_middleware(
         AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc, failure_limit=failure_limit
     )

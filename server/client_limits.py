@@ -1,17 +1,20 @@
-"""Per-client-IP limits in front of authentication (slowapi and its ``limits`` package).
+"""Per-client-IP limits in front of authentication, counted by the ``limits`` package (slowapi's engine).
 
 * Routes without a key (``/health``, ``/ready``, ``/metrics``, ``/docs``): one budget per client IP across
-  them (``TINYLLM_CLIENT_LIMIT_PUBLIC``), by slowapi's middleware as an application-wide limit; ``/v1`` routes
-  are exempt (they have per-key buckets, :mod:`server.ratelimit`).
+  them (``TINYLLM_CLIENT_LIMIT_PUBLIC``). ``/v1`` routes have per-key buckets instead (:mod:`server.ratelimit`).
 * Requests that fail authentication: ``TINYLLM_CLIENT_LIMIT_AUTH_FAILURES`` per client IP; past it, every
   ``/v1`` request from that IP gets 429 before its key is even looked at, so guessing keys is slow, while
-  other clients' keys are unaffected. Checked on every ``/v1`` request, so it uses the asyncio side of
-  ``limits`` (a blocking Redis call there would stall every stream on the event loop).
+  other clients' keys are unaffected.
 
-With ``TINYLLM_REDIS_URL`` both count in Redis, so the limits hold across replicas. The client IP is the
-TCP peer, or the X-Forwarded-For entry that uvicorn accepts from a trusted proxy
-(``TINYLLM_FORWARDED_ALLOW_IPS``). Redis unreachable: slowapi falls back to in-memory counting (and logs
-it); the auth-failure limit counts in this process until Redis answers again.
+Both are moving windows, in Redis with ``TINYLLM_REDIS_URL`` (so they hold across replicas), otherwise in
+this process. Why ``limits`` directly rather than slowapi's middleware: slowapi finds the route through
+``app.routes``, where FastAPI 0.16x lists an included router as one opaque entry, so it silently limits
+nothing (checked); and its Redis calls are blocking, which on the event loop would stall every stream. The
+asyncio API of ``limits`` (slowapi's own storage and strategies) has neither problem.
+
+The client IP is the TCP peer, or the X-Forwarded-For entry that uvicorn accepts from a trusted proxy
+(``TINYLLM_FORWARDED_ALLOW_IPS``). Redis unreachable: counted in this process until it answers again
+(:class:`server.redis_link.RedisLink` counts and logs the outage).
 """
 
 from __future__ import annotations
@@ -21,22 +24,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from fastapi import FastAPI, Request
-from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded as SlowAPIRateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
 from starlette.responses import Response
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import error_response, retry_after_headers
 from server.redis_link import RedisLink, RedisUnavailable
-from server.settings import Settings
 
 KEY_PREFIX = "tinyllm:clients"
 
@@ -48,7 +45,7 @@ def client_ip(scope: Scope) -> str:
     return client[0] if client else "unknown"
 
 
-def _too_many(retry_after: float, what: str) -> Response:
+def too_many(retry_after: float, what: str) -> Response:
     return error_response(
         429,
         f"Too many {what} from your address; retry in {max(1, math.ceil(retry_after))}s.",
@@ -58,47 +55,10 @@ def _too_many(retry_after: float, what: str) -> Response:
     )
 
 
-def install_public_limits(app: FastAPI, settings: Settings) -> None:
-    """slowapi on every route outside ``/v1`` (call after the routes are added, before the auth middleware)."""
-    if not settings.client_limit_public.strip():
-        return
-    redis_url = settings.redis_url.get_secret_value()
-    timeout = settings.redis_timeout_seconds
-    limiter = Limiter(
-        key_func=lambda request: client_ip(request.scope),
-        application_limits=[settings.client_limit_public],
-        storage_uri=redis_url or "memory://",
-        storage_options={"socket_timeout": timeout, "socket_connect_timeout": timeout} if redis_url else {},
-        strategy="moving-window",
-        key_prefix=KEY_PREFIX,
-        in_memory_fallback_enabled=True,  # Redis gone: count per replica, recheck it with backoff
-        headers_enabled=False,
-    )
-    for route in app.routes:
-        if isinstance(route, APIRoute) and (route.path == "/v1" or route.path.startswith("/v1/")):
-            limiter.exempt(route.endpoint)  # registers the route's name; the wrapper it returns is unused
-    app.state.limiter = limiter  # where slowapi's middleware looks for it
+class ClientCounters:
+    """Moving-window counters per client IP: in Redis when there is a link, else (or meanwhile) local."""
 
-    def too_many_requests(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, SlowAPIRateLimitExceeded)
-        retry_after = 1.0
-        if getattr(request.state, "view_rate_limit", None):
-            item, keys = request.state.view_rate_limit
-            try:
-                retry_after = limiter.limiter.get_window_stats(item, *keys).reset_time - time.time()
-            except Exception:  # the storage failed between the hit and now: 1 s is a fair guess
-                pass
-        return _too_many(retry_after, "requests")
-
-    app.add_exception_handler(SlowAPIRateLimitExceeded, too_many_requests)
-    app.add_middleware(SlowAPIASGIMiddleware)
-
-
-class AuthFailureLimit:
-    """Counts requests that failed authentication per client IP, in Redis when there is a link."""
-
-    def __init__(self, limit: str, link: RedisLink | None, redis_url: str = "") -> None:
-        self.item: RateLimitItem = parse(limit)
+    def __init__(self, link: RedisLink | None, redis_url: str = "") -> None:
         self.link = link
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared: MovingWindowRateLimiter | None = None
@@ -113,27 +73,63 @@ class AuthFailureLimit:
             )
             self.shared = MovingWindowRateLimiter(storage)
 
-    async def _strategy_call(self, call: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
-        """``call`` on the shared counters, or on this process' own while Redis cannot answer."""
-        if self.shared is not None and self.link is not None:
+    async def _call(self, call: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        shared = self.shared
+        if shared is not None and self.link is not None:
             try:
-                return await self.link.call("client_limits", lambda: call(self.shared))
+                return await self.link.call("client_limits", lambda: call(shared))
             except RedisUnavailable:
                 pass
         return await call(self.local)
 
-    async def retry_after(self, scope: Scope) -> float | None:
-        """Seconds this client must wait before its next ``/v1`` request, or None when it may go on."""
-        ip = client_ip(scope)
-        allowed = await self._strategy_call(lambda s: s.test(self.item, "auth-failures", ip))
-        if allowed:
-            return None
-        stats = await self._strategy_call(lambda s: s.get_window_stats(self.item, "auth-failures", ip))
+    async def _wait(self, item: RateLimitItem, *ids: str) -> float:
+        stats = await self._call(lambda s: s.get_window_stats(item, *ids))
         return max(1.0, stats.reset_time - time.time())
 
+    async def hit(self, item: RateLimitItem, *ids: str) -> float | None:
+        """Count one; None if within the limit, else the seconds to wait (nothing counted)."""
+        if await self._call(lambda s: s.hit(item, *ids)):
+            return None
+        return await self._wait(item, *ids)
+
+    async def over(self, item: RateLimitItem, *ids: str) -> float | None:
+        """Without counting: None if one more fits, else the seconds to wait."""
+        if await self._call(lambda s: s.test(item, *ids)):
+            return None
+        return await self._wait(item, *ids)
+
+
+class AuthFailureLimit:
+    """Failed authentications per client IP (see :class:`server.auth.AuthMiddleware`)."""
+
+    def __init__(self, limit: str, counters: ClientCounters) -> None:
+        self.item = parse(limit)
+        self.counters = counters
+
+    async def retry_after(self, scope: Scope) -> float | None:
+        """Seconds this client must wait before its next ``/v1`` request, or None when it may go on."""
+        return await self.counters.over(self.item, "auth-failures", client_ip(scope))
+
     async def record(self, scope: Scope) -> None:
-        ip = client_ip(scope)
-        await self._strategy_call(lambda s: s.hit(self.item, "auth-failures", ip))
+        await self.counters.hit(self.item, "auth-failures", client_ip(scope))
 
     def refusal(self, retry_after: float) -> Response:
-        return _too_many(retry_after, "requests with a wrong or missing API key")
+        return too_many(retry_after, "requests with a wrong or missing API key")
+
+
+class PublicRouteLimitMiddleware:
+    """429 for a client IP past ``limit`` requests on routes outside ``/v1`` (one budget across them)."""
+
+    def __init__(self, app: ASGIApp, limit: str, counters: ClientCounters) -> None:
+        self.app = app
+        self.item = parse(limit)
+        self.counters = counters
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and not (path == "/v1" or path.startswith("/v1/")):
+            retry_after = await self.counters.hit(self.item, "public", client_ip(scope))
+            if retry_after is not None:
+                await too_many(retry_after, "requests")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
