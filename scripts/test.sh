@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
-# Debian packages: Prometheus' binaries (promtool, prometheus) and docker-compose (offline validation of
-# docker-compose.yml, no engine needed) for the deploy tests, and the text
+# Debian packages: Prometheus' binaries (promtool, prometheus), docker-compose (offline validation of
+# docker-compose.yml, no engine needed), redis-server and nginx (replicas behind a proxy,
+# tests/deploy/test_scaleout.py) for the deploy tests, and the text
 # corpora the training pipeline reads (fortunes in Chinese and English, WordNet glosses).
-APT_PACKAGES="prometheus docker-compose fortunes-zh fortunes fortunes-min wordnet-base"
+APT_PACKAGES="prometheus docker-compose redis-server nginx fortunes-zh fortunes fortunes-min wordnet-base"
 missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

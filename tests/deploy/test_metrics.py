@@ -14,6 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.metrics import Metrics
+from server.redis_link import RedisLink
 from tests.deploy.support import (
     ALERT_TESTS,
     PROMETHEUS_OWN,
@@ -53,8 +54,9 @@ def exported_families(exposition: str) -> dict[str, set[str]]:
 
 def server_exposition() -> str:
     """What the server's metrics registry renders after one chat request (labelled metrics show their
-    buckets only once they have a child)."""
+    buckets only once they have a child), with TINYLLM_REDIS_URL set (the Redis link adds its metrics)."""
     metrics = Metrics()
+    RedisLink("redis://127.0.0.1:6379/0", 0.25, metrics.registry)  # connects only when first used
     metrics.requests.labels(route="/v1/chat/completions", status="200").inc()
     metrics.request_duration.labels(route="/v1/chat/completions").observe(1.0)
     return metrics.render().decode()

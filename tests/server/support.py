@@ -98,6 +98,10 @@ def run_server(checkpoint: Path, **overrides: Any) -> Iterator[LiveServer]:
         max_queue=64,
         keepalive_seconds=1.0,
         shutdown_grace_seconds=2.0,
+        # One server serves a whole module, all from 127.0.0.1 (the fuzzer alone sends hundreds of bad
+        # keys): per-IP limits off unless a test turns them on (tests/server/test_http.py does).
+        client_limit_public="",
+        client_limit_auth_failures="",
     )
     values.update(overrides)
     settings = Settings(**values)
