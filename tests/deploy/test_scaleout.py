@@ -306,6 +306,7 @@ def test_sigterm_drains_one_replica_while_the_other_serves_through_nginx(fleet: 
     busy = None
     while busy is None and time.monotonic() < deadline:
         busy = next((r for r in fleet.replicas if metric(r, "tinyllm_requests_running") >= 1), None)
+        time.sleep(0.02)
     assert busy is not None, "the stream never started"
     busy.proc.send_signal(signal.SIGTERM)
     # New requests keep being served through the proxy while the stopping replica drains.
