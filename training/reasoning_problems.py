@@ -4,7 +4,7 @@ chain and checked answer.
 
 Each builder draws parameters for one kind and stratum, writes the solution as a chain of sentences with
 one operation each (``Chain.op`` refuses negative or inexact intermediate results by raising ``Reject``),
-and checks the chain's result independently with ``model.calculator``: on an expression built from the
+and checks the chain's result independently with ``reasoning.calculator``: on an expression built from the
 parameters, on the question text itself (bare expressions), or by substituting the solution (equations).
 A disagreement raises RuntimeError: it is a bug in the generator, never a data point.
 """
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from model.answers import canonical_number, normalize_answer
-from model.calculator import check_answer, evaluate
+from reasoning.answers import canonical_number, normalize_answer
+from reasoning.calculator import check_answer, evaluate
 from training import reasoning_templates as wording
 from training.template_lists import train_options
 

@@ -1,11 +1,11 @@
-"""The grounding checks of ``model.chain_check``: silent on every verified chain of the generator, and they
+"""The grounding checks of ``reasoning.chain_check``: silent on every verified chain of the generator, and they
 flag the wrong chains a small model really writes (quoted from the shipped checkpoint's eval samples)."""
 
 from __future__ import annotations
 
 import pytest
 
-from model.chain_check import check_chain, question_numbers, ungrounded
+from reasoning.chain_check import check_chain, question_numbers, ungrounded
 from training import reasoning_data as rd
 
 

@@ -1,8 +1,8 @@
-"""model.step_check: the arithmetic steps of a chain, read and recomputed exactly."""
+"""reasoning.step_check: the arithmetic steps of a chain, read and recomputed exactly."""
 
 from __future__ import annotations
 
-from model.step_check import chain_equations, equation_holds, false_steps
+from reasoning.step_check import chain_equations, equation_holds, false_steps
 
 
 def test_step_parser_reads_only_single_operations() -> None:

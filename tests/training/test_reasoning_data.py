@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from model.answers import extract_answer, normalize_answer
-from model.calculator import evaluate
+from reasoning.answers import extract_answer, normalize_answer
+from reasoning.calculator import evaluate
 from training import reasoning_data as rd
 from training import reasoning_templates as wording
 from training import word_templates

@@ -1,6 +1,6 @@
 """Is a reasoning chain about the question it answers? Checks that need the question as well as the chain.
 
-``model.step_check`` recomputes every step, so it catches slips ("140-49=101"). The commonest error of a
+``reasoning.step_check`` recomputes every step, so it catches slips ("140-49=101"). The commonest error of a
 small model is different: a true computation on the wrong numbers. It copies a number wrongly ("363-399"
 when the question says 259), invents one, drops one, or solves a problem of another kind (an ages question
 answered "17x"). Every step holds, so only the question can tell. Five rules, each a finding:
@@ -21,7 +21,7 @@ answered "17x"). Every step holds, so only the question can tell. Five rules, ea
 A chain with no steps at all (a chat reply) has no findings. On every verified chain of the generator
 (``training.reasoning_data``, train and test, all kinds) there are none, which the tests check; on the
 shipped checkpoint's wrong greedy chains of the hard stratum they flag most. The checked vote
-(``model.answers.vote`` with ``eligible``; the server's ``check_steps``, the eval's ``checked@k``) ranks
+(``reasoning.vote.vote`` with ``eligible``; the server's ``check_steps``, the eval's ``checked@k``) ranks
 the answers of chains with neither false steps nor findings first.
 """
 
@@ -33,8 +33,8 @@ import unicodedata
 from copy import deepcopy
 from dataclasses import dataclass
 
-from model.answers import normalize_answer
-from model.step_check import EQUATION_RE, chain_equations, false_steps
+from reasoning.answers import normalize_answer
+from reasoning.step_check import EQUATION_RE, chain_equations, false_steps
 
 FREE_OPERAND_LIMIT = 20  # operands below this are column work (digits, carries, "13-9" borrows, "*10")
 
