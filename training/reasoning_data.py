@@ -53,6 +53,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasoning import chain_format
 from reasoning.answers import extract_answer, normalize_answer, parse_number
 from reasoning.calculator import check_answer
 from reasoning.step_check import chain_equations, false_steps
@@ -106,7 +107,7 @@ def _make_record(rng: random.Random, split: str, stratum: str, lang: str, kind: 
         user = paraphrase(user, lang, rng)
         if wording.uses_held_out_template(user, lang):
             raise Reject("a paraphrase matched a held-out template")
-    final = f"答案：{problem.display}。" if lang == "zh" else f"The answer is {problem.display}."
+    final = chain_format.final(lang, problem.display)
     return {
         "system": ctx.choice(wording.SYSTEMS[lang]),
         "user": user,
