@@ -23,6 +23,9 @@ A chain with no steps at all (a chat reply) has no findings. On every verified c
 shipped checkpoint's wrong greedy chains of the hard stratum they flag most. The checked vote
 (``reasoning.vote.vote`` with ``eligible``; the server's ``check_steps``, the eval's ``checked@k``) ranks
 the answers of chains with neither false steps nor findings first.
+
+The phrases the rewrite and worked-operation rules read ("题目：", "the expression is now", "so 324+39=") are
+read with the patterns of ``reasoning.chain_format``, the module the generator writes them with.
 """
 
 from __future__ import annotations
