@@ -178,7 +178,8 @@ EXPRESSION_COPY_RE = re.compile(_either(GIVEN) + _ARITHMETIC)
 REWRITE_RE = re.compile(_either(REWRITE) + _ARITHMETIC)
 # "324+39:" (or "：") opens a worked operation; its columns follow up to "so 324+39=".
 WORKED_HEADER_RE = re.compile(r"(\d+)([+\-*/])(\d+)\s*[：:]")
-# The test's reading of the same: a worked operation's partial work, from the header to its own "so".
+# A worked operation's partial work, from the header to its own "so" (the data tests drop it, and the
+# reduction's, to count the operations of a problem).
 WORKED_PARTS_RE = re.compile(rf"(\d+)([-+*])(\d+)[：:] ?.*?{_either(SO, ' ')}(?=\1\2\3=)")
 REDUCTION_PARTS_RE = re.compile(rf"{_either(REDUCE, ' ')}.*?{_either(SO, ' ')}")
 
