@@ -28,7 +28,7 @@ from model.sampling import SamplingParams
 
 JSON_FILES = ("config.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
 
-# generation_config.json keys that become request defaults (see serving_engine.sampling_params).
+# generation_config.json keys that become request defaults (server.protocol.CHECKPOINT_SAMPLING_KEYS).
 _SAMPLING_DEFAULTS = {
     "temperature": ("a number >= 0", lambda v: v >= 0),
     "top_p": ("a number in [0, 1]", lambda v: 0 <= v <= 1),

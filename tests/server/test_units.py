@@ -175,26 +175,26 @@ def test_limiter_reserves_refunds_and_refuses_without_taking():
     limiter = RateLimiter(default_rpm=2, default_tpm=100, clock=clock)
     keys = KeyStore.from_settings(Settings(api_keys="k1"))
     who = keys.identities[0]
-    first = limiter.admit(who, 80)
+    first = limiter.reserve(who, 80)
     assert limiter.headers(who)["x-ratelimit-remaining-tokens"] == "20"
     first.settle(30)  # used 30 of 80: 50 come back
     first.settle(0)  # settling twice gives nothing more
     assert limiter.headers(who)["x-ratelimit-remaining-tokens"] == "70"
     with pytest.raises(RateLimitExceeded) as too_many_tokens:
-        limiter.admit(who, 90)
+        limiter.reserve(who, 90)
     assert too_many_tokens.value.limit == "tokens"
     assert too_many_tokens.value.retry_after == pytest.approx(20 / (100 / 60))
     assert limiter.headers(who)["x-ratelimit-remaining-requests"] == "1"  # the refusal took nothing
-    limiter.admit(who, 10)
+    limiter.reserve(who, 10)
     with pytest.raises(RateLimitExceeded) as too_many_requests:
-        limiter.admit(who, 1)
+        limiter.reserve(who, 1)
     assert too_many_requests.value.limit == "requests"
     assert too_many_requests.value.retry_after == pytest.approx(30.0)
     clock.now += 30
-    limiter.admit(who, 1)
+    limiter.reserve(who, 1)
     clock.now += 60
     with pytest.raises(RateLimitExceeded) as never:  # more than the bucket holds: no wait is enough
-        limiter.admit(who, 101)
+        limiter.reserve(who, 101)
     assert math.isinf(never.value.retry_after)
 
 
@@ -205,16 +205,16 @@ def test_limits_zero_means_unlimited_and_per_key_overrides(tmp_path: Path):
     alice, other = keys.identities
     limiter = RateLimiter(default_rpm=0, default_tpm=0, clock=Clock())
     for _ in range(100):
-        limiter.admit(other, 10**6)
+        limiter.reserve(other, 10**6)
     assert limiter.headers(other) == {}
-    limiter.admit(alice, 10**6)
+    limiter.reserve(alice, 10**6)
     assert set(limiter.headers(alice)) == {
         "x-ratelimit-limit-requests",
         "x-ratelimit-remaining-requests",
         "x-ratelimit-reset-requests",
     }
     with pytest.raises(RateLimitExceeded):
-        limiter.admit(alice, 1)
+        limiter.reserve(alice, 1)
 
 
 def test_reset_duration_format():
