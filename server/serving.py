@@ -41,7 +41,7 @@ from server.metrics import Metrics
 from server.outputs import SequenceAccounting, TokenTexts
 from server.protocol import ChatCompletionRequest, SamplingRequestFields
 from server.ratelimit import RateLimiter, RateLimitExceeded
-from server.responses import ChatCompletionChunk, CompletionResponse, UsageInfo
+from server.responses import ChatCompletionChunk, CompletionResponse, ResponseModel, UsageInfo
 from server.settings import Settings
 from server.streams import collect, error_event, merged_events, run_until_disconnect, sse_response
 
@@ -116,18 +116,6 @@ class Generation:
     log: dict[str, Any]  # access-log fields
     completion_id: str
     created: int = field(default_factory=lambda: int(time.time()))
-
-
-def _engine_value_error(e: ValueError) -> APIError:
-    """The engine's own argument checks (``"invalid value for top_p"``) as a 400 naming the parameter."""
-    m = re.match(r"invalid value for (\w+)", str(e))
-    param = m.group(1) if m else None
-    return APIError(
-        400,
-        f"Invalid value for '{param}'." if param else f"Invalid request: {e}.",
-        code="invalid_value",
-        param=param,
-    )
 
 
 class OpenAIServing:
@@ -298,8 +286,11 @@ class OpenAIServing:
             )
         if isinstance(e, PromptTooLongError):  # the engine's own guard; completion_budget normally acts first
             return self.context_error(e.prompt_tokens, e.max_tokens, prompt_param)
-        if isinstance(e, ValueError):
-            return _engine_value_error(e)
+        if isinstance(e, ValueError):  # the engine's own argument checks: "invalid value for top_p"
+            m = re.match(r"invalid value for (\w+)", str(e))
+            param = m.group(1) if m else None
+            message = f"Invalid value for '{param}'." if param else f"Invalid request: {e}."
+            return APIError(400, message, code="invalid_value", param=param)
         if isinstance(e, EngineError):
             return APIError(
                 503,
@@ -386,7 +377,7 @@ class OpenAIServing:
         """Chunks before the first token."""
         return ()
 
-    def event_chunks(self, gen: Generation, choice: Any, text: str) -> Iterable[str]:
+    def event_chunks(self, gen: Generation, choice: SequenceAccounting, text: str) -> Iterable[str]:
         """Chunks for one event of ``choice``, which made ``text`` safe to send."""
         raise NotImplementedError
 
@@ -397,7 +388,7 @@ class OpenAIServing:
     def on_collected(self, gen: Generation) -> None:
         """A non-streaming generation is complete (before its accounting: the access log may take more)."""
 
-    def response(self, gen: Generation) -> Any:
+    def response(self, gen: Generation) -> ResponseModel:
         """The non-streaming response body."""
         raise NotImplementedError
 

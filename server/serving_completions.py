@@ -126,7 +126,9 @@ class ServingCompletions(OpenAIServing):
             )
         )
 
-    def _logprobs(self, gen: CompletionGeneration, choice: ChoiceState, entries: list[SampledLogprob]):
+    def _logprobs(
+        self, gen: CompletionGeneration, choice: ChoiceState, entries: list[SampledLogprob]
+    ) -> CompletionLogprobs:
         return completion_logprobs(self.ctx.texts, entries, len(gen.echoes[choice.index]))
 
     def opening_chunks(self, gen: CompletionGeneration) -> Iterable[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request, Response
 
@@ -97,7 +98,7 @@ class ServingReasoning(OpenAIServing):
         return reasoning_usage(gen.admission.prompt_tokens, gen.choices)
 
     def _delta_chunk(
-        self, gen: Generation, delta: DeltaMessage, finish_reason: str | None = None, **extra
+        self, gen: Generation, delta: DeltaMessage, finish_reason: str | None = None, **extra: Any
     ) -> str:
         choice = ChatCompletionChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
         return self.chunk(gen, [choice], **extra)
