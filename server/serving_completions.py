@@ -80,7 +80,7 @@ class ServingCompletions(OpenAIServing):
         ctx = self.ctx
         self.check_request(req)
         n = req.n or 1
-        # Each prompt is its own engine request: more than the queue holds could never be admitted, and a 503
+        # Each prompt is its own engine request: more than the queue holds could never all be queued, and a 503
         # would have the client retry forever.
         limit = max(1, ctx.settings.max_queue)
         if len(req.prompts()) > limit:

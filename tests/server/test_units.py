@@ -13,8 +13,14 @@ from model.request_handle import TokenEvent
 from model.tokenizer import Tokenizer
 from server.auth import ConfigError, KeyStore
 from server.errors import param_from_loc
+from server.loading import GENERATION_CONFIG_CHECKS
 from server.outputs import ChoiceState, TokenTexts
-from server.protocol import SAMPLING_DEFAULTS, ChatCompletionRequest, CompletionRequest
+from server.protocol import (
+    CHECKPOINT_SAMPLING_KEYS,
+    SAMPLING_DEFAULTS,
+    ChatCompletionRequest,
+    CompletionRequest,
+)
 from server.ratelimit import RateLimiter, RateLimitExceeded, TokenBucket, format_duration
 from server.settings import Settings, build_parser, settings_from_args
 
@@ -173,6 +179,12 @@ def test_requests_convert_to_sampling_from_one_defaults_table():
         ChatCompletionRequest.model_validate({**BASE, "logprobs": True}).to_sampling_params(9, {}).logprobs
         == 0
     )
+
+
+def test_every_checkpoint_sampling_default_is_checked_when_loading():
+    # A generation_config.json value becomes every request's default: one the loader does not check would
+    # fail each request that leaves the parameter out, instead of failing the start-up once.
+    assert set(GENERATION_CONFIG_CHECKS) == CHECKPOINT_SAMPLING_KEYS <= set(SAMPLING_DEFAULTS)
 
 
 def test_param_path_from_validation_location():
