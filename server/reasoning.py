@@ -29,13 +29,14 @@ from reasoning.chain_check import check_chain
 from reasoning.vote import vote
 from server.errors import APIError
 from server.outputs import SequenceAccounting
-from server.protocol import ChatCompletionRequest, UsageInfo
+from server.protocol import ChatCompletionRequest
 from server.reasoning_schemas import (
     SelfConsistencyCalculator,
     SelfConsistencyChain,
     SelfConsistencyResult,
     SelfConsistencyVote,
 )
+from server.responses import UsageInfo
 from server.settings import Settings
 
 # Temperature of the k > 1 samples of a vote when the request sets none: diverse chains that still mostly
