@@ -37,7 +37,7 @@ SETUP_COMMANDS = ("./scripts/serve.sh", "./scripts/test.sh")
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 INLINE_CODE = re.compile(r"`[^`]*`")
-MODULE_PATH = re.compile(r"`((?:%s)/[A-Za-z0-9_]+\.py)`" % "|".join(PACKAGES))
+MODULE_PATH = re.compile(r"`((?:" + "|".join(PACKAGES) + r")/[A-Za-z0-9_]+\.py)`")
 
 
 def _read(path: Path) -> str:
