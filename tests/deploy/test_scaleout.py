@@ -34,7 +34,8 @@ from tests.hardening.support import ServerProcess, assert_openai_error, server_p
 from tests.server.support import keys_file, sse_events
 
 RELOAD_SECONDS = 1.0  # TINYLLM_KEYS_RELOAD_SECONDS of the replicas: a revocation lands within it
-AUTH_FAILURES = 6  # per client IP per minute
+# Per client IP per minute; above the 401s the revocation test's polling can cause (from its own address).
+AUTH_FAILURES = 30
 PUBLIC_LIMIT = 300  # per client IP per minute on routes without a key
 KEYS = [
     {"key": "sk-rpm", "name": "rpm-key", "rpm": 6},
@@ -127,20 +128,23 @@ def test_a_keys_request_budget_holds_across_both_replicas(fleet: Fleet):
 
 
 def test_unused_tokens_are_refunded_to_the_shared_bucket(fleet: Fleet, server_tokenizer: Tokenizer):
-    # Every stop token forced: the request reserves prompt + 100 and uses about the prompt alone.
+    # The key's bucket holds 120 tokens and refills 2 per second. Each request below reserves 30 + 50 = 80
+    # and, with every stop token forced, uses about its 30 prompt tokens: about 50 come back each time.
     stop_now = {str(i): 100 for i in server_tokenizer.stop_token_ids}
-    first = complete(fleet.a.base_url, "sk-tpm", max_tokens=100, logit_bias=stop_now)
+    ask = {"prompt": [100] * 30, "max_tokens": 50, "logit_bias": stop_now}
+    first = complete(fleet.a.base_url, "sk-tpm", **ask)
     assert first.status_code == 200, first.text
-    used = first.json()["usage"]["total_tokens"]
-    assert used < 20
-    # Without the refund the bucket (120) would hold 120 - prompt - 100 < 20: too little for this one.
-    second = complete(fleet.b.base_url, "sk-tpm", max_tokens=100, logit_bias=stop_now)
+    usage = first.json()["usage"]
+    assert usage["prompt_tokens"] == 30 and usage["completion_tokens"] <= 1
+    # 120 - 31 = 89 left with the refund; 120 - 80 = 40 without it (20 s of refill short of 80).
+    second = complete(fleet.b.base_url, "sk-tpm", **ask)
     assert second.status_code == 200, second.text
-    assert int(second.headers["x-ratelimit-remaining-tokens"]) < 120 - 100  # B's reservation, seen by B
-    # Both reservations and refunds went to one bucket: A now sees B's use too and refuses a full-size ask.
-    third = complete(fleet.a.base_url, "sk-tpm", max_tokens=115)
+    # One bucket for both: after B's refund about 58 are left, 11 s of refill short of another 80, where
+    # a bucket of A's own would still hold 89.
+    third = complete(fleet.a.base_url, "sk-tpm", **ask)
     assert_openai_error(third, 429, code="rate_limit_exceeded")
     assert third.headers["x-ratelimit-limit-tokens"] == "120"
+    assert third.json()["error"]["type"] == "tokens"
 
 
 def key_admin(redis: RedisServer, *args: str) -> str:
@@ -158,7 +162,7 @@ def key_admin(redis: RedisServer, *args: str) -> str:
 def statuses_with(fleet: Fleet, key: str) -> list[int]:
     out = []
     for replica in fleet.replicas:
-        with client(replica.base_url, "127.0.0.1", key) as c:
+        with client(replica.base_url, "127.0.0.10", key) as c:  # its 401s count against this address only
             out.append(c.get("/v1/models").status_code)
     return out
 
@@ -166,7 +170,7 @@ def statuses_with(fleet: Fleet, key: str) -> list[int]:
 def wait_for_statuses(fleet: Fleet, key: str, expected: list[int], within: float) -> list[int]:
     deadline = time.monotonic() + within
     while (current := statuses_with(fleet, key)) != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.2)
     return current
 
 
@@ -288,7 +292,8 @@ def test_streams_through_nginx_arrive_token_by_token(fleet: Fleet):
     assert first["choices"][0]["text"] is not None
     assert running_then >= 1
     assert rest[-1] == "[DONE]" and rest[-2]["choices"][0]["finish_reason"] == "length"
-    assert len(rest) >= 100  # one event per token, not one blob
+    # Several events, not one blob at the end (the server may put tokens that are ready together in one).
+    assert len(rest) >= 3
 
 
 def test_sigterm_drains_one_replica_while_the_other_serves_through_nginx(fleet: Fleet):

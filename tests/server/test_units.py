@@ -14,8 +14,14 @@ from model.request_handle import TokenEvent
 from model.tokenizer import Tokenizer
 from server.auth import ConfigError, Identity, KeyStore
 from server.errors import param_from_loc
+from server.loading import GENERATION_CONFIG_CHECKS
 from server.outputs import ChoiceState, TokenTexts
-from server.protocol import ChatCompletionRequest, CompletionRequest
+from server.protocol import (
+    CHECKPOINT_SAMPLING_KEYS,
+    SAMPLING_DEFAULTS,
+    ChatCompletionRequest,
+    CompletionRequest,
+)
 from server.ratelimit import RateLimitExceeded, format_duration
 from server.ratelimit_local import LocalRateLimiter, TokenBucket
 from server.settings import Settings, build_parser, settings_from_args
@@ -136,6 +142,51 @@ def test_completion_prompt_forms():
     assert errors_of(CompletionRequest, {"model": "m", "prompt": "a", "suffix": "b"}) == [
         ("unsupported_parameter", ("suffix",))
     ]
+
+
+def test_requests_convert_to_sampling_from_one_defaults_table():
+    chat = ChatCompletionRequest.model_validate(BASE)
+    params = chat.to_sampling_params(50, {})
+    assert {key: getattr(params, key) for key in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS
+    assert (params.max_tokens, params.logprobs, params.logit_bias, params.seed) == (50, None, None, None)
+    # The checkpoint's generation_config.json fills what the request leaves out, for its own keys only.
+    checkpoint = {"temperature": 0.6, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1}
+    p = chat.to_sampling_params(50, {**checkpoint, "presence_penalty": 1.5})
+    assert (p.temperature, p.top_p, p.top_k, p.min_p, p.repetition_penalty) == (0.6, 0.9, 40, 0.05, 1.1)
+    assert p.presence_penalty == 0.0
+    own = ChatCompletionRequest.model_validate(
+        {
+            **BASE,
+            **{"temperature": 1.3, "top_k": -1, "logprobs": True, "top_logprobs": 3, "logit_bias": {"7": 2}},
+            **{"seed": 5, "min_tokens": 2, "ignore_eos": True, "presence_penalty": None},
+        }
+    )
+    p = own.to_sampling_params(50, checkpoint)
+    assert (p.temperature, p.top_k, p.top_p, p.logprobs, p.logit_bias) == (1.3, 0, 0.9, 3, {7: 2.0})
+    assert (p.seed, p.min_tokens, p.ignore_eos, p.presence_penalty) == (5, 2, True, 0.0)
+    # Greedy: the checkpoint says do_sample false, or the request's top_p 0 or a vanishing temperature.
+    assert chat.to_sampling_params(50, {"do_sample": False, "temperature": 0.6}).temperature == 0.0
+    p = ChatCompletionRequest.model_validate({**BASE, "top_p": 0.0}).to_sampling_params(50, checkpoint)
+    assert (p.temperature, p.top_p) == (0.0, 1.0)
+    assert (
+        ChatCompletionRequest.model_validate({**BASE, "temperature": 1e-9})
+        .to_sampling_params(9, {})
+        .temperature
+        == 0
+    )
+    # Text completions count their logprobs; without logprobs, chat reports none.
+    completion = CompletionRequest.model_validate({"model": "m", "prompt": "a", "logprobs": 2})
+    assert completion.to_sampling_params(16, {}).logprobs == 2
+    assert (
+        ChatCompletionRequest.model_validate({**BASE, "logprobs": True}).to_sampling_params(9, {}).logprobs
+        == 0
+    )
+
+
+def test_every_checkpoint_sampling_default_is_checked_when_loading():
+    # A generation_config.json value becomes every request's default: one the loader does not check would
+    # fail each request that leaves the parameter out, instead of failing the start-up once.
+    assert set(GENERATION_CONFIG_CHECKS) == CHECKPOINT_SAMPLING_KEYS <= set(SAMPLING_DEFAULTS)
 
 
 def test_param_path_from_validation_location():
