@@ -83,12 +83,12 @@ class KeyReloader:
         version = self._stat()
         if not self.path or (version == self._file_version and not force):
             return
+        self._file_version = version  # a broken file is reported once, not at every poll
         try:
             self._from_file = identities_from_file(self.path)
         except ConfigError as e:
             logger.warning(f"keys file not reloaded, keeping the previous keys: {e}")
             return
-        self._file_version = version
         logger.info("keys file reloaded", extra={"keys": len(self._from_file)})
 
     async def _reload_redis(self) -> None:
@@ -116,7 +116,10 @@ class KeyReloader:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            await self.reload()
+            try:
+                await self.reload()
+            except Exception:  # a reload that fails keeps the last keys; the next one may succeed
+                logger.exception("keys reload failed, keeping the previous keys")
 
     def _on_sighup(self) -> None:
         logger.info("SIGHUP: reloading keys")
