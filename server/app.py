@@ -21,9 +21,9 @@ from model.checkpoint import LoadedCheckpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
 from server import routes
-from server.auth import AuthMiddleware, KeyStore
+from server.auth import AuthMiddleware, ConfigError, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
-from server.client_limits import AuthFailureLimit, ClientCounters, PublicRouteLimitMiddleware
+from server.client_limits import AuthFailureLimit, ClientCounters, PublicRouteLimitMiddleware, parse_limit
 from server.errors import install_error_handlers
 from server.keys_reload import KeyReloader
 from server.lifecycle import Lifecycle
@@ -68,7 +68,12 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     metrics = Metrics()
     # Replicas share limits and keys through Redis (docs/scaling.md); without it all of it is in-process.
     redis_url = settings.redis_url.get_secret_value()
-    link = RedisLink(redis_url, settings.redis_timeout_seconds, metrics.registry) if redis_url else None
+    try:
+        link = RedisLink(redis_url, settings.redis_timeout_seconds, metrics.registry) if redis_url else None
+    except ValueError as e:  # never echo the URL: it may hold a password
+        raise ConfigError(
+            f"TINYLLM_REDIS_URL is not a Redis URL (redis://host:6379/0): {type(e).__name__}"
+        ) from None
     limiter: RateLimiter = (
         RedisRateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm, link, settings.redis_failure)
         if link is not None
@@ -158,6 +163,9 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     )
     app.add_middleware(RateLimitHeadersMiddleware, limiter=state.limiter)
     if settings.client_limit_public.strip():
+        parse_limit(
+            "TINYLLM_CLIENT_LIMIT_PUBLIC", settings.client_limit_public
+        )  # fail at start, not at first use
         app.add_middleware(PublicRouteLimitMiddleware, limit=settings.client_limit_public, counters=counters)
     app.add_middleware(
         AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc, failure_limit=failure_limit

@@ -32,12 +32,23 @@ from redis.backoff import NoBackoff
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.auth import ConfigError
 from server.errors import error_response, retry_after_headers
 from server.redis_link import RedisLink, RedisUnavailable
 
 KEY_PREFIX = "tinyllm:clients"
 
 T = TypeVar("T")
+
+
+def parse_limit(setting: str, value: str) -> RateLimitItem:
+    """``"30/minute"`` as a ``limits`` item; a clear ConfigError naming the setting otherwise."""
+    try:
+        return parse(value)
+    except ValueError:
+        raise ConfigError(
+            f"{setting} must look like '30/minute' (a count per second, minute, hour or day); got {value!r}"
+        ) from None
 
 
 def client_ip(scope: Scope) -> str:
@@ -103,7 +114,7 @@ class AuthFailureLimit:
     """Failed authentications per client IP (see :class:`server.auth.AuthMiddleware`)."""
 
     def __init__(self, limit: str, counters: ClientCounters) -> None:
-        self.item = parse(limit)
+        self.item = parse_limit("TINYLLM_CLIENT_LIMIT_AUTH_FAILURES", limit)
         self.counters = counters
 
     async def retry_after(self, scope: Scope) -> float | None:
@@ -122,7 +133,7 @@ class PublicRouteLimitMiddleware:
 
     def __init__(self, app: ASGIApp, limit: str, counters: ClientCounters) -> None:
         self.app = app
-        self.item = parse(limit)
+        self.item = parse_limit("TINYLLM_CLIENT_LIMIT_PUBLIC", limit)
         self.counters = counters
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from model.request_handle import TokenEvent
 from model.tokenizer import Tokenizer
+from server.app import create_app
 from server.auth import ConfigError, Identity, KeyStore
 from server.errors import param_from_loc
 from server.loading import GENERATION_CONFIG_CHECKS
@@ -281,6 +282,21 @@ def test_reset_duration_format():
 
 
 # ------------------------------------------------------------------------------------------ keys
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"client_limit_public": "lots"},
+        {"client_limit_auth_failures": "5/fortnight"},
+        {"redis_url": "http://u:secret@h/0"},
+    ],
+)
+def test_bad_scale_out_settings_are_refused_at_start_naming_the_setting(setting: dict[str, str]):
+    with pytest.raises(ConfigError) as refused:
+        create_app(Settings(api_keys="k", **setting))
+    assert f"TINYLLM_{next(iter(setting)).upper()}" in str(refused.value)
+    assert "secret" not in str(refused.value)
 
 
 def test_keys_are_matched_and_named_without_revealing_them(tmp_path: Path):
