@@ -37,6 +37,8 @@ class LoadedCheckpoint:
     config: ModelConfig
     generation_config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    # Who publishes the model: the organisation of config.json's "org/name" _name_or_path, if it has one.
+    owner: str | None = None
 
 
 def _to_hf_name(name: str) -> str:
@@ -198,6 +200,15 @@ def load_checkpoint(
     gen_path = directory / "generation_config.json"
     generation_config = _read_json(gen_path) if gen_path.exists() else {}
     tokenizer.stop_token_ids = _stop_ids(tokenizer, hf_config, generation_config)
+    name_or_path = hf_config.get("_name_or_path")
+    owner = (
+        name_or_path.split("/")[0] if isinstance(name_or_path, str) and name_or_path.count("/") == 1 else None
+    )
     return LoadedCheckpoint(
-        model=model, tokenizer=tokenizer, config=config, generation_config=generation_config, path=directory
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        generation_config=generation_config,
+        path=directory,
+        owner=owner or None,
     )
