@@ -8,7 +8,7 @@ as a ``LlamaForCausalLM``.
 
 Refused with one line naming the file and the field: an architecture other than ``llama``, mixture of
 experts, a tensor type the ``gguf`` package cannot dequantize, tensors the Llama layout does not have
-(biases, Llama 3.1's ``rope_freqs``), a vocabulary kind we cannot rebuild.
+(biases, Llama 3.1's ``rope_freqs``), a vocabulary kind we cannot rebuild (``gpt2`` and ``llama`` are).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ merges, ``llama`` = SentencePiece pieces with scores), the token strings and typ
 pre-tokenizer name (``tokenizer.ggml.pre``, which selects llama.cpp's splitting regex) and the special ids.
 
 * :func:`tokenizer_json_from_gguf` builds a Hugging Face ``tokenizer.json`` (and the ``tokenizer_config``
-  fields) from those fields, so an imported checkpoint loads in :class:`model.tokenizer_hf.HFTokenizer` and
+  fields) from those fields, for both kinds, so an imported checkpoint loads in :class:`model.tokenizer_hf.HFTokenizer` and
   in ``transformers``.
 * :func:`gguf_vocab_fields` goes the other way for :mod:`model.gguf_export`.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from model.tokenizer import Tokenizer as SentencePieceTokenizer
 from model.tokenizer_base import BaseTokenizer
@@ -59,20 +59,25 @@ def tokenizer_json_from_gguf(meta: dict[str, Any]) -> ImportedVocab:
     """A ``tokenizer.json`` from the ``tokenizer.ggml.*`` fields of ``meta`` (field name -> value).
     ValueError naming the field for what cannot be converted."""
     kind = meta.get("tokenizer.ggml.model")
-    if kind != "gpt2":
+    if kind not in ("gpt2", "llama"):
         raise ValueError(
-            f"tokenizer.ggml.model {kind!r} is not supported (byte-level BPE 'gpt2' vocabularies only)"
+            f"tokenizer.ggml.model {kind!r} is not supported (byte-level BPE 'gpt2' or SentencePiece 'llama')"
         )
     tokens: list[str] = list(meta.get("tokenizer.ggml.tokens") or [])
     if not tokens:
         raise ValueError("tokenizer.ggml.tokens is missing or empty")
     types: list[int] = list(meta.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens))
-    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges") or []]
-    pre_tokenizer, ignore_merges = _byte_level_pre_tokenizer(str(meta.get("tokenizer.ggml.pre", "default")))
     vocab = {t: i for i, t in enumerate(tokens)}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges, fuse_unk=False))
-    tok.pre_tokenizer = pre_tokenizer
-    tok.decoder = decoders.ByteLevel()
+    if kind == "gpt2":
+        merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges") or []]
+        pre_tokenizer, ignore_merges = _byte_level_pre_tokenizer(
+            str(meta.get("tokenizer.ggml.pre", "default"))
+        )
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges, fuse_unk=False))
+        tok.pre_tokenizer = pre_tokenizer
+        tok.decoder = decoders.ByteLevel()
+    else:
+        tok = _sentencepiece_bpe(meta, tokens, types, vocab)
     specials = [i for i, t in enumerate(types) if t in (CONTROL, USER_DEFINED)]
     tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False) for i in specials])
 
@@ -86,7 +91,7 @@ def tokenizer_json_from_gguf(meta: dict[str, Any]) -> ImportedVocab:
         tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
         )
-    else:
+    elif kind == "gpt2":
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
     config: dict[str, Any] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -112,6 +117,39 @@ def tokenizer_json_from_gguf(meta: dict[str, Any]) -> ImportedVocab:
         bos_id=vocab.get(bos) if bos else None,
         eos_id=vocab.get(eos) if eos else None,
     )
+
+
+def _sentencepiece_bpe(meta: dict[str, Any], tokens: list[str], types: list[int], vocab: dict[str, int]):
+    """A SentencePiece BPE vocabulary (pieces with scores, "▁" for spaces, byte pieces for the rest) as a
+    tokenizers BPE with byte fallback. The merges are not stored: a merge of two pieces ranks as the score
+    of the piece it makes, as transformers' SentencePiece converter derives them."""
+    scores = list(meta.get("tokenizer.ggml.scores") or [0.0] * len(tokens))
+    mergeable = {t: i for i, t in enumerate(tokens) if types[i] == NORMAL}
+    merges: list[tuple[str, str, float, int, int]] = []
+    for piece, i in mergeable.items():
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in mergeable and right in mergeable:
+                merges.append((left, right, scores[i], mergeable[left], mergeable[right]))
+    merges.sort(key=lambda m: (-m[2], m[3], m[4]))
+    unk = next((tokens[i] for i, t in enumerate(types) if t == UNKNOWN), None)
+    tok = Tokenizer(
+        models.BPE(
+            vocab=vocab,
+            merges=[(m[0], m[1]) for m in merges],
+            unk_token=unk,
+            fuse_unk=True,
+            byte_fallback=True,
+        )
+    )
+    prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
+    steps = [normalizers.Prepend("\u2581")] if prefix else []
+    tok.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "\u2581")])
+    tail = [decoders.Strip(" ", 1, 0)] if prefix else []
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), *tail]
+    )
+    return tok
 
 
 @dataclass

@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.gguf_export import export_gguf
 from model.gguf_import import import_gguf, read_metadata, unpermute_rotary
-from tests.support import make_checkpoint
+from tests.support import corpus_lines, make_checkpoint
 
 TEXTS = ["Hello, world! 42 apples.", "你好世界 😀👍🏽 鬱", "  spaces\n\nnewlines "]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi 你好"}]
@@ -132,3 +132,19 @@ def test_import_cli_writes_a_servable_directory(tmp_path, hf_checkpoint):
     assert Path(done.stdout.strip()) == tmp_path / "out"
     config = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
     assert config["eos_token"] == "<|im_end|>" and "<|im_start|>" in config["chat_template"]
+
+
+def test_a_sentencepiece_vocabulary_round_trips(tmp_path, tiny_checkpoint):
+    """Our SentencePiece checkpoint -> GGUF ('llama' vocabulary: pieces and scores) -> tokenizer.json
+    (BPE with byte fallback, merges ranked by score) encodes as the SentencePiece model did."""
+    back = import_gguf(export_gguf(tiny_checkpoint, tmp_path / "ours.gguf"), tmp_path / "back")
+    original, imported = load_checkpoint(tiny_checkpoint), load_checkpoint(back)
+    texts = corpus_lines(200, seed=5) + ["Hello  world\n\n tabs\t", "emoji 😀 鬱龘", "3*(4+5)-2 = 25"]
+    for text in texts:
+        assert imported.tokenizer.encode(text) == original.tokenizer.encode(text), text
+        assert imported.tokenizer.decode(original.tokenizer.encode(text)) == text
+    messages = [{"role": "system", "content": "你是助手"}, {"role": "user", "content": "计算：3*(4+5)"}]
+    assert imported.tokenizer.encode_chat(messages) == original.tokenizer.encode_chat(messages)
+    assert imported.tokenizer.stop_token_ids == [original.tokenizer.end_id]
+    ids = original.tokenizer.encode_chat(messages)
+    assert (logits(imported.model, ids) - logits(original.model, ids)).abs().max().item() < 2e-3
