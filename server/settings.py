@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The shipped checkpoint, next to the packages in the repository (and at the same place in the image).
@@ -34,8 +34,10 @@ class Settings(BaseSettings):
     served_model_name: str | None = Field(
         None,
         min_length=1,
+        # TINYLLM_MODEL_NAME is accepted too (the name the docs of real-model serving use).
+        validation_alias=AliasChoices("served_model_name", "TINYLLM_SERVED_MODEL_NAME", "TINYLLM_MODEL_NAME"),
         description="Model id clients put in `model` (default: the checkpoint's directory name; tinyllm for "
-        "the shipped model).",
+        "the shipped model). Also TINYLLM_MODEL_NAME.",
     )
     max_model_len: int = Field(
         0,

@@ -105,3 +105,14 @@ def test_a_gguf_file_is_served_directly_and_imported_once(tmp_path, hf_checkpoin
             r = c.chat.completions.create(model="tiny-q8", messages=MESSAGES, max_tokens=4)
             assert r.usage.completion_tokens >= 1
     assert len(list((cache / "imported").iterdir())) == 1
+
+
+def test_the_served_name_defaults_to_the_model_path(monkeypatch):
+    from server.settings import DEFAULT_MODEL_DIR, Settings
+
+    assert Settings(model=DEFAULT_MODEL_DIR).served_model_name == "tinyllm"
+    assert Settings(model="/models/SmolLM2-135M-Instruct").served_model_name == "SmolLM2-135M-Instruct"
+    assert Settings(model="/models/smol.Q8_0.gguf").served_model_name == "smol.Q8_0"
+    monkeypatch.setenv("TINYLLM_MODEL_NAME", "smol")
+    assert Settings(model="/models/x").served_model_name == "smol"
+    assert Settings(model="/models/x", served_model_name="flag").served_model_name == "flag"
