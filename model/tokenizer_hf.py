@@ -72,9 +72,9 @@ class HFTokenizer(BaseTokenizer):
     ) -> None:
         self.tokenizer_file = Path(tokenizer_file)
         spec = json.loads(self.tokenizer_file.read_text(encoding="utf-8"))
-        self._tok = _LibTokenizer.from_str(json.dumps(spec))
+        self._tok = _LibTokenizer.from_file(str(self.tokenizer_file))
         # A second instance for user text: special-token strings in it are split like any other text.
-        self._plain = _LibTokenizer.from_str(json.dumps(spec))
+        self._plain = _LibTokenizer.from_file(str(self.tokenizer_file))
         self._plain.encode_special_tokens = True
         config = tokenizer_config or {}
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)

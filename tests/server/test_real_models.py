@@ -116,3 +116,26 @@ def test_the_served_name_defaults_to_the_model_path(monkeypatch):
     monkeypatch.setenv("TINYLLM_MODEL_NAME", "smol")
     assert Settings(model="/models/x").served_model_name == "smol"
     assert Settings(model="/models/x", served_model_name="flag").served_model_name == "flag"
+
+
+def test_reasoning_mode_votes_on_a_model_without_think_tokens(server: LiveServer, tok: HFTokenizer):
+    """No <think> token in this vocabulary: every sample's text is final text, and the vote still reports
+    its answers (digits nudged by logit_bias so the random model writes numbers)."""
+    bias = {str(tok.token_id(str(d))): 4.0 for d in range(10) if tok.token_id(str(d)) is not None}
+    body = {
+        "model": "tiny-chatml",
+        "messages": [{"role": "user", "content": "What is 3*(4+5)?"}],
+        "self_consistency": {"samples": 3, "return_chains": True},
+        "logit_bias": bias,
+        "max_tokens": 12,
+        "seed": 7,
+    }
+    with server.client() as c:
+        r = c.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    sc, message = r.json()["self_consistency"], r.json()["choices"][0]["message"]
+    assert sc["samples"] == 3 and sum(v["count"] for v in sc["votes"]) == 3
+    assert all(chain["reasoning_content"] == "" and chain["reasoning_tokens"] == 0 for chain in sc["chains"])
+    assert any(chain["answer"] is not None for chain in sc["chains"])
+    winner = sc["chains"][sc["winner_index"]]
+    assert message["content"] == winner["content"] and "reasoning_content" not in message
