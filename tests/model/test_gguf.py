@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gguf import GGUFReader, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 from gguf.quants import dequantize
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -148,3 +148,29 @@ def test_a_sentencepiece_vocabulary_round_trips(tmp_path, tiny_checkpoint):
     assert imported.tokenizer.stop_token_ids == [original.tokenizer.end_id]
     ids = original.tokenizer.encode_chat(messages)
     assert (logits(imported.model, ids) - logits(original.model, ids)).abs().max().item() < 2e-3
+
+
+def test_import_refuses_a_tensor_type_the_gguf_package_cannot_dequantize(tmp_path):
+    path = tmp_path / "q8_1.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    for add, value in (
+        (writer.add_block_count, 1),
+        (writer.add_context_length, 16),
+        (writer.add_embedding_length, 32),
+        (writer.add_feed_forward_length, 64),
+        (writer.add_head_count, 2),
+    ):
+        add(value)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["a", "b"])
+    writer.add_token_merges([])
+    block = np.zeros((2, 40), dtype=np.uint8)  # two rows of one Q8_1 block (32 values, 40 bytes) each
+    writer.add_tensor("token_embd.weight", block, raw_dtype=GGMLQuantizationType.Q8_1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(CheckpointError) as info:
+        import_gguf(path, tmp_path / "out")
+    message = str(info.value)
+    assert message.startswith(str(path)) and "token_embd.weight" in message and "Q8_1" in message
