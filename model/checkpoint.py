@@ -1,9 +1,11 @@
 """Checkpoint directories in the Hugging Face Llama layout.
 
 A checkpoint is a directory holding ``config.json``, ``model.safetensors`` (tensor names as in
-``LlamaForCausalLM``), ``tokenizer.model`` (SentencePiece), ``tokenizer_config.json`` (with the chat
-template), ``special_tokens_map.json`` and ``generation_config.json``. ``transformers`` loads what we write,
-and we load small Llama checkpoints written by others (sharded safetensors and bf16/fp16 included).
+``LlamaForCausalLM``), a tokenizer (``tokenizer.model`` SentencePiece, which we write, or ``tokenizer.json``),
+``tokenizer_config.json`` (with the chat template), ``special_tokens_map.json`` and
+``generation_config.json``. ``transformers`` loads what we write, and we load Llama checkpoints written by
+others (sharded safetensors, bf16/fp16, tied or not, explicit head_dim, linear/llama3 rope scaling); what
+the engine does not implement is refused with the file and the field named (:mod:`model.config`).
 """
 
 from __future__ import annotations
