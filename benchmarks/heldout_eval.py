@@ -73,8 +73,9 @@ def score(
     results: dict[str, list[bool]] = {}
     with ThreadPoolExecutor(workers) as pool:
         for method in methods:
-            answers = pool.map(lambda r, m=method: ask(client, model, r, m), records)
+            answers = list(pool.map(lambda r, m=method: ask(client, model, r, m), records))
             results[method] = [a == r["answer"] for a, r in zip(answers, records, strict=True)]
+            print(f"{method}: {sum(results[method])}/{len(records)}", file=sys.stderr, flush=True)
     return results
 
 
@@ -120,7 +121,11 @@ def served(checkpoint: str, api_key: str, quantize: str | None) -> Iterator[str]
         yield f"{base}/v1"
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # still draining requests the client gave up on
+            proc.kill()
+            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
