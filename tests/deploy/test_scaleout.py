@@ -95,6 +95,7 @@ def fleet(
     keys_path = keys_file(directory, KEYS)
     settings = dict(
         redis_url=redis.url,
+        served_model_name="tinyllm",
         api_keys_file=keys_path,
         keys_reload_seconds=str(RELOAD_SECONDS),
         client_limit_auth_failures=f"{AUTH_FAILURES}/minute",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from model.tokenizer import Tokenizer
 from server.app import create_app
 from server.auth import ConfigError, Identity, KeyStore
 from server.errors import param_from_loc
+from server.keys_reload import identities_from_redis_hash
 from server.loading import GENERATION_CONFIG_CHECKS
 from server.outputs import ChoiceState, TokenTexts
 from server.protocol import (
@@ -297,6 +299,23 @@ def test_bad_scale_out_settings_are_refused_at_start_naming_the_setting(setting:
         create_app(Settings(api_keys="k", **setting))
     assert f"TINYLLM_{next(iter(setting)).upper()}" in str(refused.value)
     assert "secret" not in str(refused.value)
+
+
+def test_keys_from_redis_are_hashes_and_malformed_entries_are_skipped():
+    digest = hashlib.sha256(b"sk-from-redis").hexdigest()
+    entries = {
+        digest: '{"name": "erin", "rpm": 5}',
+        "zz": '{"name": "not-hex"}',
+        "ab" * 32: "not json",
+        "cd" * 16: '{"name": "too-short"}',
+        "ef" * 32: '{"rpm": 1}',  # no name
+    }
+    identities = identities_from_redis_hash(entries)
+    assert [(i.name, i.rpm, i.digest.hex()) for i in identities] == [("erin", 5, digest)]
+    store = KeyStore([], disabled=False)
+    store.replace(identities)
+    assert store.authenticate("Bearer sk-from-redis").name == "erin"
+    assert store.authenticate("Bearer " + digest) is None  # the hash itself is not a key
 
 
 def test_keys_are_matched_and_named_without_revealing_them(tmp_path: Path):
