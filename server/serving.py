@@ -267,7 +267,7 @@ class OpenAIServing:
             for handle in handles:
                 handle.cancel()
             reservation.settle(0)
-            ctx.limiter.refund_request(identity)
+            reservation.limiter.refund_request(identity)  # the store it was taken from
             error = self._submit_error(e, prompt_param)
             if error is None:
                 raise
