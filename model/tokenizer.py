@@ -84,6 +84,7 @@ class Tokenizer:
         self.chat_template = chat_template_text or chat_template.DEFAULT_CHAT_TEMPLATE
         self.vocab_size = self.sp.get_piece_size()
         self.pad_id, self.bos_id, self.eos_id = self.sp.pad_id(), self.sp.bos_id(), self.sp.eos_id()
+        self.unk_id = self.sp.unk_id()
         self.special_ids = {
             i
             for i in range(self.vocab_size)
@@ -155,24 +156,36 @@ class Tokenizer:
         return self.sp.decode(list(ids))
 
     def render_chat(
-        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
+        self,
+        messages: Sequence[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        reasoning: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> str:
-        return chat_template.render(self.chat_template, messages, add_generation_prompt, reasoning)
+        return chat_template.render(self.chat_template, messages, add_generation_prompt, reasoning, tools)
 
     def encode_chat(
-        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
+        self,
+        messages: Sequence[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        reasoning: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> list[int]:
-        return self.encode_chat_segments(messages, add_generation_prompt, reasoning)[0]
+        return self.encode_chat_segments(messages, add_generation_prompt, reasoning, tools)[0]
 
     def encode_chat_segments(
-        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
+        self,
+        messages: Sequence[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        reasoning: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> tuple[list[int], list[int]]:
         """Token ids of a rendered conversation and, per token, the index of the message whose content it
         belongs to (-1 for template tokens). Training uses the owners to build the assistant-only loss mask."""
         ids: list[int] = []
         owners: list[int] = []
         for text, owner in chat_template.render_segments(
-            self.chat_template, messages, add_generation_prompt, reasoning
+            self.chat_template, messages, add_generation_prompt, reasoning, tools
         ):
             piece = self.encode(text) if owner >= 0 else self.encode_template_text(text)
             ids.extend(piece)
