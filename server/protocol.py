@@ -4,7 +4,7 @@ Policy for request fields (one rule, applied everywhere):
 
 * what we serve is validated strictly (ranges as OpenAI documents them);
 * fields the SDKs send that change nothing here (``store``, ``metadata``, ``user``, ...) are accepted;
-* features we do not serve (tools, images, audio, JSON mode, ...) are refused with a 400 that names the
+* features we do not serve (images, audio, the deprecated ``functions``, ...) are refused with a 400 that names the
   parameter (``unsupported_parameter`` / ``unsupported_value``), never silently ignored;
 * anything else is an unknown parameter (400 ``unknown_parameter``), as the OpenAI API answers.
 
@@ -16,7 +16,15 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from server.reasoning_schemas import SelfConsistencyResult, if_none
@@ -60,36 +68,57 @@ class TextContentPart(OpenAIRequestModel):
     text: str
 
 
+class FunctionCall(OpenAIRequestModel):
+    name: str
+    arguments: str
+
+
+class ToolCall(OpenAIRequestModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(OpenAIRequestModel):
     role: str
-    content: str | list[TextContentPart]
+    tool_calls: list[ToolCall] | None = None  # an assistant's earlier calls, rendered by the template
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    # None only for an assistant message that carries tool_calls (fields above are validated first).
+    content: str | list[TextContentPart] | None = Field(None, validate_default=True)
     name: str | None = None  # a participant name: our chat template has no place for it
+    # What the SDKs send back when a client appends ``resp.choices[0].message``: accepted, not rendered.
+    # Earlier turns' reasoning is dropped, as OpenAI and DeepSeek do.
     refusal: str | None = None
-    tool_calls: Any = None
-    function_call: Any = None
-    tool_call_id: Any = None
+    reasoning_content: str | None = None
+    reasoning: Any = None
+    annotations: list[Any] | None = None
     audio: Any = None
+    function_call: Any = None
+    provider_specific_fields: Any = None
 
     @field_validator("role")
     @classmethod
     def _role(cls, role: str) -> str:
-        if role in ("tool", "function"):
+        if role == "function":
             raise unsupported_value(
-                f"role '{role}' is not supported: this server does not serve tool calling."
+                "role 'function' (the deprecated function calling) is not supported: use tools and "
+                "role 'tool'."
             )
-        if role not in ("system", "developer", "user", "assistant"):
+        if role not in ("system", "developer", "user", "assistant", "tool"):
             raise PydanticCustomError(
                 "invalid_role",
-                "role must be one of 'system', 'developer', 'user', 'assistant' (got '{role}').",
+                "role must be one of 'system', 'developer', 'user', 'assistant', 'tool' (got '{role}').",
                 {"role": role[:40]},
             )
         return role
 
     @field_validator("content", mode="before")
     @classmethod
-    def _content(cls, content: Any) -> Any:
+    def _content(cls, content: Any, info: ValidationInfo) -> Any:
         if content is None:
-            raise PydanticCustomError("missing_content", "message content is required.")
+            if info.data.get("role") == "assistant" and info.data.get("tool_calls"):
+                return content
+            raise PydanticCustomError("missing", "message content is required.")
         if isinstance(content, list):
             for i, part in enumerate(content):
                 kind = part.get("type") if isinstance(part, dict) else None
@@ -100,29 +129,57 @@ class ChatMessage(OpenAIRequestModel):
                     )
         return content
 
-    @field_validator("tool_calls", "function_call", "tool_call_id", "audio")
-    @classmethod
-    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None or value == []:
-            return value
-        raise unsupported(str(info.field_name), "no tool calling or audio")
+    @model_validator(mode="after")
+    def _tool_call_id(self) -> ChatMessage:
+        if self.role == "tool" and self.tool_call_id is None:
+            raise PydanticCustomError("missing_tool_call_id", "a tool message needs tool_call_id.")
+        return self
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
 
 
-class ResponseFormat(OpenAIRequestModel):
-    type: str
-    json_schema: Any = None
+class JSONSchemaFormat(OpenAIRequestModel):
+    name: str = Field(max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None  # every accepted schema is enforced exactly, strict or not
 
-    @field_validator("type")
-    @classmethod
-    def _type(cls, kind: str) -> str:
-        if kind != "text":
-            raise unsupported_value(f"response_format type '{kind[:40]}' is not supported: only 'text' is.")
-        return kind
+
+class ResponseFormat(OpenAIRequestModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise PydanticCustomError("missing_json_schema", "response_format json_schema needs json_schema.")
+        return self
+
+
+class FunctionDefinition(OpenAIRequestModel):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None  # every accepted schema is enforced exactly, strict or not
+
+
+class ChatTool(OpenAIRequestModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(OpenAIRequestModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIRequestModel):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class SelfConsistencyOptions(OpenAIRequestModel):
@@ -210,37 +267,32 @@ class ChatCompletionRequest(SamplingRequestFields):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     # Accepted when they ask for nothing we lack.
     modalities: list[str] | None = None
+    # Structured output and tools (server.structured_output, server.tools).
     response_format: ResponseFormat | None = None
-    tool_choice: Any = None
+    tools: list[ChatTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
     prompt_cache_options: dict[str, Any] | None = None
     safety_identifier: str | None = None
     # Refused.
-    tools: Any = None
     functions: Any = None
     function_call: Any = None
     audio: Any = None
     prediction: Any = None
     web_search_options: Any = None
     # Reasoning mode: k sampled chains and a self-consistency vote (server.reasoning).
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    # none/minimal: a plain answer; xhigh: the largest vote the server allows.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     self_consistency: SelfConsistencyOptions | None = None
 
-    @field_validator("tools", "functions", "function_call", "audio", "prediction", "web_search_options")
+    @field_validator("functions", "function_call", "audio", "prediction", "web_search_options")
     @classmethod
     def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None or value == []:
             return value
         raise unsupported(str(info.field_name))
-
-    @field_validator("tool_choice")
-    @classmethod
-    def _tool_choice(cls, value: Any) -> Any:
-        if value in (None, "none"):
-            return value
-        raise unsupported("tool_choice", "no tool calling")
 
     @field_validator("modalities")
     @classmethod
@@ -311,19 +363,34 @@ class ChoiceLogprobs(ResponseModel):
     refusal: None = None
 
 
+class FunctionCallOut(ResponseModel):
+    name: str
+    arguments: str  # a JSON object, as text
+
+
+class ToolCallOut(ResponseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class ChatCompletionMessage(ResponseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCallOut] | None = Field(None, exclude_if=if_none)
     # Reasoning mode: the chain of the sample whose answer won (absent outside reasoning mode).
     reasoning_content: str | None = Field(None, exclude_if=if_none)
+
+
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class ChatCompletionChoice(ResponseModel):
     index: int
     message: ChatCompletionMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
 
 
 def _created() -> int:
@@ -341,10 +408,33 @@ class ChatCompletionResponse(ResponseModel):
     self_consistency: SelfConsistencyResult | None = Field(None, exclude_if=if_none)
 
 
+class DeltaFunctionCall(ResponseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class DeltaToolCall(ResponseModel):
+    """A piece of a streamed call: the first carries id, type and name; the rest only arguments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
 class DeltaMessage(ResponseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     reasoning_content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_none(self, handler: Any) -> dict[str, Any]:
@@ -355,7 +445,7 @@ class ChatCompletionChunkChoice(ResponseModel):
     index: int
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
 
 
 class ChatCompletionChunk(ResponseModel):

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from fastapi import Request, Response
 
 from server.auth import Identity
+from server.constrained_output import plan_output, refuse_in_reasoning_mode
 from server.errors import APIError
 from server.outputs import ChoiceState, SampledLogprob, TokenTexts
 from server.protocol import (
@@ -48,6 +49,7 @@ from server.serving_engine import (
     usage_of,
 )
 from server.serving_reasoning import ServingReasoning
+from server.tools import ToolCallStreamParser, ToolPlan, finish_reason_of, response_message, stream_deltas
 
 
 def chat_logprobs(texts: TokenTexts, entries: list[SampledLogprob]) -> ChoiceLogprobs:
@@ -90,12 +92,15 @@ class ServingChat:
             tokenizer.think_id is not None and tokenizer.think_end_id is not None,
         )
         if plan is not None:  # reasoning_effort / self_consistency: k chains and a vote
+            refuse_in_reasoning_mode(req)
             return await self.reasoning.create(req, plan, raw_request, identity)
         n = req.n or 1
+        output = await plan_output(req, tokenizer, ctx.engine.vocab_size)
         prompt = await chat_prompt(ctx, req)
         params = sampling_params(
             ctx, req, prompt.max_tokens, (req.top_logprobs or 0) if req.logprobs else None
         )
+        params.constraint = output.constraint
         check_params(ctx, params, prompt.max_param)
         log_prompt(ctx, raw_request.scope, prompt.messages)
         admission = admit(ctx, identity, [prompt.ids], params, n, "messages")
@@ -105,7 +110,7 @@ class ServingChat:
         if req.stream:
             return sse_response(
                 ctx,
-                self._stream(req, admission, choices, completion_id, raw_request, log),
+                self._stream(req, admission, choices, completion_id, raw_request, log, output.tools),
                 on_close=lambda: admission.finish(choices, raw_request.scope, log),
             )
         try:
@@ -115,6 +120,12 @@ class ServingChat:
         if done is None:
             return Response(status_code=499)  # the client is gone; nobody reads this
         check_finish(choices)
+        messages = [
+            response_message(c.text, c.finish_reason)
+            if output.tools
+            else (ChatCompletionMessage(content=c.text), c.finish_reason)
+            for c in choices
+        ]
         return ChatCompletionResponse(
             id=completion_id,
             model=ctx.model_name,
@@ -122,11 +133,11 @@ class ServingChat:
             choices=[
                 ChatCompletionChoice(
                     index=c.index,
-                    message=ChatCompletionMessage(content=c.text),
+                    message=message,
                     logprobs=chat_logprobs(ctx.texts, c.logprobs) if req.logprobs else None,
-                    finish_reason=c.finish_reason,
+                    finish_reason=finish_reason,
                 )
-                for c in choices
+                for c, (message, finish_reason) in zip(choices, messages, strict=True)
             ],
             usage=usage_of(admission, choices),
         )
@@ -139,9 +150,11 @@ class ServingChat:
         completion_id: str,
         raw_request: Request,
         log: dict,
+        tools: ToolPlan | None = None,
     ) -> AsyncIterator[str]:
         ctx = self.ctx
         created = int(time.time())
+        parsers = [ToolCallStreamParser() for _ in choices] if tools else []
 
         def chunk(
             index: int,
@@ -176,14 +189,18 @@ class ServingChat:
                     )
                     return
                 new_logprobs = c.take_new_logprobs() if req.logprobs else []
-                if text or new_logprobs:
-                    yield chunk(
-                        c.index,
-                        DeltaMessage(content=text),
-                        logprobs=chat_logprobs(ctx.texts, new_logprobs) if new_logprobs else None,
-                    )
+                logprobs = chat_logprobs(ctx.texts, new_logprobs) if new_logprobs else None
+                if parsers:  # content and tool-call pieces; logprobs ride on the first delta
+                    for delta in stream_deltas(parsers[c.index], text, c.done):
+                        yield chunk(c.index, delta, logprobs=logprobs)
+                        logprobs = None
+                    if logprobs is not None:
+                        yield chunk(c.index, DeltaMessage(), logprobs=logprobs)
+                elif text or new_logprobs:
+                    yield chunk(c.index, DeltaMessage(content=text), logprobs=logprobs)
                 if c.done:
-                    yield chunk(c.index, DeltaMessage(), finish_reason=c.finish_reason)
+                    reason = finish_reason_of(parsers[c.index].calls, c.finish_reason) if parsers else None
+                    yield chunk(c.index, DeltaMessage(), finish_reason=reason or c.finish_reason)
                 if all(x.done for x in choices):
                     break
             if req.include_usage():

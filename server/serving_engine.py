@@ -37,6 +37,7 @@ from server.outputs import ChoiceState, TokenTexts
 from server.protocol import ChatCompletionRequest, UsageInfo
 from server.ratelimit import RateLimiter, RateLimitExceeded, Reservation
 from server.settings import Settings
+from server.tools import template_messages, template_tools
 
 logger = logging.getLogger("tinyllm.server")
 prompt_logger = logging.getLogger("tinyllm.prompts")
@@ -97,23 +98,15 @@ def context_error(ctx: ServingContext, prompt_tokens: int, max_tokens: int, para
 def resolve_max_tokens(
     ctx: ServingContext, requested: int | None, prompt_tokens: int, prompt_param: str, max_tokens_param: str
 ) -> int:
-    """The completion budget: the request's (capped by config), else what fits in the context."""
-    cap = ctx.settings.max_tokens
-    if requested is not None and requested > cap:
-        raise APIError(
-            400,
-            f"{max_tokens_param} is too large: {requested}. This server allows at most {cap}.",
-            code="invalid_value",
-            param=max_tokens_param,
-        )
+    """The completion budget: the request's, the server's cap and what is left of the context, whichever
+    is smallest. A larger request generates until the context (or the cap) is full and finishes with
+    "length", as llama.cpp does: clients default to max_tokens of 1024-4096, more than a small model's
+    context holds, and refusing them would fail every such request. Only a prompt that leaves no room at
+    all is an error."""
     room = ctx.context_len - prompt_tokens
-    if requested is None:
-        if room < 1:
-            raise context_error(ctx, prompt_tokens, 1, prompt_param)
-        return min(cap, room)
-    if requested > room:
-        raise context_error(ctx, prompt_tokens, requested, prompt_param)
-    return requested
+    if room < 1:
+        raise context_error(ctx, prompt_tokens, requested or 1, prompt_param)
+    return min(requested or room, ctx.settings.max_tokens, room)
 
 
 def check_n(ctx: ServingContext, n: int) -> None:
@@ -187,7 +180,7 @@ async def tokenize(encode: Callable[..., T], *args: Any, chars: int, **kwargs: A
 class ChatPrompt:
     """A chat request's conversation, its prompt ids and its completion budget."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     ids: list[int]
     max_tokens: int
     max_param: str  # "max_tokens" or "max_completion_tokens": the parameter errors about the budget name
@@ -196,9 +189,10 @@ class ChatPrompt:
 async def chat_prompt(ctx: ServingContext, req: ChatCompletionRequest, reasoning: bool = False) -> ChatPrompt:
     """Render and tokenize the whole conversation (reasoning: ending with ``<|assistant|><think>``) and
     resolve its completion budget against the context."""
-    messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-    chars = sum(len(m["content"]) for m in messages)
-    ids = await tokenize(ctx.tokenizer.encode_chat, messages, chars=chars, reasoning=reasoning)
+    messages = template_messages(req.messages)
+    tools = template_tools(req.tools)
+    chars = sum(len(m["content"]) for m in messages) + len(json.dumps(tools or ""))
+    ids = await tokenize(ctx.tokenizer.encode_chat, messages, chars=chars, reasoning=reasoning, tools=tools)
     max_param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
     max_tokens = resolve_max_tokens(ctx, req.requested_max_tokens(), len(ids), "messages", max_param)
     return ChatPrompt(messages, ids, max_tokens, max_param)
