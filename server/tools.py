@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.errors import APIError
-from server.protocol import (
+from server.responses import (
     ChatCompletionMessage,
     DeltaFunctionCall,
     DeltaMessage,
