@@ -88,35 +88,46 @@ class GrammarCompiler:
                 if kind == "json":
                     return self._compiler.compile_json_schema(text, any_whitespace=False, strict_mode=True)
                 return self._compiler.compile_structural_tag(text)
-            except (RuntimeError, ValueError) as e:  # xgrammar's errors for a schema it cannot serve
+            except Exception as e:  # xgrammar's errors (several types) for a grammar it cannot serve
                 raise GrammarError(str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)) from e
 
 
 class GrammarConstraint(TokenConstraint):
-    """One sequence's position in a compiled grammar."""
+    """One sequence's position in a compiled grammar.
+
+    A token the grammar refuses (only possible when a row's logits were all NaN and the sampler fell back
+    to an arbitrary token) ends the sequence: from then on only stop tokens are allowed, so one broken row
+    never fails the batch it decodes in.
+    """
 
     def __init__(self, compiled: xgrammar.CompiledGrammar, vocab_size: int) -> None:
         self._compiled = compiled
         self._vocab_size = vocab_size
         self._matcher = xgrammar.GrammarMatcher(compiled)
         self._bitmask = xgrammar.allocate_token_bitmask(1, vocab_size)
+        self.broken = False
 
     def fill_mask(self, mask_row: torch.Tensor) -> None:
+        if self.broken:
+            stops = [t for t in self._matcher.stop_token_ids if t < mask_row.shape[0]]
+            mask_row[stops] = True
+            return
         self._matcher.fill_next_token_bitmask(self._bitmask)
         bits = np.unpackbits(self._bitmask.numpy().view(np.uint8), bitorder="little")
         width = min(self._vocab_size, mask_row.shape[0])
         mask_row[:width] = torch.from_numpy(bits[:width].astype(np.bool_))
 
     def accept(self, token_id: int) -> None:
-        if not self._matcher.is_terminated() and not self._matcher.accept_token(token_id):
-            raise ValueError(f"token {token_id} is not allowed by the grammar")
+        if not (self.broken or self._matcher.is_terminated()) and not self._matcher.accept_token(token_id):
+            self.broken = True
 
     def is_done(self) -> bool:
-        return self._matcher.is_terminated() or self._matcher.is_completed()
+        return self.broken or self._matcher.is_terminated() or self._matcher.is_completed()
 
     def fork(self) -> GrammarConstraint:
         twin = GrammarConstraint.__new__(GrammarConstraint)
         twin._compiled, twin._vocab_size = self._compiled, self._vocab_size
         twin._matcher = self._matcher.fork()
         twin._bitmask = xgrammar.allocate_token_bitmask(1, self._vocab_size)
+        twin.broken = self.broken
         return twin

@@ -88,12 +88,15 @@ class ToolCall(OpenAIRequestModel):
     function: FunctionCall
 
 
+_ABSENT = object()  # a message without "content" (told apart from "content": null)
+
+
 class ChatMessage(OpenAIRequestModel):
     role: str
     tool_calls: list[ToolCall] | None = None  # an assistant's earlier calls, rendered by the template
     tool_call_id: str | None = None  # a tool message: the call it answers
     # None only for an assistant message that carries tool_calls (fields above are validated first).
-    content: str | list[TextContentPart] | None = Field(None, validate_default=True)
+    content: str | list[TextContentPart] | None = None
     name: str | None = None  # a participant name: our chat template has no place for it
     # What the SDKs send back when a client appends ``resp.choices[0].message``: accepted, not rendered.
     # Earlier turns' reasoning is dropped, as OpenAI and DeepSeek do.
@@ -104,6 +107,13 @@ class ChatMessage(OpenAIRequestModel):
     audio: Any = None
     function_call: Any = None
     provider_specific_fields: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mark_absent_content(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "content" not in data:
+            return {**data, "content": _ABSENT}  # so that the content validator runs and can tell
+        return data
 
     @field_validator("role")
     @classmethod
@@ -124,10 +134,12 @@ class ChatMessage(OpenAIRequestModel):
     @field_validator("content", mode="before")
     @classmethod
     def _content(cls, content: Any, info: ValidationInfo) -> Any:
-        if content is None:
+        if content is None or content is _ABSENT:
             if info.data.get("role") == "assistant" and info.data.get("tool_calls"):
-                return content
-            raise PydanticCustomError("missing", "message content is required.")
+                return None
+            if content is _ABSENT:
+                raise PydanticCustomError("missing", "Field required")
+            raise PydanticCustomError("missing_content", "message content is required.")
         if isinstance(content, list):
             for i, part in enumerate(content):
                 kind = part.get("type") if isinstance(part, dict) else None
@@ -212,7 +224,7 @@ class SamplingRequestFields(OpenAIRequestModel):
     frequency_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
     n: int | None = Field(1, ge=1)
     seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     stop: str | list[str] | None = None
@@ -302,7 +314,7 @@ class SamplingRequestFields(OpenAIRequestModel):
 
 class ChatCompletionRequest(SamplingRequestFields):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     # Accepted when they ask for nothing we lack.
@@ -355,7 +367,7 @@ class ChatCompletionRequest(SamplingRequestFields):
 
 class CompletionRequest(SamplingRequestFields):
     prompt: str | list[str] | list[int] | list[list[int]]
-    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for legacy completions
+    max_tokens: int | None = Field(16, ge=1, le=INT64_MAX)  # OpenAI's default for legacy completions
     echo: bool | None = False
     logprobs: int | None = Field(None, ge=0, le=5)
     best_of: int | None = Field(None, ge=1)

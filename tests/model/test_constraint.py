@@ -116,6 +116,15 @@ def test_a_schema_the_engine_cannot_compile_is_a_grammar_error(sentencepiece: To
         GrammarCompiler(sentencepiece).json_schema({"type": "string", "pattern": "(?<=a)b"})
 
 
+def test_a_refused_token_ends_the_sequence_instead_of_failing(sentencepiece: Tokenizer):
+    compiler = GrammarCompiler(sentencepiece)
+    constraint = compiler.constraint(compiler.json_schema(SCHEMA))
+    constraint.accept(sentencepiece.encode("x")[0])  # JSON cannot start with x
+    mask = torch.zeros(sentencepiece.vocab_size, dtype=torch.bool)
+    constraint.fill_mask(mask)
+    assert constraint.is_done() and mask.nonzero().flatten().tolist() == sentencepiece.stop_token_ids
+
+
 def test_the_sampler_only_draws_allowed_tokens_and_forks_per_sequence(sentencepiece: Tokenizer):
     compiler = GrammarCompiler(sentencepiece)
     params = SamplingParams(temperature=1.0, constraint=compiler.constraint(compiler.json_schema(SCHEMA)))
