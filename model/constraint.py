@@ -113,9 +113,9 @@ class GrammarConstraint(TokenConstraint):
             mask_row[stops] = True
             return
         self._matcher.fill_next_token_bitmask(self._bitmask)
-        bits = np.unpackbits(self._bitmask.numpy().view(np.uint8), bitorder="little")
+        bits = np.unpackbits(self._bitmask.numpy().view(np.uint8), count=self._vocab_size, bitorder="little")
         width = min(self._vocab_size, mask_row.shape[0])
-        mask_row[:width] = torch.from_numpy(bits[:width].astype(np.bool_))
+        np.copyto(mask_row.numpy()[:width], bits[:width], casting="unsafe")  # numpy: no torch op dispatch
 
     def accept(self, token_id: int) -> None:
         if not (self.broken or self._matcher.is_terminated()) and not self._matcher.accept_token(token_id):
