@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     reasoning_samples_medium: int = Field(5, ge=1, description="Samples for reasoning_effort=medium.")
     reasoning_samples_high: int = Field(9, ge=1, description="Samples for reasoning_effort=high.")
     max_self_consistency_samples: int = Field(16, ge=1, description="Cap on self_consistency.samples.")
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = Field(
+        None,
+        description="reasoning_effort of requests that give none (default: the checkpoint's "
+        "generation_config.json `reasoning_effort`; none there = plain answers).",
+    )
     # Replicas: shared state in Redis (docs/scaling.md). Unset: every limit and key lives in this process.
     redis_url: SecretStr = Field(
         SecretStr(""),
@@ -104,7 +109,7 @@ class Settings(BaseSettings):
         0.25, gt=0, le=10, description="Connect and command timeout for Redis (nothing waits longer)."
     )
     keys_reload_seconds: float = Field(
-        2.0, ge=0, description="Re-read the keys file (on change) and Redis keys this often (0 = never)."
+        2.0, ge=0, description="Re-read the keys file (on change) and Redis keys this often (0 = only on SIGHUP)."
     )
     client_limit_public: str = Field(
         "600/minute", description="Per client IP on routes without a key (/health, /metrics...); empty = off."

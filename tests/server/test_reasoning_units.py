@@ -216,6 +216,11 @@ def test_plans_from_effort_and_from_the_extension():
     assert resolve_plan(request(reasoning_effort="medium"), SETTINGS, 16) == ReasoningPlan(5)
     assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 16).samples == 10  # clamped to cap
     assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 8).samples == 8  # and to the slots
+    for plain in ("none", "minimal"):  # a plain answer
+        assert resolve_plan(request(reasoning_effort=plain), SETTINGS, 16) is None
+    small = Settings(auth_disabled=True, max_self_consistency_samples=7, reasoning_samples_high=3)
+    assert resolve_plan(request(reasoning_effort="xhigh"), small, 16).samples == 7  # the largest k
+    assert resolve_plan(request(reasoning_effort="xhigh"), SETTINGS, 6).samples == 6  # within slots
     plan = resolve_plan(
         request(
             reasoning_effort="low", self_consistency={"samples": 3, "return_chains": True, "calculator": True}
@@ -297,3 +302,19 @@ def test_the_calculator_reads_the_last_user_message():
         {"role": "user", "content": "再算 2*3"},
     ]
     assert question_of(messages) == "再算 2*3"
+
+
+def test_a_checkpoint_default_effort_applies_only_to_requests_a_vote_can_serve():
+    assert resolve_plan(request(), SETTINGS, 16, "low") == ReasoningPlan(1)
+    assert resolve_plan(request(), SETTINGS, 16, "medium") == ReasoningPlan(5)
+    assert resolve_plan(request(reasoning_effort="none"), SETTINGS, 16, "low") is None
+    assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 16, "low").samples == 10
+    assert resolve_plan(request(), SETTINGS, 16, "none") is None
+    assert resolve_plan(request(), SETTINGS, 16, None) is None
+    for plain in (
+        {"n": 2},
+        {"stop": ["x"]},
+        {"logprobs": True},
+        {"response_format": {"type": "json_object"}},
+    ):
+        assert resolve_plan(request(**plain), SETTINGS, 16, "low") is None, plain
