@@ -109,7 +109,9 @@ class Settings(BaseSettings):
         0.25, gt=0, le=10, description="Connect and command timeout for Redis (nothing waits longer)."
     )
     keys_reload_seconds: float = Field(
-        2.0, ge=0, description="Re-read the keys file (on change) and Redis keys this often (0 = only on SIGHUP)."
+        2.0,
+        ge=0,
+        description="Re-read the keys file (on change) and Redis keys this often (0 = only on SIGHUP).",
     )
     client_limit_public: str = Field(
         "600/minute", description="Per client IP on routes without a key (/health, /metrics...); empty = off."
