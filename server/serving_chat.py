@@ -41,7 +41,6 @@ from server.serving_engine import (
     collect,
     error_event,
     log_prompt,
-    merged_events,
     run_until_disconnect,
     sampling_params,
     sse_response,
@@ -164,7 +163,7 @@ class ServingChat:
         try:
             for c in choices:
                 yield chunk(c.index, DeltaMessage(role="assistant", content=""))
-            async for _, event in merged_events(admission.handles):
+            async for _, event in admission.events():
                 c = choices[event.index]
                 if c.done:
                     continue

@@ -27,7 +27,6 @@ from server.serving_engine import (
     collect,
     error_event,
     log_prompt,
-    merged_events,
     resolve_max_tokens,
     run_until_disconnect,
     sampling_params,
@@ -187,7 +186,7 @@ class ServingCompletions:
             for c in choices:
                 if echoes[c.index]:
                     yield chunk(CompletionChoice(index=c.index, text=echoes[c.index]))
-            async for p, event in merged_events(admission.handles):
+            async for p, event in admission.events():
                 c = choices[p * n + event.index]
                 if c.done:
                     continue

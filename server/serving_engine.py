@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ from server.auth import Identity
 from server.errors import APIError, retry_after_headers
 from server.lifecycle import Lifecycle
 from server.logging import log_fields
-from server.metrics import Metrics
+from server.metrics import Metrics, RequestMetrics
 from server.outputs import ChoiceState, TokenTexts
 from server.protocol import ChatCompletionRequest, UsageInfo
 from server.ratelimit import RateLimiter, RateLimitExceeded, Reservation
@@ -132,12 +131,19 @@ class Admission:
     handles: list[RequestHandle]
     reservation: Reservation
     prompt_tokens: int
-    started_at: float = field(default_factory=time.perf_counter)
+    timing: RequestMetrics
     finished: bool = False
 
     def cancel(self) -> None:
         for handle in self.handles:
             handle.cancel()
+
+    async def events(self) -> AsyncIterator[tuple[int, TokenEvent]]:
+        """:func:`merged_events` of the request's handles; the first token is timed as it arrives."""
+        async for p, event in merged_events(self.handles):
+            if event.token_id is not None:
+                self.timing.on_token()
+            yield p, event
 
     def finish(self, choices: list[ChoiceState], scope: dict[str, Any], extra_log: dict[str, Any]) -> None:
         """Once per request, whatever its end: refund unused tokens, count, time and log it."""
@@ -149,15 +155,7 @@ class Admission:
             self.cancel()
         completion_tokens = sum(c.num_tokens for c in choices)
         self.reservation.settle(self.prompt_tokens + completion_tokens)
-        m = self.ctx.metrics
-        m.prompt_tokens.inc(self.prompt_tokens)
-        m.generation_tokens.inc(completion_tokens)
-        firsts = [c.first_token_at for c in choices if c.first_token_at is not None]
-        if firsts:
-            m.ttft.observe(min(firsts) - self.started_at)
-        for c in choices:
-            if c.num_tokens > 1 and c.first_token_at is not None and c.last_token_at is not None:
-                m.tpot.observe((c.last_token_at - c.first_token_at) / (c.num_tokens - 1))
+        self.timing.finish(choices)
         self.ctx.lifecycle.untrack(self)
         log_fields(scope).update(
             prompt_tokens=self.prompt_tokens,
@@ -303,7 +301,8 @@ def admit(
                 headers=retry_after_headers(5),
             ) from None
         raise
-    admission = Admission(ctx, handles, reservation, prompt_tokens)
+    timing = RequestMetrics(ctx.metrics, handles, prompt_tokens, n, params.max_tokens)
+    admission = Admission(ctx, handles, reservation, prompt_tokens, timing)
     ctx.lifecycle.track(admission)
     return admission
 
@@ -468,7 +467,7 @@ def check_finish(choices: list[ChoiceState]) -> None:
 
 async def collect(admission: Admission, choices: list[ChoiceState], n: int) -> list[ChoiceState]:
     """Consume every event of a non-streaming request; choice ``p * n + i`` is sequence i of prompt p."""
-    async for p, event in merged_events(admission.handles):
+    async for p, event in admission.events():
         choices[p * n + event.index].on_event(event)
         if all(c.done for c in choices):
             break

@@ -46,7 +46,6 @@ from server.serving_engine import (
     collect,
     error_event,
     log_prompt,
-    merged_events,
     run_until_disconnect,
     sampling_params,
     sse_response,
@@ -146,7 +145,7 @@ class ServingReasoning:
 
         try:
             yield chunk(DeltaMessage(role="assistant"))
-            async for _, event in merged_events(admission.handles):
+            async for _, event in admission.events():
                 sample = samples[event.index]
                 delta = sample.on_event(event)
                 if sample.finish_reason in ("cancelled", "error"):

@@ -58,9 +58,17 @@ class LiveServer:
                 out[name] = float(value)
         return out
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric_if_present(self, name: str, **labels: str) -> float | None:
+        """One sample's value, or None when /metrics has no such series (labels in the server's order)."""
         wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
-        return self.metrics().get(wanted, 0.0)
+        return self.metrics().get(wanted)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample's value; a series that does not exist fails the test (a renamed metric is not 0)."""
+        value = self.metric_if_present(name, **labels)
+        if value is None:
+            raise AssertionError(f"/metrics has no series {name} {labels or ''}")
+        return value
 
     def wait_for_metric(self, name: str, value: float, timeout: float = 15.0) -> float:
         deadline = time.monotonic() + timeout
