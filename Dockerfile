@@ -31,11 +31,12 @@ ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url https://download.pytorch.org/whl/cpu -c /tmp/constraints.txt "torch==${TORCH_VERSION}" \
  && rm -rf /opt/venv/lib/python3*/site-packages/torch/include /opt/venv/lib/python3*/site-packages/torch/test
 
-# Then the project and its runtime dependencies from PyPI, at the constrained versions. The installed "2.13.0+cpu" satisfies the
-# "torch==2.13.0" pin (a local version label is ignored when the pin has none), so pip keeps it.
+# Then the project and its runtime dependencies from PyPI, at the constrained versions. The installed
+# "2.13.0+cpu" satisfies the "torch==2.13.0" pin (a local version label is ignored when the pin has none), so pip keeps it.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY model/ model/
+COPY reasoning/ reasoning/
 COPY server/ server/
 COPY training/ training/
 COPY tinyllm/ tinyllm/

@@ -1,5 +1,5 @@
 """Builds the FastAPI app: settings, lifespan (load, quantize, start the engine, drain on shutdown),
-middleware and error handlers. Routes live in :mod:`server.api_server`.
+middleware and error handlers. Routes live in :mod:`server.routes`.
 
 Middleware, outermost first (all pure ASGI, so streamed responses pass through unbuffered):
 request id + access log -> metrics -> auth (``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
@@ -19,17 +19,18 @@ from fastapi import FastAPI
 from model.checkpoint import LoadedCheckpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
-from server import api_server
+from server import routes
 from server.auth import AuthMiddleware, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
 from server.errors import install_error_handlers
+from server.lifecycle import Lifecycle
 from server.loading import load_for_serving
-from server.logging import RequestContextMiddleware
 from server.metrics import Metrics, MetricsMiddleware
 from server.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from server.request_log import RequestContextMiddleware
+from server.serving import ServingContext, system_fingerprint
 from server.serving_chat import ServingChat
 from server.serving_completions import ServingCompletions
-from server.serving_engine import Lifecycle, ServingContext, system_fingerprint
 from server.settings import Settings
 
 logger = logging.getLogger("tinyllm.server")
@@ -127,7 +128,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     )
     app.state.tinyllm = state
     install_error_handlers(app)
-    app.include_router(api_server.router)
+    app.include_router(routes.router)
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(
         BodySizeLimitMiddleware,

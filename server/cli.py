@@ -21,7 +21,7 @@ from model.checkpoint import CheckpointError
 from server.app import create_app
 from server.auth import ConfigError
 from server.loading import load_for_serving
-from server.logging import configure_logging
+from server.request_log import configure_logging
 from server.settings import Settings, settings_from_args
 
 logger = logging.getLogger("tinyllm.server")

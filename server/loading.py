@@ -28,8 +28,9 @@ from model.sampling import SamplingParams
 
 JSON_FILES = ("config.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
 
-# generation_config.json keys that become request defaults (see serving_engine.sampling_params).
-_SAMPLING_DEFAULTS = {
+# The checks of the generation_config.json keys that become request defaults: one per key of
+# server.protocol.CHECKPOINT_SAMPLING_KEYS.
+GENERATION_CONFIG_CHECKS = {
     "temperature": ("a number >= 0", lambda v: v >= 0),
     "top_p": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
     "min_p": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
@@ -52,7 +53,7 @@ def _check_json_objects(directory: Path) -> None:
 
 
 def _check_generation_defaults(generation_config: dict[str, Any], path: Path) -> None:
-    for key, (wanted, ok) in _SAMPLING_DEFAULTS.items():
+    for key, (wanted, ok) in GENERATION_CONFIG_CHECKS.items():
         value = generation_config.get(key)
         if value is None:
             continue

@@ -63,6 +63,11 @@ class SequenceAccounting:
     def done(self) -> bool:
         return self.finish_reason is not None
 
+    def on_event(self, event: TokenEvent) -> str:
+        """Feed one engine event; returns the text it makes safe to stream (maybe ""). Each kind of
+        sequence (a plain choice, a reasoning sample) makes its own text."""
+        raise NotImplementedError
+
     def count(self, event: TokenEvent) -> bool:
         """Record an event's bookkeeping; False when the sequence is already done (tokens still in flight
         after a stop string matched, say) and the event must be ignored."""

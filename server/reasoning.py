@@ -19,22 +19,24 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from model.answers import extract_answer, normalize_answer, vote
-from model.calculator import check_answer
-from model.chain_check import check_chain
 from model.detokenizer import IncrementalDetokenizer
 from model.request_handle import TokenEvent
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
+from reasoning.answers import extract_answer, normalize_answer
+from reasoning.calculator import check_answer
+from reasoning.chain_check import check_chain
+from reasoning.vote import vote
 from server.errors import APIError
 from server.outputs import SequenceAccounting
-from server.protocol import ChatCompletionRequest, UsageInfo
+from server.protocol import ChatCompletionRequest
 from server.reasoning_schemas import (
     SelfConsistencyCalculator,
     SelfConsistencyChain,
     SelfConsistencyResult,
     SelfConsistencyVote,
 )
+from server.responses import UsageInfo
 from server.settings import Settings
 
 # Temperature of the k > 1 samples of a vote when the request sets none: diverse chains that still mostly
@@ -49,7 +51,7 @@ class ReasoningPlan:
     samples: int  # k: chains sampled and voted
     return_chains: bool = False  # list every sample in the response's self_consistency object
     calculator: bool = False  # check the voted answer against the safe calculator
-    check_steps: bool = True  # rank first the answers of chains that pass model.chain_check.check_chain
+    check_steps: bool = True  # rank first the answers of chains that pass reasoning.chain_check.check_chain
 
 
 def effort_samples(settings: Settings, effort: str) -> int:
@@ -232,12 +234,12 @@ class VoteOutcome:
 
 
 def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> VoteOutcome:
-    """Vote over the finished samples (``model.answers.vote``: answers compared after normalisation, ties to
+    """Vote over the finished samples (``reasoning.vote.vote``: answers compared after normalisation, ties to
     the earliest sample). Samples without an answer count in k and appear as one ``answer: null`` entry, so
     the votes always sum to k and ``agreement`` is the winner's count / k.
 
     With ``check_steps`` every arithmetic step of each chain is recomputed and its numbers are traced back
-    to the question (``model.chain_check``); the answers of chains with neither a false step nor a number
+    to the question (``reasoning.chain_check``); the answers of chains with neither a false step nor a number
     foreign to the question are ranked first: a slip or a misread number in one chain cannot outvote
     chains that checked out. With all chains sound, or none, it is the plain majority vote."""
     answers = [s.answer for s in samples]

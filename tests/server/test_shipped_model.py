@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from model.answers import normalize_answer
 from model.tokenizer import Tokenizer
+from reasoning.answers import normalize_answer
 from server.settings import DEFAULT_MODEL_DIR
 from tests.server.support import MODEL, LiveServer, run_server, sse_events
 

@@ -1,4 +1,4 @@
-"""HTTP routes. Thin: each hands the parsed request to its serving class.
+"""HTTP routes (the app is built in :mod:`server.app`). Thin: each hands the parsed request to its serving class.
 
 ``/v1/*`` needs a bearer key (checked by :class:`server.auth.AuthMiddleware`; the dependency below only
 declares the scheme in the OpenAPI document). ``/health``, ``/ready`` and ``/metrics`` are open: they carry
@@ -16,15 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from server.auth import Identity, bearer_scheme, current_identity
 from server.errors import APIError, error_response, retry_after_headers
 from server.json_body import StrictJSONRoute
-from server.protocol import (
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionRequest,
-    CompletionResponse,
-    ErrorResponse,
-    ModelCard,
-    ModelList,
-)
+from server.protocol import ChatCompletionRequest, CompletionRequest
+from server.responses import ChatCompletionResponse, CompletionResponse, ErrorResponse, ModelCard, ModelList
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 503)
