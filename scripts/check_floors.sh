@@ -3,7 +3,8 @@
 # that pyproject.toml allows (">=X" installed as "==X") into a temporary virtual environment, then starts the
 # server on the shipped checkpoint and exercises it (scripts/smoke_server.py). A floor below what the code
 # uses fails here instead of on a user's machine with an older resolver.
-#   ./scripts/check_floors.sh              # PYTHON=python3.13 ./scripts/check_floors.sh for another Python
+#   ./scripts/check_floors.sh                          # PYTHON=python3.13 ... for another Python
+#   ./scripts/check_floors.sh tests/server/test_http.py   # then also run these tests against the floors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -29,4 +30,10 @@ echo "floors: $(echo $FLOORS)"
 "$VENV_PY" -m pip check
 "$VENV_PY" -m pip freeze | tr '_' '-' | grep -i -E "^($(echo $FLOORS | sed 's/==[^ ]*//g; s/ /|/g; s/_/-/g'))==" | sed 's/^/installed: /'
 "$VENV_PY" scripts/smoke_server.py
+if [ $# -gt 0 ]; then
+  # The test tools, with the runtime dependencies held at their floors.
+  printf '%s\n' $FLOORS > "$WORK/floors.txt"
+  "$VENV_PY" -m pip install -q -c "$WORK/floors.txt" pytest pytest-timeout httpx openai pyyaml
+  "$VENV_PY" -m pytest -q -p no:cacheprovider "$@"
+fi
 echo "check_floors: the lowest allowed versions install and serve on $("$VENV_PY" --version)"
