@@ -71,11 +71,15 @@ class LiveServer:
         return value
 
     def wait_for_metric(self, name: str, value: float, timeout: float = 15.0) -> float:
+        """The series' value once it equals ``value``, else its value at the deadline (a series that never
+        appears fails the test then)."""
         deadline = time.monotonic() + timeout
         while True:
-            current = self.metric(name)
-            if current == value or time.monotonic() > deadline:
+            current = self.metric_if_present(name)
+            if current == value:
                 return current
+            if time.monotonic() > deadline:
+                return self.metric(name)
             time.sleep(0.05)
 
     def wait_for_metric_change(self, name: str, old: float, timeout: float = 15.0) -> float:

@@ -4,6 +4,7 @@ units, and refusals made before routing labelled with the route they were meant 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ MAX_BODY = 4096
 
 @pytest.fixture(scope="module")
 def server(server_checkpoint: Path) -> Iterator[LiveServer]:
-    with run_server(server_checkpoint, max_body_bytes=MAX_BODY) as live:
+    with run_server(server_checkpoint, max_body_bytes=MAX_BODY, body_read_timeout_seconds=1.0) as live:
         yield live
 
 
@@ -125,4 +126,20 @@ def test_refusals_before_routing_name_the_route_they_were_for(
     before = server.metric_if_present("tinyllm_requests_total", route=route, status=str(status)) or 0
     r = httpx.request(method, server.base_url + path, headers=headers, content=content)
     assert r.status_code == status, r.text
-    assert server.metric("tinyllm_requests_total", route=route, status=str(status)) == before + 1
+    # Counted once the response is sent, which can be a moment after the client has read it.
+    key = f'tinyllm_requests_total{{route="{route}",status="{status}"}}'
+    assert server.wait_for_metric(key, before + 1) == before + 1
+
+
+def test_a_body_that_stops_arriving_is_counted_as_408_on_its_route(server: LiveServer):
+    before = server.metric_if_present("tinyllm_requests_total", route=CHAT, status="408") or 0
+    head = (
+        f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {server.api_key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b'{"model": ')  # 10 of the 100 bytes promised, then silence
+        answer = sock.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 408"), answer[:200]
+    key = f'tinyllm_requests_total{{route="{CHAT}",status="408"}}'
+    assert server.wait_for_metric(key, before + 1) == before + 1
