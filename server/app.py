@@ -49,6 +49,7 @@ class ServerState:
     context: ServingContext | None = None
     chat: ServingChat | None = None
     completions: ServingCompletions | None = None
+    model_owner: str = "tinyllm"
 
 
 def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None) -> FastAPI:
@@ -70,7 +71,9 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        loaded = checkpoint or await asyncio.to_thread(load_for_serving, settings.model)
+        loaded = checkpoint or await asyncio.to_thread(
+            load_for_serving, settings.model, settings.max_model_len, settings.cache_dir
+        )
         # A fused copy laid out for decoding (int8 or fp32); ``loaded.model`` stays as loaded.
         precision = "int8" if settings.quantize == "int8" else "fp32"
         model = await asyncio.to_thread(prepare_for_serving, loaded.model, precision)
@@ -97,6 +100,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         )
         state.engine, state.context = engine, ctx
         metrics.set_build_info(settings.served_model_name, loaded.path.name, settings.quantize)
+        state.model_owner = loaded.owner or "tinyllm"
         state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
         state.lifecycle.attach(asyncio.get_running_loop(), settings.shutdown_grace_seconds)
         state.lifecycle.ready = True
@@ -107,6 +111,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
                 "checkpoint": str(loaded.path),
                 "quantize": settings.quantize,
                 "context": engine.max_seq_len,
+                "kv_cache_bytes": engine.cache.nbytes(),
                 "max_batch": settings.max_batch,
                 "parameters": loaded.model.num_parameters(),
                 "startup_s": round(time.perf_counter() - started, 2),

@@ -24,7 +24,9 @@ from typing import Any
 
 from model.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from model.engine import Engine, EngineConfig
+from model.model_cache import resolve_model
 from model.sampling import SamplingParams
+from server.settings import DEFAULT_MAX_MODEL_LEN
 
 JSON_FILES = ("config.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
 
@@ -89,13 +91,20 @@ def _smoke_test(loaded: LoadedCheckpoint, directory: Path) -> None:
             engine.shutdown(timeout=1.0)
 
 
-def load_for_serving(directory: str | Path) -> LoadedCheckpoint:
-    """Load ``directory`` and check that it can serve; raises :class:`CheckpointError` naming the file."""
-    directory = Path(directory)
+def load_for_serving(
+    model: str | Path, max_model_len: int = 0, cache_dir: str | Path | None = None
+) -> LoadedCheckpoint:
+    """Load ``model`` (a checkpoint directory, or a .gguf file imported into the cache once) for sequences
+    of at most ``max_model_len`` tokens (0: the model's context, capped at ``DEFAULT_MAX_MODEL_LEN``) and
+    check that it can serve; raises :class:`CheckpointError` naming the file."""
+    try:
+        directory = resolve_model(model, cache_dir)
+    except OSError as e:
+        raise CheckpointError(f"{model}: cannot import into the cache ({e})") from None
     if directory.is_dir():
         _check_json_objects(directory)
     try:
-        loaded = load_checkpoint(directory)
+        loaded = load_checkpoint(directory, max_len=max_model_len or DEFAULT_MAX_MODEL_LEN)
     except CheckpointError:
         raise
     except Exception as e:  # an inconsistency load_checkpoint does not name; still one line, not a traceback

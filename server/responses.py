@@ -124,7 +124,8 @@ class ModelCard(ResponseModel):
     object: Literal["model"] = "model"
     created: int = Field(default_factory=_created)
     owned_by: str = "tinyllm"
-    max_model_len: int | None = None
+    max_model_len: int | None = None  # longest prompt + completion, in tokens
+    kv_cache_bytes: int | None = None  # memory the KV cache preallocates for every slot together
 
 
 class ModelList(ResponseModel):

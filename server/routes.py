@@ -82,8 +82,13 @@ async def create_completion(body: CompletionRequest, request: Request, identity:
 
 def _model_card(request: Request) -> ModelCard:
     state = _state(request)
-    context = state.engine.max_seq_len if state.engine is not None else None
-    return ModelCard(id=state.settings.served_model_name, max_model_len=context)
+    engine = state.engine
+    return ModelCard(
+        id=state.settings.served_model_name,
+        owned_by=state.model_owner,
+        max_model_len=engine.max_seq_len if engine is not None else None,
+        kv_cache_bytes=engine.cache.nbytes() if engine is not None else None,
+    )
 
 
 @v1.get("/models", response_model=ModelList)

@@ -60,12 +60,7 @@ class ServingChat(OpenAIServing):
         ctx = self.ctx
         self.check_request(req)
         tokenizer = ctx.tokenizer
-        plan = resolve_plan(
-            req,
-            ctx.settings,
-            ctx.engine.config.max_batch,
-            tokenizer.think_id is not None and tokenizer.think_end_id is not None,
-        )
+        plan = resolve_plan(req, ctx.settings, ctx.engine.config.max_batch)
         if plan is not None:  # reasoning_effort / self_consistency: k chains and a vote
             return await self.reasoning.create(req, plan, raw_request, identity)
         n = req.n or 1

@@ -62,7 +62,7 @@ class ServingCompletions(OpenAIServing):
         ids_list, texts = [], []
         for prompt in req.prompts():
             if isinstance(prompt, str):
-                ids_list.append(tokenizer.encode(prompt))
+                ids_list.append(tokenizer.encode_prompt(prompt))
                 texts.append(prompt)
             else:
                 if any(not 0 <= t < tokenizer.vocab_size for t in prompt):

@@ -133,7 +133,7 @@ class ServingReasoning(OpenAIServing):
                 ChatCompletionChoice(
                     index=0,
                     message=ChatCompletionMessage(
-                        content=winner.content, reasoning_content=winner.reasoning_content
+                        content=winner.content, reasoning_content=winner.reasoning_content or None
                     ),
                     finish_reason=winner.finish_reason,
                 )
