@@ -33,7 +33,7 @@ echo "floors: $(echo $FLOORS)"
 if [ $# -gt 0 ]; then
   # The test tools, with the runtime dependencies held at their floors.
   printf '%s\n' $FLOORS > "$WORK/floors.txt"
-  "$VENV_PY" -m pip install -q -c "$WORK/floors.txt" pytest pytest-timeout httpx openai pyyaml
+  "$VENV_PY" -m pip install -q $(torch_index_args "$VENV_PY") -c "$WORK/floors.txt" pytest pytest-timeout httpx openai pyyaml
   "$VENV_PY" -m pytest -q -p no:cacheprovider "$@"
 fi
 echo "check_floors: the lowest allowed versions install and serve on $("$VENV_PY" --version)"
