@@ -42,25 +42,38 @@ def requirement_names(requirements: list[str], extras: frozenset[str] = frozense
     return names
 
 
-def closure(roots: list[str]) -> dict[str, str]:
+def closure(roots: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(name -> installed version, name -> who requires it but is not installed here)."""
     versions: dict[str, str] = {}
-    pending = list(roots)
+    missing: dict[str, str] = {}
+    pending = [(name, "pyproject.toml") for name in roots]
     while pending:
-        name = pending.pop()
-        if name in versions:
+        name, parent = pending.pop()
+        if name in versions or name in missing:
             continue
-        dist = metadata.distribution(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing[name] = parent
+            continue
         versions[name] = dist.version.split("+")[0]
-        pending.extend(requirement_names(dist.requires or []))
-    return versions
+        pending.extend((child, name) for child in requirement_names(dist.requires or []))
+    return versions, missing
 
 
 def main() -> int:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    versions = closure(requirement_names(project["dependencies"]))
+    versions, missing = closure(requirement_names(project["dependencies"]))
     lines = [f"{name}=={version}" for name, version in sorted(versions.items())]
-    (REPO / "constraints.txt").write_text(HEADER + "\n".join(lines) + "\n")
+    # Required by a runtime package but absent where this was written (installed there with --no-deps):
+    # left unpinned, and said so.
+    notes = [
+        f"# not pinned: {name} (required by {parent}; not installed here)" for name, parent in missing.items()
+    ]
+    (REPO / "constraints.txt").write_text(HEADER + "\n".join(sorted(notes) + lines) + "\n")
     print(f"constraints.txt: {len(lines)} packages (Python {sys.version.split()[0]})")
+    for note in notes:
+        print(note[2:], file=sys.stderr)
     return 0
 
 
