@@ -120,6 +120,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
             fingerprint=system_fingerprint(loaded.config.to_hf_dict(), settings.quantize),
         )
         state.engine, state.context = engine, ctx
+        metrics.set_build_info(settings.served_model_name, loaded.path.name, settings.quantize)
         state.model_owner = loaded.owner or "tinyllm"
         state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
         state.lifecycle.attach(asyncio.get_running_loop(), settings.shutdown_grace_seconds)

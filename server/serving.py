@@ -37,13 +37,13 @@ from server.admission import Admission
 from server.auth import Identity
 from server.errors import APIError, retry_after_headers
 from server.lifecycle import Lifecycle
-from server.metrics import Metrics
+from server.metrics import Metrics, RequestMetrics
 from server.outputs import SequenceAccounting, TokenTexts
 from server.protocol import ChatCompletionRequest, SamplingRequestFields
 from server.ratelimit import RateLimiter, RateLimitExceeded
 from server.responses import ChatCompletionChunk, CompletionResponse, ResponseModel, UsageInfo
 from server.settings import Settings
-from server.streams import collect, error_event, merged_events, run_until_disconnect, sse_response
+from server.streams import collect, error_event, run_until_disconnect, sse_response
 from server.tools import template_messages, template_tools
 
 prompt_logger = logging.getLogger("tinyllm.prompts")
@@ -272,7 +272,8 @@ class OpenAIServing:
             if error is None:
                 raise
             raise error from None
-        admission = Admission(ctx, handles, reservation, prompt_tokens)
+        timing = RequestMetrics(ctx.metrics, handles, prompt_tokens, n, params.max_tokens)
+        admission = Admission(ctx, handles, reservation, prompt_tokens, timing)
         ctx.lifecycle.track(admission)
         return admission
 
@@ -313,7 +314,7 @@ class OpenAIServing:
             return sse_response(self.ctx.settings, self._stream(gen), on_close=lambda: self._finish(gen))
         try:
             done = await run_until_disconnect(
-                collect(gen.admission.handles, gen.choices, gen.n), gen.raw_request, gen.admission.cancel
+                collect(gen.admission.events(), gen.choices, gen.n), gen.raw_request, gen.admission.cancel
             )
             if done is not None:
                 self.on_collected(gen)
@@ -330,7 +331,7 @@ class OpenAIServing:
         try:
             for chunk in self.opening_chunks(gen):
                 yield chunk
-            async for p, event in merged_events(gen.admission.handles):
+            async for p, event in gen.admission.events():
                 choice = gen.choices[p * gen.n + event.index]
                 if choice.done:  # tokens still in flight after a stop string matched
                     continue

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ import yaml
 
 from server.settings import Settings, env_name
 from tests.deploy.support import healthcheck_command
+from tests.support import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS_ENV = {env_name(field): field for field in Settings.model_fields}
@@ -207,18 +207,15 @@ def test_grafana_gets_its_provisioning_dashboards_and_datasource():
     assert url.hostname == "prometheus" and url.port in container_ports(services["prometheus"])
 
 
-@pytest.mark.skipif(
-    shutil.which("docker-compose") is None,
-    reason="docker-compose not installed (apt-get install docker-compose)",
-)
 def test_compose_validates_with_docker_compose_config(tmp_path):
+    compose = require_binary("docker-compose", "apt-get install docker-compose")
     # --env-file, and no inherited TINYLLM_* from this shell: the result depends on the files only.
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TINYLLM_", "GRAFANA_", "COMPOSE_"))}
 
     def config(env_file: Path) -> subprocess.CompletedProcess:
         return subprocess.run(
             [
-                "docker-compose",
+                compose,
                 "--project-directory",
                 str(REPO),
                 "-f",
