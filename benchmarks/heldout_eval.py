@@ -26,6 +26,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -111,13 +112,16 @@ def served(checkpoint: str, api_key: str, quantize: str | None) -> Iterator[str]
     if quantize:
         env["TINYLLM_QUANTIZE"] = quantize
     cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server logs a line per request: into a file, since a pipe nobody reads fills and blocks it.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"server exited: {log.read().decode()[-2000:]}")
             try:
                 if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
                     break
@@ -134,6 +138,7 @@ def served(checkpoint: str, api_key: str, quantize: str | None) -> Iterator[str]
         except subprocess.TimeoutExpired:  # still draining requests the client gave up on
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def main(argv: list[str] | None = None) -> None:
