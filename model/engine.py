@@ -3,7 +3,7 @@
 Each loop iteration (all torch work happens in the engine thread):
 
 1. drop cancelled requests and free their slots;
-2. admit waiting requests into free slots: prefill their prompts (batched, padded, in chunks) and sample
+2. fill free slots from the waiting queue: prefill their prompts (batched, padded, in chunks) and sample
    each sequence's first token; a request for ``n`` continuations is prefilled once and its prompt KV is
    copied into ``n`` slots (prefix sharing);
 3. one decode step over every active sequence at once, each row at its own position, each sampled with
@@ -29,7 +29,7 @@ import torch
 
 from model.kv_cache import KVCache
 from model.request_handle import GenerationResult, RequestHandle, TokenEvent, deliver
-from model.sampling import SamplingParams, SequenceSamplingState, sample_next
+from model.sampling import SamplingParams, SequenceSamplingState, constraint_mask, sample_next
 from model.transformer import Transformer
 
 log = logging.getLogger("tinyllm.engine")
@@ -152,6 +152,8 @@ class Engine:
         if any(not 0 <= t < self.vocab_size for t in prompt_ids):
             raise ValueError("prompt token id out of range")
         params.validate(self.vocab_size)
+        if n > 1 and params.constraint is not None and not hasattr(params.constraint, "fork"):
+            raise ValueError("n > 1 needs a constraint with fork() (one constraint state per sequence)")
         self.check_prompt(len(prompt_ids), params.max_tokens)
         handle = RequestHandle(n, self._notify)
         with self._cond:
@@ -221,7 +223,7 @@ class Engine:
                         return
                 try:
                     self._drop_cancelled()
-                    self._admit()
+                    self._fill_free_slots()
                     if self._active:
                         self._decode_step()
                 except Exception:  # keep serving others; the requests in flight end with "error"
@@ -243,7 +245,7 @@ class Engine:
                 self._finish(seq, "cancelled")
         self._retire()
 
-    def _admit(self) -> None:
+    def _fill_free_slots(self) -> None:
         batch: list[_Request] = []
         free = self.config.max_batch - len(self._active)
         budget = self.config.prefill_batch_tokens
@@ -295,6 +297,8 @@ class Engine:
 
     def _new_sequence(self, request: _Request, index: int, slot: int) -> _Sequence:
         state = SequenceSamplingState.create(request.params, request.prompt_ids, seed_offset=index)
+        if index and state.constraint is not None:
+            state.constraint = state.constraint.fork()
         return _Sequence(request, index, slot, state, pos=len(request.prompt_ids))
 
     def _decode_step(self) -> None:
@@ -312,7 +316,10 @@ class Engine:
             listener(len(batch), elapsed)
 
     def _accept_tokens(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
-        sampled = sample_next(logits, [s.state for s in sequences], self.eos_token_ids)
+        states = [s.state for s in sequences]
+        # Structured output: a [B, vocab] mask only when some row has a constraint.
+        mask = constraint_mask(states, logits.shape[-1])
+        sampled = sample_next(logits, states, self.eos_token_ids, mask)
         events: list[tuple[RequestHandle, TokenEvent]] = []
         for seq, token in zip(sequences, sampled, strict=True):
             params = seq.request.params
@@ -322,6 +329,18 @@ class Engine:
                 continue
             seq.last_token = token.token_id
             done = seq.state.num_generated >= params.max_tokens or seq.pos + 1 >= self.max_seq_len
+            constraint = seq.state.constraint
+            if constraint is not None:
+                constraint.accept(token.token_id)
+                if not done and constraint.is_done():  # only EOS may follow: stop here, no extra step
+                    seq.finished = True
+                    events.append(
+                        (
+                            seq.request.handle,
+                            TokenEvent(seq.index, token.token_id, token.logprob, token.top_logprobs, "stop"),
+                        )
+                    )
+                    continue
             events.append(
                 (
                     seq.request.handle,

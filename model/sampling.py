@@ -1,18 +1,43 @@
-"""Turning a batch of logits into next tokens, each row with its own parameters and random stream.
+"""Turning a batch of logits into next tokens: every row with its own parameters, all rows at once.
 
-Processing order per row follows the common servers (vLLM, llama.cpp): logit bias → penalties →
-(greedy argmax if temperature is 0) → temperature → top-k → top-p → min-p → draw. Logprobs are taken from
-the model's raw distribution (before any processing), as OpenAI reports them.
+Processing order per row follows the common servers (vLLM, llama.cpp): logit bias → penalties → token
+mask (structured output) → (greedy argmax if temperature is 0) → temperature → top-k → top-p → min-p →
+draw. Each step is one tensor op over the rows that need it, with the per-row values as tensors; the only
+per-row Python left is one uniform number per sampled row from that row's own random stream, so a seed
+reproduces a row's tokens whatever else shares the batch. The draw is inverse-CDF sampling: the first
+token whose cumulative probability exceeds the row's uniform, exact for the filtered distribution.
+
+Logprobs are taken from the model's raw distribution (before any processing), as OpenAI reports them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 _GREEDY_BELOW = 1e-5
+
+
+@runtime_checkable
+class TokenConstraint(Protocol):
+    """What a structured-output constraint gives the sampler for one sequence.
+
+    The engine builds a [B, vocab] mask only when some row has a constraint: it calls :meth:`fill_mask`
+    on that row's slice (all True on entry) before sampling, and :meth:`accept` with the token drawn.
+    :meth:`is_done` means only EOS may follow: the engine ends the sequence with ``stop`` there."""
+
+    def fill_mask(self, mask_row: torch.Tensor) -> None:
+        """Write allowed=True / disallowed=False into ``mask_row`` (bool, length vocab)."""
+        ...
+
+    def accept(self, token_id: int) -> None: ...
+
+    def is_done(self) -> bool: ...
 
 
 @dataclass
@@ -31,6 +56,13 @@ class SamplingParams:
     ignore_eos: bool = False
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int | None = None  # number of top alternatives to report; None = no logprobs
+    # Structured output. With n > 1 the constraint must offer ``fork() -> TokenConstraint`` (one per sequence).
+    constraint: TokenConstraint | None = None
+
+    @property
+    def is_greedy(self) -> bool:
+        # Temperatures this small are greedy in the limit; dividing by them would overflow to inf/NaN.
+        return self.temperature <= _GREEDY_BELOW
 
     def validate(self, vocab_size: int) -> None:
         """Raise ValueError naming the parameter when a value is out of range."""
@@ -52,30 +84,59 @@ class SamplingParams:
                 raise ValueError(f"invalid value for {name}")
 
 
-@dataclass
 class SequenceSamplingState:
-    """Per-sequence state the sampler needs: its params, its generator and what it has produced."""
+    """One sequence's sampling state: its params, its random stream, and (only when its penalties need
+    them) dense per-vocabulary tensors of what it has seen, ready to stack into batch rows."""
 
-    params: SamplingParams
-    generator: torch.Generator
-    prompt_ids: list[int]
-    output_counts: dict[int, int] = field(default_factory=dict)
-    num_generated: int = 0
+    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "constraint", "_bias", "_counts", "_seen")
+
+    def __init__(
+        self, params: SamplingParams, rng: random.Random, prompt_ids: list[int], constraint=None
+    ) -> None:
+        self.params = params
+        self.rng = rng
+        self.prompt_ids = prompt_ids
+        self.num_generated = 0
+        self.constraint: TokenConstraint | None = constraint
+        self._bias: torch.Tensor | None = None  # logit_bias as a dense row
+        self._counts: torch.Tensor | None = None  # output token counts (presence/frequency penalties)
+        self._seen: torch.Tensor | None = None  # prompt ∪ output tokens (repetition penalty)
 
     @classmethod
     def create(
-        cls, params: SamplingParams, prompt_ids: list[int], seed_offset: int = 0
+        cls, params: SamplingParams, prompt_ids: Sequence[int], seed_offset: int = 0
     ) -> SequenceSamplingState:
-        g = torch.Generator()
-        if params.seed is not None:
-            g.manual_seed(params.seed + seed_offset)
-        else:
-            g.seed()
-        return cls(params=params, generator=g, prompt_ids=list(prompt_ids))
+        """``seed_offset`` gives the n sequences of one seeded request distinct, reproducible streams."""
+        seed = params.seed + seed_offset if params.seed is not None else None
+        return cls(params, random.Random(seed), list(prompt_ids), params.constraint)
+
+    def _rows(self, vocab: int) -> None:
+        """Allocate the dense rows the params need, once, at the first draw (when the vocabulary is known)."""
+        p = self.params
+        if p.logit_bias and self._bias is None:
+            self._bias = torch.zeros(vocab)
+            ids = torch.tensor([int(k) for k in p.logit_bias], dtype=torch.long)
+            self._bias.index_put_((ids,), torch.tensor(list(p.logit_bias.values()), dtype=torch.float32))
+        if (p.presence_penalty or p.frequency_penalty) and self._counts is None:
+            self._counts = torch.zeros(vocab)
+        if p.repetition_penalty != 1.0 and self._seen is None:
+            self._seen = torch.zeros(vocab, dtype=torch.bool)
+            if self.prompt_ids:
+                self._seen[torch.tensor(self.prompt_ids, dtype=torch.long)] = True
 
     def record(self, token_id: int) -> None:
-        self.output_counts[token_id] = self.output_counts.get(token_id, 0) + 1
         self.num_generated += 1
+        if self._counts is not None:
+            self._counts[token_id] += 1
+        if self._seen is not None:
+            self._seen[token_id] = True
+
+    def banned(self, eos_token_ids: tuple[int, ...]) -> tuple[int, ...]:
+        """Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos)."""
+        p = self.params
+        if p.ignore_eos or self.num_generated < p.min_tokens:
+            return tuple(eos_token_ids) + tuple(p.stop_token_ids)
+        return ()
 
 
 @dataclass(slots=True)
@@ -85,29 +146,52 @@ class SampledToken:
     top_logprobs: list[tuple[int, float]] | None
 
 
-def _apply_penalties(logits: torch.Tensor, state: SequenceSamplingState) -> None:
-    """Logit bias and penalties, in place on one row."""
-    p = state.params
-    if p.logit_bias:
-        ids = torch.tensor([int(k) for k in p.logit_bias], dtype=torch.long)
-        logits[ids] += torch.tensor(list(p.logit_bias.values()), dtype=logits.dtype)
-    if p.repetition_penalty != 1.0:
+def _process(
+    logits: torch.Tensor,
+    states: list[SequenceSamplingState],
+    token_mask: torch.Tensor | None,
+    eos_token_ids: tuple[int, ...],
+) -> torch.Tensor:
+    """Logit bias, banned stop tokens, penalties and the token mask: a new tensor if anything applies."""
+    vocab = logits.shape[1]
+    for state in states:
+        state._rows(vocab)
+    bias = [i for i, s in enumerate(states) if s._bias is not None]
+    seen = [i for i, s in enumerate(states) if s._seen is not None]
+    counted = [i for i, s in enumerate(states) if s._counts is not None and s.num_generated]
+    banned = [s.banned(eos_token_ids) for s in states]
+    if not (bias or seen or counted or any(banned) or token_mask is not None):
+        return logits
+    logits = logits.clone()
+    if bias:
+        logits[bias] += torch.stack([states[i]._bias for i in bias])
+    if seen:
         # HF-style: over prompt and output tokens, shrink positive logits, grow negative ones.
-        seen = torch.tensor(sorted(set(state.prompt_ids) | set(state.output_counts)), dtype=torch.long)
-        if seen.numel():
-            vals = logits[seen]
-            logits[seen] = torch.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
-    if (p.presence_penalty or p.frequency_penalty) and state.output_counts:
+        penalty = torch.tensor([states[i].params.repetition_penalty for i in seen]).unsqueeze(1)
+        rows = logits[seen]
+        penalised = torch.where(rows > 0, rows / penalty, rows * penalty)
+        logits[seen] = torch.where(torch.stack([states[i]._seen for i in seen]), penalised, rows)
+    if counted:
         # OpenAI-style: over generated tokens only.
-        ids = torch.tensor(list(state.output_counts), dtype=torch.long)
-        counts = torch.tensor(list(state.output_counts.values()), dtype=logits.dtype)
-        logits[ids] -= counts * p.frequency_penalty + p.presence_penalty
+        counts = torch.stack([states[i]._counts for i in counted])
+        frequency = torch.tensor([states[i].params.frequency_penalty for i in counted]).unsqueeze(1)
+        presence = torch.tensor([states[i].params.presence_penalty for i in counted]).unsqueeze(1)
+        logits[counted] -= counts * frequency + (counts > 0) * presence
+    # Banned stop tokens (ignore_eos, min_tokens): one masked write per distinct set, not one per row.
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for row, ids in enumerate(banned):
+        if ids:
+            groups.setdefault(ids, []).append(row)
+    for ids, rows_ in groups.items():
+        logits[torch.tensor(rows_).unsqueeze(1), torch.tensor(ids)] = float("-inf")
+    if token_mask is not None:
+        logits.masked_fill_(~token_mask, float("-inf"))
+    return logits
 
 
 def _filter(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
     """Top-k, top-p and min-p for a batch of rows [R, vocab], each row with its own values. One sort
-    serves top-k and top-p for the whole batch (a per-row sort of the vocabulary was the sampler's
-    largest cost)."""
+    serves top-k and top-p for the whole batch."""
     vocab = logits.shape[-1]
     top_k = [p.top_k if 0 < p.top_k < vocab else 0 for p in params]
     top_p = [p.top_p for p in params]
@@ -134,73 +218,84 @@ def _filter(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
     return logits
 
 
-def _banned(state: SequenceSamplingState, eos_token_ids: tuple[int, ...]) -> tuple[int, ...]:
-    """Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos)."""
-    p = state.params
-    if p.ignore_eos or state.num_generated < p.min_tokens:
-        return tuple(eos_token_ids) + tuple(p.stop_token_ids)
-    return ()
+def sampling_probs(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
+    """The distribution a sampled row draws from, given its processed logits [R, vocab]: temperature,
+    then the filters, then softmax."""
+    temperature = torch.tensor([p.temperature for p in params], dtype=logits.dtype).unsqueeze(1)
+    return torch.softmax(_filter(logits / temperature, params), -1)
 
 
-def _needs_processing(state: SequenceSamplingState) -> bool:
-    p = state.params
-    return bool(p.logit_bias or p.repetition_penalty != 1.0 or p.presence_penalty or p.frequency_penalty)
-
-
-def sample_next(
-    logits: torch.Tensor, states: list[SequenceSamplingState], eos_token_ids: tuple[int, ...] = ()
-) -> list[SampledToken]:
-    """Sample one token per row of ``logits`` [B, vocab], each with its own state.
-
-    Everything that can be is one batched op over the rows (argmax, temperature, the filters, softmax);
-    only the per-row edits (penalties, bias, banned stop tokens) and the draw itself, which uses the
-    row's own generator so a seed reproduces its tokens whatever else is in the batch, loop over rows.
-    """
-    logits = logits.float()
-    raw_logprobs = None
-    if any(s.params.logprobs is not None for s in states):
-        raw_logprobs = torch.log_softmax(logits, dim=-1)
-    banned = [_banned(s, eos_token_ids) for s in states]
-    edited = [row for row, s in enumerate(states) if _needs_processing(s)]
-    if edited or any(banned):
-        logits = logits.clone()
-        # Banned stop tokens (ignore_eos, min_tokens): one masked write per distinct set, not one per row.
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for row, ids in enumerate(banned):
-            if ids:
-                groups.setdefault(ids, []).append(row)
-        for ids, rows in groups.items():
-            logits[torch.tensor(rows).unsqueeze(1), torch.tensor(ids)] = float("-inf")
-        for row in edited:
-            _apply_penalties(logits[row], states[row])
-    # Greedy rows, and the fallback of any sampled row whose distribution is degenerate (NaN, all -inf):
-    # one bad row must not fail the batch. numpy's argmax: torch's CPU argmax is not vectorised and took
-    # ~10x longer on [32, 6000] (174 vs 15 us), a visible share of a decode step.
+def _argmax(logits: torch.Tensor) -> np.ndarray:
+    """Greedy tokens, and the fallback of any row whose distribution is degenerate (NaN, all -inf): one
+    bad row must not fail the batch. numpy's argmax: torch's CPU argmax was ~10x slower on [32, 6000]."""
     values = logits.numpy()
     best = values.argmax(axis=1)
     if np.isnan(values[np.arange(len(best)), best]).any():  # argmax picked a NaN: only then the full copy
         best = np.nan_to_num(values, nan=-np.inf).argmax(axis=1)
-    tokens = best.tolist()
-    # Temperatures this small are greedy in the limit; dividing by them would overflow to inf/NaN.
-    sampled = [row for row, s in enumerate(states) if s.params.temperature > _GREEDY_BELOW]
+    return best
+
+
+def sample_batch(
+    logits: torch.Tensor,
+    rows: Sequence[SequenceSamplingState | SamplingParams],
+    token_mask: torch.Tensor | None = None,
+    eos_token_ids: tuple[int, ...] = (),
+) -> torch.Tensor:
+    """Sample one token per row of ``logits`` [B, vocab]; returns the token ids [B] (int64).
+
+    ``rows`` are the sequences' states (advanced by the draw: counts for penalties, random stream) or bare
+    :class:`SamplingParams` (stateless: a fresh stream per call). ``token_mask[i, t]`` True means token t is
+    allowed for row i; None means no constraint."""
+    states = [
+        r if isinstance(r, SequenceSamplingState) else SequenceSamplingState.create(r, []) for r in rows
+    ]
+    logits = _process(logits.float(), states, token_mask, tuple(eos_token_ids))
+    tokens = torch.from_numpy(_argmax(logits))
+    sampled = [row for row, s in enumerate(states) if not s.params.is_greedy]
     if sampled:
-        temperature = torch.tensor([states[row].params.temperature for row in sampled]).unsqueeze(1)
-        probs = torch.softmax(
-            _filter(logits[sampled] / temperature, [states[row].params for row in sampled]), -1
-        )
-        usable = (torch.isfinite(probs).all(-1) & (probs.sum(-1) > 0)).tolist()
-        for i, row in enumerate(sampled):
-            if usable[i]:
-                tokens[row] = int(torch.multinomial(probs[i], 1, generator=states[row].generator))
-    out: list[SampledToken] = []
-    for row, (state, token) in enumerate(zip(states, tokens, strict=True)):
-        logprob = top = None
-        if raw_logprobs is not None and state.params.logprobs is not None:
-            logprob = float(raw_logprobs[row, token])
-            top = []
-            if state.params.logprobs:
-                top_values, top_ids = torch.topk(raw_logprobs[row], state.params.logprobs)
-                top = list(zip(top_ids.tolist(), top_values.tolist(), strict=True))
+        probs = sampling_probs(logits[sampled], [states[row].params for row in sampled])
+        cdf = probs.cumsum(-1)
+        total = cdf[:, -1]
+        uniform = torch.tensor([states[row].rng.random() for row in sampled], dtype=cdf.dtype)
+        # right=True: the first token whose cumulative probability exceeds u, never a zero-probability one.
+        drawn = torch.searchsorted(cdf, (uniform * total).unsqueeze(1), right=True).squeeze(1)
+        usable = torch.isfinite(total) & (total > 0) & (drawn < logits.shape[1])
+        index = torch.tensor(sampled)
+        tokens[index] = torch.where(usable, drawn, tokens[index])
+    for state, token in zip(states, tokens.tolist(), strict=True):
         state.record(token)
-        out.append(SampledToken(token, logprob, top))
+    return tokens
+
+
+def sample_next(
+    logits: torch.Tensor,
+    states: list[SequenceSamplingState],
+    eos_token_ids: tuple[int, ...] = (),
+    token_mask: torch.Tensor | None = None,
+) -> list[SampledToken]:
+    """:func:`sample_batch` plus each row's logprob and top alternatives where its params ask for them."""
+    want = [row for row, s in enumerate(states) if s.params.logprobs is not None]
+    raw = torch.log_softmax(logits[want].float(), dim=-1) if want else None
+    tokens = sample_batch(logits, states, token_mask, eos_token_ids).tolist()
+    out = [SampledToken(token, None, None) for token in tokens]
+    if raw is not None:
+        chosen = raw[torch.arange(len(want)), torch.tensor([tokens[row] for row in want])].tolist()
+        k = max(states[row].params.logprobs for row in want)
+        top_values, top_ids = torch.topk(raw, k) if k else (raw[:, :0], raw[:, :0].long())
+        top_values, top_ids = top_values.tolist(), top_ids.tolist()
+        for i, row in enumerate(want):
+            n = states[row].params.logprobs
+            top = list(zip(top_ids[i][:n], top_values[i][:n], strict=True))
+            out[row] = SampledToken(tokens[row], chosen[i], top)
     return out
+
+
+def constraint_mask(states: Sequence[SequenceSamplingState], vocab_size: int) -> torch.Tensor | None:
+    """The [B, vocab] allowed-token mask of a batch, or None when no row has a constraint."""
+    constrained = [row for row, s in enumerate(states) if s.constraint is not None]
+    if not constrained:
+        return None
+    mask = torch.ones(len(states), vocab_size, dtype=torch.bool)
+    for row in constrained:
+        states[row].constraint.fill_mask(mask[row])
+    return mask
