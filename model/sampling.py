@@ -189,40 +189,118 @@ def _process(
     return logits
 
 
-def _filter(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
-    """Top-k, top-p and min-p for a batch of rows [R, vocab], each row with its own values. One sort
-    serves top-k and top-p for the whole batch."""
-    vocab = logits.shape[-1]
-    top_k = [p.top_k if 0 < p.top_k < vocab else 0 for p in params]
+def _filter_sorted(values: torch.Tensor, params: list[SamplingParams], lse: torch.Tensor) -> torch.Tensor:
+    """Top-k, top-p and min-p on rows of logits sorted in descending order [R, C] (C may be the top few of
+    the vocabulary), each row with its own values; ``lse`` [R] is each row's log-sum-exp over the whole
+    vocabulary, so probabilities are the true ones. Returns the values with dropped tokens at -inf."""
+    width = values.shape[-1]
+    top_k = [p.top_k if 0 < p.top_k < width else 0 for p in params]
+    drop = torch.zeros_like(values, dtype=torch.bool)
+    if any(top_k):
+        # Keep every token at least as likely as the k-th (ties with it stay in); renormalise over the k.
+        k = torch.tensor([v or width for v in top_k]).unsqueeze(1)
+        drop |= values < values.gather(1, k - 1)
+        restricted = torch.tensor([bool(v) for v in top_k])
+        lse = torch.where(restricted, torch.logsumexp(values.masked_fill(drop, float("-inf")), -1), lse)
     top_p = [p.top_p for p in params]
-    if any(top_k) or any(v < 1.0 for v in top_p):
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        drop = torch.zeros_like(sorted_logits, dtype=torch.bool)
-        if any(top_k):
-            # Keep every token at least as likely as the k-th (ties with it stay in).
-            k = torch.tensor([v or vocab for v in top_k]).unsqueeze(1)
-            drop |= sorted_logits < sorted_logits.gather(1, k - 1)
-            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        if any(v < 1.0 for v in top_p):
-            probs = torch.softmax(sorted_logits, -1)
-            # Drop a token when the tokens ranked above it already reach top_p (the best token always stays).
-            # Rows without top-p get an unreachable threshold (the cumsum can round to just above 1).
-            threshold = torch.tensor([v if v < 1.0 else float("inf") for v in top_p], dtype=probs.dtype)
-            drop |= (probs.cumsum(-1) - probs) >= threshold.unsqueeze(1)
-        logits = logits.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), float("-inf"))
+    if any(v < 1.0 for v in top_p):
+        probs = torch.exp(values - lse.unsqueeze(1)).masked_fill_(drop, 0.0)
+        # Drop a token when the tokens ranked above it already reach top_p (the best token always stays).
+        # Rows without top-p get an unreachable threshold (the cumsum can round to just above 1).
+        threshold = torch.tensor([v if v < 1.0 else float("inf") for v in top_p], dtype=probs.dtype)
+        drop |= (probs.cumsum(-1) - probs) >= threshold.unsqueeze(1)
     min_p = [p.min_p for p in params]
     if any(min_p):
-        probs = torch.softmax(logits, -1)
-        threshold = torch.tensor(min_p, dtype=probs.dtype).unsqueeze(1) * probs.max(-1, keepdim=True).values
-        logits = logits.masked_fill(probs < threshold, float("-inf"))
-    return logits
+        # Relative to the best token: the normalisation cancels. Row 0 of sorted values is the best.
+        threshold = torch.tensor(min_p, dtype=values.dtype).log().unsqueeze(1) + values[:, :1]
+        drop |= values < threshold
+    return values.masked_fill(drop, float("-inf"))
+
+
+def _filter(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
+    """:func:`_filter_sorted` over the whole vocabulary [R, vocab], in the vocabulary's order."""
+    values, order = torch.sort(logits, dim=-1, descending=True)
+    kept = _filter_sorted(values, params, torch.logsumexp(logits, -1))
+    return torch.full_like(logits, float("-inf")).scatter(1, order, kept)
 
 
 def sampling_probs(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
-    """The distribution a sampled row draws from, given its processed logits [R, vocab]: temperature,
-    then the filters, then softmax."""
+    """The distribution a sampled row draws from, in vocabulary order, given its processed logits
+    [R, vocab]: temperature, then the filters, then softmax."""
     temperature = torch.tensor([p.temperature for p in params], dtype=logits.dtype).unsqueeze(1)
     return torch.softmax(_filter(logits / temperature, params), -1)
+
+
+# Rows with top-k or top-p draw among their best tokens in descending order; they need a sorted view of
+# the vocabulary, but sorting a whole [32, 6000] batch took 13 ms (one thread) where selecting and sorting
+# the best 128 of each row took 0.6 ms, the best 1024 1.5 ms. A 0.95 nucleus of the shipped model spans
+# 1 to ~800 tokens. The narrowest width that holds every row's kept set is used: a row draws the same token
+# whichever (the narrower view is a prefix of the wider one).
+_CANDIDATE_WIDTHS = (128, 1024)
+
+
+def _sorted_view(logits: torch.Tensor, params: list[SamplingParams]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows [R, vocab] → (logits sorted descending [R, C], their token ids [R, C]), C the narrowest
+    candidate width holding every row's top-k / top-p set, else the whole vocabulary."""
+    vocab = logits.shape[1]
+    scores = -logits.numpy()
+    lse = None
+    for width in _CANDIDATE_WIDTHS:
+        if 2 * width > vocab:
+            break
+        ids = torch.from_numpy(np.ascontiguousarray(np.argpartition(scores, width - 1, axis=1)[:, :width]))
+        values, order = torch.sort(logits.gather(1, ids), dim=-1, descending=True)
+        if lse is None:
+            lse = torch.logsumexp(logits, -1, keepdim=True)
+        mass = torch.exp(values - lse).sum(-1).tolist()
+        # Complete: top-k fits in the candidates, or they already hold top_p of the probability.
+        if all(0 < p.top_k <= width or m >= p.top_p for p, m in zip(params, mass, strict=True)):
+            return values, ids.gather(1, order)
+    # numpy's argsort: ~3x faster than torch.sort on CPU here.
+    ids = torch.from_numpy(np.argsort(scores, axis=1))
+    return logits.gather(1, ids), ids
+
+
+def _inverse_cdf(probs: torch.Tensor, states: list[SequenceSamplingState]) -> torch.Tensor:
+    """Index of the first entry whose cumulative probability exceeds each row's uniform; -1 where a row's
+    distribution is degenerate (NaN, all zero)."""
+    cdf = probs.cumsum(-1)
+    total = cdf[:, -1]
+    uniform = torch.tensor([s.rng.random() for s in states], dtype=cdf.dtype)
+    # right=True: never a zero-probability entry.
+    drawn = torch.searchsorted(cdf, (uniform * total).unsqueeze(1), right=True).squeeze(1)
+    return torch.where(torch.isfinite(total) & (total > 0), drawn.clamp_(max=cdf.shape[1] - 1), -1)
+
+
+def _draw(logits: torch.Tensor, states: list[SequenceSamplingState]) -> torch.Tensor:
+    """One token per sampled row of ``logits`` [R, vocab] (-1 where its distribution is degenerate).
+
+    A row's draw depends on its own logits, params and uniform only: rows with top-k or top-p draw in
+    descending-probability order, the others (temperature, min-p) in vocabulary order, without a sort."""
+    params = [s.params for s in states]
+    vocab = logits.shape[1]
+    temperature = torch.tensor([p.temperature for p in params], dtype=logits.dtype).unsqueeze(1)
+    scaled = logits / temperature
+    tokens = torch.full((len(states),), -1, dtype=torch.long)
+    ranked = [i for i, p in enumerate(params) if 0 < p.top_k < vocab or p.top_p < 1.0]
+    plain = [i for i, p in enumerate(params) if not (0 < p.top_k < vocab or p.top_p < 1.0)]
+    if ranked:
+        rows = scaled[ranked]
+        sub = [params[i] for i in ranked]
+        values, ids = _sorted_view(rows, sub)
+        probs = torch.softmax(_filter_sorted(values, sub, torch.logsumexp(rows, -1)), -1)
+        drawn = _inverse_cdf(probs, [states[i] for i in ranked])
+        tokens[ranked] = torch.where(
+            drawn >= 0, ids.gather(1, drawn.clamp(min=0).unsqueeze(1)).squeeze(1), -1
+        )
+    if plain:
+        rows = scaled[plain] if len(plain) < len(states) else scaled
+        min_p = torch.tensor([params[i].min_p for i in plain], dtype=rows.dtype).unsqueeze(1)
+        if bool((min_p > 0).any()):
+            # Relative to the best token (the normalisation cancels); log(0) = -inf keeps every token.
+            rows = rows.masked_fill(rows < rows.amax(-1, keepdim=True) + min_p.log(), float("-inf"))
+        tokens[plain] = _inverse_cdf(torch.softmax(rows, -1), [states[i] for i in plain])
+    return tokens
 
 
 def _argmax(logits: torch.Tensor) -> np.ndarray:
@@ -253,15 +331,9 @@ def sample_batch(
     tokens = torch.from_numpy(_argmax(logits))
     sampled = [row for row, s in enumerate(states) if not s.params.is_greedy]
     if sampled:
-        probs = sampling_probs(logits[sampled], [states[row].params for row in sampled])
-        cdf = probs.cumsum(-1)
-        total = cdf[:, -1]
-        uniform = torch.tensor([states[row].rng.random() for row in sampled], dtype=cdf.dtype)
-        # right=True: the first token whose cumulative probability exceeds u, never a zero-probability one.
-        drawn = torch.searchsorted(cdf, (uniform * total).unsqueeze(1), right=True).squeeze(1)
-        usable = torch.isfinite(total) & (total > 0) & (drawn < logits.shape[1])
         index = torch.tensor(sampled)
-        tokens[index] = torch.where(usable, drawn, tokens[index])
+        drawn = _draw(logits[index], [states[row] for row in sampled])
+        tokens[index] = torch.where(drawn >= 0, drawn, tokens[index])
     for state, token in zip(states, tokens.tolist(), strict=True):
         state.record(token)
     return tokens

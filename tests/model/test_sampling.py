@@ -275,3 +275,40 @@ def test_constraint_mask_is_none_without_constraints_and_filled_per_row():
     assert constraint_mask(states[:1], V) is None
     mask = constraint_mask(states, V)
     assert mask[0].all() and mask[1, ::2].all() and not mask[1, 1::2].any()
+
+
+def test_large_vocabulary_draws_match_the_distribution_and_ignore_the_batch():
+    """A 3000-token vocabulary: top-k/top-p rows draw among their best candidates unless some row's nucleus
+    is wider (then the whole vocabulary is sorted). Either way a row's tokens are the same, and follow its
+    filtered distribution."""
+    from model.sampling import sampling_probs
+
+    vocab = 3000
+    torch.manual_seed(7)
+    peaked = torch.randn(vocab) * 4
+    flat = torch.randn(vocab) * 0.1  # a nucleus of thousands of tokens: forces the full sort
+    params = [
+        SamplingParams(temperature=0.8, top_p=0.95, seed=1),
+        SamplingParams(temperature=1.0, top_k=40, seed=2),
+        SamplingParams(temperature=0.7, min_p=0.05, seed=3),
+        SamplingParams(temperature=1.0, top_p=0.9, seed=4),
+    ]
+    rows = [peaked, peaked, peaked, flat]
+
+    def run(indices: list[int], steps: int = 20) -> list[list[int]]:
+        states = [SequenceSamplingState.create(params[i], [1]) for i in indices]
+        batch = torch.stack([rows[i] for i in indices])
+        return [
+            list(t) for t in zip(*(sample_batch(batch, states).tolist() for _ in range(steps)), strict=True)
+        ]
+
+    alone = [run([i])[0] for i in range(4)]
+    assert run([0, 1, 2]) == alone[:3]  # candidates only
+    assert run([3, 0, 1, 2]) == [alone[3]] + alone[:3]  # the flat row makes the batch sort fully
+    state = SequenceSamplingState.create(params[0], [1])
+    expected = sampling_probs(peaked.unsqueeze(0), [params[0]])[0]
+    counts = torch.bincount(
+        torch.cat([sample_batch(peaked.expand(50, vocab), [state] * 50) for _ in range(60)]), minlength=vocab
+    ).float()
+    assert (counts[expected == 0] == 0).all()
+    assert 0.5 * (counts / counts.sum() - expected).abs().sum() < 0.06
