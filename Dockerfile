@@ -33,6 +33,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY model/ model/
+COPY reasoning/ reasoning/
 COPY server/ server/
 COPY training/ training/
 COPY tinyllm/ tinyllm/

@@ -12,7 +12,7 @@ Each problem is asked once per method, every request in reasoning mode:
 * ``checked@k``: the server's answer for the same request, its checked vote (``check_steps``: answers of
   chains whose steps all hold and whose numbers all come from the question rank first).
 A problem counts as solved when the normalised voted answer equals the record's answer key
-(``model.answers.normalize_answer``, the same rule as the vote and the training eval).
+(``reasoning.answers.normalize_answer``, the same rule as the vote and the training eval).
 
 Prints Markdown tables: accuracy by stratum (easy/hard) and language, and for each k the distribution of
 the agreement (votes for the answer / k) with the accuracy inside each band: a vote that agrees with itself
@@ -31,7 +31,8 @@ from typing import Any
 
 import openai
 
-from model.answers import normalize_answer, vote
+from reasoning.answers import normalize_answer
+from reasoning.vote import vote
 from training.reasoning_data import generate
 from training.vote_margin import paired_margin
 

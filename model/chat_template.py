@@ -1,10 +1,13 @@
 """The chat template: how a conversation becomes the text the model sees.
 
-The template is Jinja (as in Hugging Face ``tokenizer_config.json``), so one source serves our tokenizer,
-``transformers``' ``apply_chat_template`` and any checkpoint that brings its own template.
+The template is Jinja, rendered as ``transformers``' ``apply_chat_template`` renders it (a sandboxed
+environment with ``trim_blocks``/``lstrip_blocks``, ``raise_exception``, ``strftime_now``, a ``tojson`` that
+does not escape HTML; variables ``messages``, ``tools``, ``add_generation_prompt``, ``bos_token``,
+``eos_token``...), so one source serves our tokenizer, ``transformers`` and any checkpoint that brings its own
+template (``chat_template.jinja``, ``chat_template`` in ``tokenizer_config.json``, or GGUF metadata).
 
-Format of one turn: ``<|role|>{content}<|end|>\\n``. The generation prompt is ``<|assistant|>``; in reasoning
-mode it is ``<|assistant|><think>`` and the model writes ``\\n{chain}\\n</think>\\n{final answer}<|end|>``.
+Our own template: one turn is ``<|role|>{content}<|end|>\\n``. The generation prompt is ``<|assistant|>``; in
+reasoning mode it is ``<|assistant|><think>`` and the model writes ``\\n{chain}\\n</think>\\n{final}<|end|>``.
 No newline follows a role token on purpose: the prompt then always ends on a special token, so the first
 generated token is tokenized exactly as it was in training (a trailing "\\n" could merge with it).
 """
@@ -12,10 +15,13 @@ generated token is tokenized exactly as it was in training (a trailing "\\n" cou
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import jinja2
+import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 DEFAULT_CHAT_TEMPLATE = (
@@ -35,7 +41,24 @@ ROLES = ("system", "developer", "user", "assistant")
 # template text, so a user who types "<|end|>" gets those characters, not the special token.
 _OPEN, _CLOSE = "\ue000", "\ue001"
 
-_env = ImmutableSandboxedEnvironment(trim_blocks=False, lstrip_blocks=False, undefined=jinja2.StrictUndefined)
+
+def _raise_exception(message: str) -> None:
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys=False):
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _strftime_now(format: str) -> str:
+    return datetime.now().strftime(format)
+
+
+_env = ImmutableSandboxedEnvironment(
+    trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
+)
+_env.filters["tojson"] = _tojson
+_env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now)
 
 
 @functools.lru_cache(maxsize=16)
@@ -44,11 +67,36 @@ def _compiled(template: str) -> jinja2.Template:
     return _env.from_string(template)
 
 
-def message_text(content: str | Sequence[dict[str, Any]]) -> str:
+def message_text(content: str | Sequence[dict[str, Any]] | None) -> str:
     """The text of a message: a string, or the concatenated ``text`` of OpenAI-style content parts."""
+    if content is None:
+        return ""
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content)
+
+
+def _template_messages(messages: Sequence[dict[str, Any]], contents: Sequence[str | None]) -> list[dict]:
+    """Messages as a template sees them: every field passed through (tool_calls, name...), text content."""
+    return [{**m, "content": c} for m, c in zip(messages, contents, strict=True)]
+
+
+def _render(
+    template: str,
+    messages: list[dict[str, Any]],
+    add_generation_prompt: bool,
+    reasoning: bool,
+    tools: Sequence[dict[str, Any]] | None,
+    special_tokens: dict[str, str] | None,
+) -> str:
+    return _compiled(template).render(
+        messages=messages,
+        tools=list(tools) if tools else None,
+        documents=None,
+        add_generation_prompt=add_generation_prompt,
+        reasoning=reasoning,
+        **(special_tokens or {}),
+    )
 
 
 def render(
@@ -56,11 +104,18 @@ def render(
     messages: Sequence[dict[str, Any]],
     add_generation_prompt: bool = True,
     reasoning: bool = False,
+    tools: Sequence[dict[str, Any]] | None = None,
+    special_tokens: dict[str, str] | None = None,
 ) -> str:
-    return _compiled(template).render(
-        messages=[{"role": m["role"], "content": message_text(m["content"])} for m in messages],
-        add_generation_prompt=add_generation_prompt,
-        reasoning=reasoning,
+    """The conversation as text, exactly as ``apply_chat_template(..., tokenize=False)`` writes it."""
+    contents = [None if m.get("content") is None else message_text(m["content"]) for m in messages]
+    return _render(
+        template,
+        _template_messages(messages, contents),
+        add_generation_prompt,
+        reasoning,
+        tools,
+        special_tokens,
     )
 
 
@@ -69,14 +124,20 @@ def render_segments(
     messages: Sequence[dict[str, Any]],
     add_generation_prompt: bool = True,
     reasoning: bool = False,
+    tools: Sequence[dict[str, Any]] | None = None,
+    special_tokens: dict[str, str] | None = None,
 ) -> list[tuple[str, int]]:
     """Render into ``(text, message_index)`` segments: a message's content, or template text (index -1,
-    special tokens allowed)."""
-    contents = [message_text(m["content"]) for m in messages]
-    placeholders = [{"role": m["role"], "content": f"{_OPEN}{i}{_CLOSE}"} for i, m in enumerate(messages)]
-    rendered = _compiled(template).render(
-        messages=placeholders, add_generation_prompt=add_generation_prompt, reasoning=reasoning
-    )
+    special tokens allowed).
+
+    Contents are rendered as placeholders first. A template that transforms content (strips it, splits it
+    at ``</think>``...) does not reproduce the plain rendering that way; then the plain rendering is cut
+    where each message's content is found, in order, and only what is not found counts as template text."""
+    contents = [None if m.get("content") is None else message_text(m["content"]) for m in messages]
+    args = (add_generation_prompt, reasoning, tools, special_tokens)
+    plain = _render(template, _template_messages(messages, contents), *args)
+    marked = [None if c is None else f"{_OPEN}{i}{_CLOSE}" for i, c in enumerate(contents)]
+    rendered = _render(template, _template_messages(messages, marked), *args)
     segments: list[tuple[str, int]] = []
     rest = rendered
     while _OPEN in rest:
@@ -84,7 +145,29 @@ def render_segments(
         index, _, rest = tail.partition(_CLOSE)
         if before:
             segments.append((before, -1))
+        if not index.isdigit() or int(index) >= len(contents) or contents[int(index)] is None:
+            return _segments_by_search(plain, contents)
         segments.append((contents[int(index)], int(index)))
     if rest:
         segments.append((rest, -1))
+    if "".join(text for text, _ in segments) != plain:
+        return _segments_by_search(plain, contents)
+    return [(text, owner) for text, owner in segments if text]
+
+
+def _segments_by_search(plain: str, contents: Sequence[str | None]) -> list[tuple[str, int]]:
+    segments: list[tuple[str, int]] = []
+    cursor = 0
+    for i, content in enumerate(contents):
+        if not content:
+            continue
+        at = plain.find(content, cursor)
+        if at < 0:
+            continue
+        if at > cursor:
+            segments.append((plain[cursor:at], -1))
+        segments.append((content, i))
+        cursor = at + len(content)
+    if cursor < len(plain):
+        segments.append((plain[cursor:], -1))
     return segments

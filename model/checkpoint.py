@@ -1,9 +1,11 @@
 """Checkpoint directories in the Hugging Face Llama layout.
 
 A checkpoint is a directory holding ``config.json``, ``model.safetensors`` (tensor names as in
-``LlamaForCausalLM``), ``tokenizer.model`` (SentencePiece), ``tokenizer_config.json`` (with the chat
-template), ``special_tokens_map.json`` and ``generation_config.json``. ``transformers`` loads what we write,
-and we load small Llama checkpoints written by others (sharded safetensors and bf16/fp16 included).
+``LlamaForCausalLM``), a tokenizer (``tokenizer.model`` SentencePiece, which we write, or ``tokenizer.json``),
+``tokenizer_config.json`` (with the chat template), ``special_tokens_map.json`` and
+``generation_config.json``. ``transformers`` loads what we write, and we load Llama checkpoints written by
+others (sharded safetensors, bf16/fp16, tied or not, explicit head_dim, linear/llama3 rope scaling); what
+the engine does not implement is refused with the file and the field named (:mod:`model.config`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from safetensors.torch import load_file, save_file
 from model import chat_template
 from model.config import ModelConfig
 from model.tokenizer import SPECIAL_TOKENS, Tokenizer
+from model.tokenizer_base import BaseTokenizer
+from model.tokenizer_loading import TOKENIZER_FILES, load_tokenizer, tokenizer_file
 from model.transformer import Transformer
 
 
@@ -31,10 +35,12 @@ class CheckpointError(Exception):
 @dataclass
 class LoadedCheckpoint:
     model: Transformer
-    tokenizer: Tokenizer
+    tokenizer: BaseTokenizer
     config: ModelConfig
     generation_config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    # Who publishes the model: the organisation of config.json's "org/name" _name_or_path, if it has one.
+    owner: str | None = None
 
 
 def _to_hf_name(name: str) -> str:
@@ -43,6 +49,21 @@ def _to_hf_name(name: str) -> str:
 
 def _from_hf_name(name: str) -> str:
     return name.removeprefix("model.")
+
+
+def save_model_files(directory: str | Path, model: Transformer, dtype: torch.dtype = torch.float32) -> None:
+    """Write ``model.safetensors`` and ``config.json`` (the weights half of a checkpoint directory)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight" and model.config.tie_word_embeddings:
+            continue  # tied to embed_tokens; transformers re-ties it on load
+        state[_to_hf_name(name)] = tensor.detach().to(dtype).contiguous()
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    hf_config = model.config.to_hf_dict()
+    hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
+    (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
 
 
 def save_checkpoint(
@@ -55,17 +76,8 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model`` and its tokenizer as a checkpoint directory; returns the directory."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     config = model.config
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "lm_head.weight" and config.tie_word_embeddings:
-            continue  # tied to embed_tokens; transformers re-ties it on load
-        state[_to_hf_name(name)] = tensor.detach().to(dtype).contiguous()
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    hf_config = config.to_hf_dict()
-    hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
-    (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+    save_model_files(directory, model, dtype)
 
     tokenizer_model_path = Path(tokenizer_model_path)
     if tokenizer_model_path.resolve() != (directory / "tokenizer.model").resolve():
@@ -127,27 +139,49 @@ def _read_tensors(directory: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_checkpoint(directory: str | Path, dtype: torch.dtype = torch.float32) -> LoadedCheckpoint:
-    """Load a Llama-layout checkpoint directory into our :class:`Transformer` (in eval mode)."""
+def _stop_ids(
+    tokenizer: BaseTokenizer, config: dict[str, Any], generation_config: dict[str, Any]
+) -> list[int]:
+    """The tokenizer's end-of-turn/eos ids and the eos ids ``transformers`` ``generate`` stops on:
+    generation_config.json's, or config.json's when there is no generation config."""
+    source = generation_config if "eos_token_id" in generation_config else config
+    extra = source.get("eos_token_id")
+    ids = extra if isinstance(extra, list) else [extra]
+    wanted = set(tokenizer.stop_token_ids) | {
+        int(i) for i in ids if isinstance(i, int) and not isinstance(i, bool)
+    }
+    return sorted(i for i in wanted if 0 <= i < tokenizer.vocab_size)
+
+
+def load_checkpoint(
+    directory: str | Path, dtype: torch.dtype = torch.float32, max_len: int | None = None
+) -> LoadedCheckpoint:
+    """Load a Llama-layout checkpoint directory into our :class:`Transformer` (in eval mode).
+
+    ``max_len`` caps the positions the model is built for (see :class:`Transformer`); default its context.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: checkpoint directory not found")
+    hf_config = _read_json(directory / "config.json")
     try:
-        config = ModelConfig.from_hf_dict(_read_json(directory / "config.json"))
+        config = ModelConfig.from_hf_dict(hf_config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{directory / 'config.json'}: {e}") from e
-    if not (directory / "tokenizer.model").exists():
-        raise CheckpointError(
-            f"{directory / 'tokenizer.model'}: file not found (a SentencePiece model is required)"
-        )
+    tok_path = tokenizer_file(directory)
+    if tok_path is None:
+        raise CheckpointError(f"{directory}: no tokenizer ({' or '.join(TOKENIZER_FILES)} is required)")
     try:
-        tokenizer = Tokenizer.from_directory(directory)
-    except (OSError, RuntimeError) as e:
+        tokenizer = load_tokenizer(directory)
+    except Exception as e:  # each library has its own errors for a corrupt file
+        raise CheckpointError(f"{tok_path}: cannot load the tokenizer ({type(e).__name__}: {e})") from None
+    if tokenizer.vocab_size > config.vocab_size:
         raise CheckpointError(
-            f"{directory / 'tokenizer.model'}: cannot load SentencePiece model ({e})"
-        ) from e
+            f"{tok_path}: the tokenizer has {tokenizer.vocab_size} tokens, more than config.json's "
+            f"vocab_size {config.vocab_size}"
+        )
 
-    model = Transformer(config)
+    model = Transformer(config, max_len=max_len)
     tensors = {_from_hf_name(k): v for k, v in _read_tensors(directory).items() if "rotary_emb" not in k}
     expected = model.state_dict()
     if config.tie_word_embeddings:
@@ -156,20 +190,33 @@ def load_checkpoint(directory: str | Path, dtype: torch.dtype = torch.float32) -
     missing = sorted(set(expected) - set(tensors))
     if missing:
         raise CheckpointError(f"{directory / 'model.safetensors'}: missing tensors {missing[:5]}")
+    unexpected = sorted(_to_hf_name(k) for k in set(tensors) - set(expected))
+    if unexpected:
+        raise CheckpointError(
+            f"{directory / 'model.safetensors'}: tensors this architecture does not have {unexpected[:5]} "
+            "(biases, extra layers or a different model type are not supported)"
+        )
     for name, tensor in tensors.items():
         if name in expected and tensor.shape != expected[name].shape:
             raise CheckpointError(
                 f"{directory / 'model.safetensors'}: tensor {_to_hf_name(name)} has shape "
                 f"{tuple(tensor.shape)}, config.json implies {tuple(expected[name].shape)}"
             )
-    model.load_state_dict({k: v.float() for k, v in tensors.items() if k in expected}, strict=False)
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
+    del tensors
     model.to(dtype).eval()
     gen_path = directory / "generation_config.json"
     generation_config = _read_json(gen_path) if gen_path.exists() else {}
-    extra_eos = generation_config.get("eos_token_id")
-    if extra_eos is not None:
-        ids = extra_eos if isinstance(extra_eos, list) else [extra_eos]
-        tokenizer.stop_token_ids = sorted(set(tokenizer.stop_token_ids) | {int(i) for i in ids})
+    tokenizer.stop_token_ids = _stop_ids(tokenizer, hf_config, generation_config)
+    name_or_path = hf_config.get("_name_or_path")
+    owner = (
+        name_or_path.split("/")[0] if isinstance(name_or_path, str) and name_or_path.count("/") == 1 else None
+    )
     return LoadedCheckpoint(
-        model=model, tokenizer=tokenizer, config=config, generation_config=generation_config, path=directory
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        generation_config=generation_config,
+        path=directory,
+        owner=owner or None,
     )

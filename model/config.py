@@ -11,6 +11,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from model.rope_scaling import SUPPORTED_ROPE_TYPES, inverse_frequencies, rope_type
+
+# model_type values whose checkpoints are exactly this architecture (Mistral is Llama plus an optional
+# sliding window, refused below when set).
+LLAMA_FAMILY = ("llama", "mistral")
+_MOE_FIELDS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_intermediate_size")
+
 
 @dataclass
 class ModelConfig:
@@ -27,6 +34,10 @@ class ModelConfig:
     bos_token_id: int = 1
     eos_token_id: int = 2
     pad_token_id: int = 0
+    # None: hidden_size // num_attention_heads (as in transformers); some checkpoints set it explicitly.
+    head_dim: int | None = None
+    # transformers' rope_scaling without rope_theta: {"rope_type": "llama3", "factor": 8.0, ...} or None.
+    rope_scaling: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -45,14 +56,25 @@ class ModelConfig:
             raise ValueError(f"rms_norm_eps must be a positive number, got {self.rms_norm_eps!r}")
         if not (isinstance(self.rope_theta, int | float) and self.rope_theta > 0):
             raise ValueError(f"rope_theta must be a positive number, got {self.rope_theta!r}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        if self.head_dim is None:
+            if self.hidden_size % self.num_attention_heads:
+                raise ValueError("hidden_size must be divisible by num_attention_heads")
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        if not isinstance(self.head_dim, int) or self.head_dim <= 0 or self.head_dim % 2:
+            raise ValueError(f"head_dim must be a positive even integer, got {self.head_dim!r}")
+        if rope_type(self.rope_scaling) == "default":
+            self.rope_scaling = None
+        elif rope_type(self.rope_scaling) not in SUPPORTED_ROPE_TYPES:
+            raise ValueError(
+                f"rope_scaling type {rope_type(self.rope_scaling)!r} is not supported "
+                f"(supported: {', '.join(SUPPORTED_ROPE_TYPES)})"
+            )
+        try:
+            inverse_frequencies(self.head_dim, self.rope_theta, self.rope_scaling)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+            raise ValueError(f"rope_scaling {self.rope_scaling!r} lacks or mistypes a field ({e})") from None
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be divisible by num_key_value_heads")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
 
     def to_hf_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,46 +86,66 @@ class ModelConfig:
             mlp_bias=False,
             attention_dropout=0.0,
             initializer_range=0.02,
-            head_dim=self.head_dim,
             torch_dtype="float32",
             use_cache=True,
-            # transformers >= 5 reads rope_parameters; older versions read the top-level rope_theta.
-            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta},
+            # transformers >= 5 reads rope_parameters; older versions read rope_theta and rope_scaling.
+            rope_parameters={
+                "rope_type": "default",
+                **(self.rope_scaling or {}),
+                "rope_theta": self.rope_theta,
+            },
         )
+        if self.rope_scaling is None:
+            d.pop("rope_scaling")
         return d
 
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """A config.json dict; ValueError naming the field for what the engine does not implement."""
         if not isinstance(d, dict):
             raise ValueError("config.json must hold a JSON object")
         model_type = d.get("model_type", "llama")
-        if model_type not in ("llama", "mistral", "qwen2"):
+        if model_type not in LLAMA_FAMILY:
             raise ValueError(
-                f"unsupported model_type {model_type!r}: only Llama-architecture checkpoints load"
+                f"model_type {model_type!r} is not supported: only Llama-architecture checkpoints load "
+                f"({', '.join(LLAMA_FAMILY)})"
             )
+        architectures = d.get("architectures") or []
+        if any(a not in ("LlamaForCausalLM", "MistralForCausalLM") for a in architectures):
+            raise ValueError(f"architectures {architectures!r} is not supported (LlamaForCausalLM only)")
         if d.get("hidden_act", "silu") != "silu":
-            raise ValueError(f"unsupported hidden_act {d['hidden_act']!r}")
-        if d.get("attention_bias") or d.get("mlp_bias"):
-            raise ValueError("checkpoints with attention or MLP biases are not supported")
-        rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
-        if rope.get("rope_type", rope.get("type", "default")) != "default":
-            raise ValueError(f"rope scaling {rope!r} is not supported")
+            raise ValueError(f"hidden_act {d['hidden_act']!r} is not supported (silu only)")
+        for key in ("attention_bias", "mlp_bias"):
+            if d.get(key):
+                raise ValueError(f"{key}=true is not supported (the engine's projections have no bias)")
+        if d.get("sliding_window") and d.get("use_sliding_window", True):
+            raise ValueError(f"sliding_window={d['sliding_window']!r} is not supported (full attention only)")
+        for key in _MOE_FIELDS:
+            if d.get(key):
+                raise ValueError(f"{key}={d[key]!r}: mixture-of-experts models are not supported")
+        if d.get("is_encoder_decoder") or d.get("add_cross_attention"):
+            raise ValueError("cross-attention (is_encoder_decoder/add_cross_attention) is not supported")
+        rope = dict(d.get("rope_parameters") or d.get("rope_scaling") or {})
+        if rope.get("partial_rotary_factor", 1.0) != 1.0:
+            raise ValueError(f"rope partial_rotary_factor={rope['partial_rotary_factor']!r} is not supported")
         names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in names}
+        kwargs = {k: v for k, v in d.items() if k in names and k not in ("rope_scaling", "head_dim")}
         if "rope_theta" in rope:
-            kwargs["rope_theta"] = rope["rope_theta"]
+            kwargs["rope_theta"] = rope.pop("rope_theta")
+        if "type" in rope and "rope_type" not in rope:
+            rope["rope_type"] = rope.pop("type")
+        kwargs["rope_scaling"] = rope if rope_type(rope) != "default" else None
+        if d.get("head_dim") is not None:
+            kwargs["head_dim"] = d["head_dim"]
         kwargs.setdefault("num_key_value_heads", d.get("num_attention_heads", cls.num_attention_heads))
         # HF allows a list of eos ids; our config keeps the primary one (the others live in
         # generation_config.json and are honoured as stop tokens).
         for key in ("eos_token_id", "bos_token_id", "pad_token_id"):
             if isinstance(kwargs.get(key), list):
-                kwargs[key] = kwargs[key][0]
+                kwargs[key] = kwargs[key][0] if kwargs[key] else None
             if kwargs.get(key) is None:
                 kwargs.pop(key, None)
-        config = cls(**kwargs)
-        if d.get("head_dim") not in (None, config.head_dim):
-            raise ValueError("head_dim different from hidden_size / num_attention_heads is not supported")
-        return config
+        return cls(**kwargs)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_hf_dict(), indent=2) + "\n", encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Sequence
 
-from model.tokenizer import Tokenizer
+from model.tokenizer_base import BaseTokenizer
 
 
 class IncrementalDetokenizer:
@@ -16,7 +16,7 @@ class IncrementalDetokenizer:
     never complete a character) is dropped rather than sent as U+FFFD. O(1) per token.
     """
 
-    def __init__(self, tokenizer: Tokenizer, skip_special: bool = True) -> None:
+    def __init__(self, tokenizer: BaseTokenizer, skip_special: bool = True) -> None:
         self.tokenizer = tokenizer
         self.skip_special = skip_special
         self.ids: list[int] = []

@@ -104,7 +104,7 @@ class Engine:
         model_config = model.config
         self.max_seq_len = min(
             self.config.max_seq_len or model_config.max_position_embeddings,
-            model_config.max_position_embeddings,
+            getattr(model, "max_len", model_config.max_position_embeddings),  # its rotary tables' length
         )
         self.vocab_size = model_config.vocab_size
         self.eos_token_ids = tuple(eos_token_ids)

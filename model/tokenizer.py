@@ -15,6 +15,7 @@ from typing import Any
 import sentencepiece as spm
 
 from model import chat_template
+from model.tokenizer_base import BaseTokenizer
 
 SYSTEM, USER, ASSISTANT, END, THINK, THINK_END = (
     "<|system|>",
@@ -77,7 +78,9 @@ def train_tokenizer(
     return prefix.with_suffix(".model")
 
 
-class Tokenizer:
+class Tokenizer(BaseTokenizer):
+    """A SentencePiece ``tokenizer.model`` (the tokenizer our training pipeline writes)."""
+
     def __init__(self, model_file: str | Path, chat_template_text: str | None = None) -> None:
         self.model_file = Path(model_file)
         self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
@@ -98,6 +101,15 @@ class Tokenizer:
         # A tokenizer trained with a dummy prefix ("▁" before the first word) drops that space on decode.
         self.adds_dummy_prefix = self.sp.encode("a", out_type=str)[:1] == ["\u2581a"]
         self._token_bytes: dict[int, bytes] = {}
+        self.special_token_strings = {
+            name: self.sp.id_to_piece(i)
+            for name, i in (
+                ("bos_token", self.bos_id),
+                ("eos_token", self.eos_id),
+                ("pad_token", self.pad_id),
+            )
+            if i is not None and 0 <= i < self.vocab_size
+        }
 
     @classmethod
     def from_directory(cls, directory: str | Path) -> Tokenizer:
@@ -153,67 +165,3 @@ class Tokenizer:
         if skip_special:
             ids = [i for i in ids if i not in self.special_ids]
         return self.sp.decode(list(ids))
-
-    def render_chat(
-        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
-    ) -> str:
-        return chat_template.render(self.chat_template, messages, add_generation_prompt, reasoning)
-
-    def encode_chat(
-        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
-    ) -> list[int]:
-        return self.encode_chat_segments(messages, add_generation_prompt, reasoning)[0]
-
-    def encode_chat_segments(
-        self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True, reasoning: bool = False
-    ) -> tuple[list[int], list[int]]:
-        """Token ids of a rendered conversation and, per token, the index of the message whose content it
-        belongs to (-1 for template tokens). Training uses the owners to build the assistant-only loss mask."""
-        ids: list[int] = []
-        owners: list[int] = []
-        for text, owner in chat_template.render_segments(
-            self.chat_template, messages, add_generation_prompt, reasoning
-        ):
-            piece = self.encode(text) if owner >= 0 else self.encode_template_text(text)
-            ids.extend(piece)
-            owners.extend([owner] * len(piece))
-        return ids, owners
-
-    def encode_sft_example(
-        self, messages: Sequence[dict[str, Any]], reasoning_chain: str | None = None
-    ) -> tuple[list[int], list[int]]:
-        """Token ids of a training conversation and its loss mask (1 = a token the model learns to write).
-
-        The mask covers every assistant message's content and the ``<|end|>`` that closes it, never the
-        system/user text or the template. With ``reasoning_chain`` the last (assistant) message is the final
-        answer and is written in reasoning format, exactly as generated at inference time:
-        ``<|assistant|><think>`` (prompt) then ``\\n{chain}\\n</think>\\n{final}<|end|>`` (target).
-        """
-        if reasoning_chain is None:
-            ids, owners = self.encode_chat_segments(messages, add_generation_prompt=False)
-            return ids, self._assistant_mask(messages, ids, owners)
-        if not messages or messages[-1]["role"] != "assistant" or self.think_end_id is None:
-            raise ValueError(
-                "a reasoning example needs a final assistant message and a tokenizer with </think>"
-            )
-        ids, owners = self.encode_chat_segments(messages[:-1], add_generation_prompt=True, reasoning=True)
-        mask = self._assistant_mask(messages[:-1], ids, owners)
-        final = chat_template.message_text(messages[-1]["content"])
-        target = (
-            self.encode("\n" + reasoning_chain + "\n")
-            + [self.think_end_id]
-            + self.encode("\n" + final)
-            + [self.end_id]
-        )
-        tail = self.encode_template_text("\n")
-        return ids + target + tail, mask + [1] * len(target) + [0] * len(tail)
-
-    def _assistant_mask(
-        self, messages: Sequence[dict[str, Any]], ids: list[int], owners: list[int]
-    ) -> list[int]:
-        is_assistant = [m["role"] == "assistant" for m in messages]
-        mask = [1 if o >= 0 and is_assistant[o] else 0 for o in owners]
-        for i in range(1, len(ids)):  # the <|end|> closing an assistant message is part of its target
-            if ids[i] == self.end_id and owners[i] < 0 and owners[i - 1] >= 0 and is_assistant[owners[i - 1]]:
-                mask[i] = 1
-        return mask

@@ -19,6 +19,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.kv_cache import KVCache
+from model.rope_scaling import inverse_frequencies
 
 
 class RMSNorm(nn.Module):
@@ -58,9 +59,9 @@ class RotaryEmbedding(nn.Module):
     every head side by side (see :meth:`Attention.interleave_rotary`), so the rotation is one complex
     multiply by e^(i*angle) instead of four kernels."""
 
-    def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
+    def __init__(self, head_dim: int, max_len: int, theta: float, scaling: dict | None = None) -> None:
         super().__init__()
-        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        inv_freq = inverse_frequencies(head_dim, theta, scaling)
         freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
         self.register_buffer("cos", torch.cat([freqs, freqs], dim=-1).cos(), persistent=False)
         self.register_buffer("signed_sin", torch.cat([-freqs.sin(), freqs.sin()], dim=-1), persistent=False)
@@ -236,7 +237,9 @@ class DecoderLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, max_len: int | None = None) -> None:
+        """``max_len``: the longest sequence the rotary tables cover (default: the config's context). A
+        server caps it at its max model length, so a 128K-context model does not build 128K-row tables."""
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
@@ -245,7 +248,8 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-        self.rope = RotaryEmbedding(config.head_dim, config.max_position_embeddings, config.rope_theta)
+        self.max_len = min(max_len or config.max_position_embeddings, config.max_position_embeddings)
+        self.rope = RotaryEmbedding(config.head_dim, self.max_len, config.rope_theta, config.rope_scaling)
         self.apply(self._init_weights)
         # GPT-2 style: shrink the residual-branch outputs so the residual stream's variance stays ~1 at depth.
         for name, p in self.named_parameters():
@@ -292,10 +296,8 @@ class Transformer(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Causal forward over whole sequences: [B, T] token ids → [B, T, vocab] logits."""
         t = input_ids.shape[1]
-        if t > self.config.max_position_embeddings:
-            raise ValueError(
-                f"sequence of {t} tokens exceeds the context of {self.config.max_position_embeddings}"
-            )
+        if t > self.max_len:
+            raise ValueError(f"sequence of {t} tokens exceeds the context of {self.max_len}")
         positions = torch.arange(t).unsqueeze(0).expand(input_ids.shape[0], t)
         x = self.embed_tokens(input_ids)
         rotary = self.rope(positions)

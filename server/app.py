@@ -1,5 +1,5 @@
 """Builds the FastAPI app: settings, lifespan (load, quantize, start the engine, drain on shutdown),
-middleware and error handlers. Routes live in :mod:`server.api_server`.
+middleware and error handlers. Routes live in :mod:`server.routes`.
 
 Middleware, outermost first (all pure ASGI, so streamed responses pass through unbuffered):
 request id + access log -> metrics -> auth (``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
@@ -19,17 +19,18 @@ from fastapi import FastAPI
 from model.checkpoint import LoadedCheckpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
-from server import api_server
+from server import routes
 from server.auth import AuthMiddleware, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
 from server.errors import install_error_handlers
+from server.lifecycle import Lifecycle
 from server.loading import load_for_serving
-from server.logging import RequestContextMiddleware
 from server.metrics import Metrics, MetricsMiddleware
 from server.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from server.request_log import RequestContextMiddleware
+from server.serving import ServingContext, system_fingerprint
 from server.serving_chat import ServingChat
 from server.serving_completions import ServingCompletions
-from server.serving_engine import Lifecycle, ServingContext, system_fingerprint
 from server.settings import Settings
 
 logger = logging.getLogger("tinyllm.server")
@@ -48,6 +49,7 @@ class ServerState:
     context: ServingContext | None = None
     chat: ServingChat | None = None
     completions: ServingCompletions | None = None
+    model_owner: str = "tinyllm"
 
 
 def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None) -> FastAPI:
@@ -69,7 +71,9 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        loaded = checkpoint or await asyncio.to_thread(load_for_serving, settings.model)
+        loaded = checkpoint or await asyncio.to_thread(
+            load_for_serving, settings.model, settings.max_model_len, settings.cache_dir
+        )
         # A fused copy laid out for decoding (int8 or fp32); ``loaded.model`` stays as loaded.
         precision = "int8" if settings.quantize == "int8" else "fp32"
         model = await asyncio.to_thread(prepare_for_serving, loaded.model, precision)
@@ -95,6 +99,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
             fingerprint=system_fingerprint(loaded.config.to_hf_dict(), settings.quantize),
         )
         state.engine, state.context = engine, ctx
+        state.model_owner = loaded.owner or "tinyllm"
         state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
         state.lifecycle.attach(asyncio.get_running_loop(), settings.shutdown_grace_seconds)
         state.lifecycle.ready = True
@@ -105,6 +110,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
                 "checkpoint": str(loaded.path),
                 "quantize": settings.quantize,
                 "context": engine.max_seq_len,
+                "kv_cache_bytes": engine.cache.nbytes(),
                 "max_batch": settings.max_batch,
                 "parameters": loaded.model.num_parameters(),
                 "startup_s": round(time.perf_counter() - started, 2),
@@ -126,7 +132,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     )
     app.state.tinyllm = state
     install_error_handlers(app)
-    app.include_router(api_server.router)
+    app.include_router(routes.router)
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(
         BodySizeLimitMiddleware,

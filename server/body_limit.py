@@ -23,17 +23,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import error_response
 
-DRAIN_LIMIT = 16 * 1024 * 1024  # read at most this much of a refused body; beyond it, just close
+DISCARD_LIMIT = 16 * 1024 * 1024  # read at most this much of a refused body; beyond it, just close
 
 
-async def _drain(receive: Receive, budget: int, timeout: float | None) -> None:
+async def _discard_body(receive: Receive, budget: int, timeout: float | None) -> None:
+    """Read and throw away up to ``budget`` more bytes of a refused body, each chunk within ``timeout``, so
+    that the client is done sending when our 413 arrives (else its kernel may see a reset instead)."""
     try:
-        await asyncio.wait_for(_drain_all(receive, budget), timeout)
+        await asyncio.wait_for(_read_and_discard(receive, budget), timeout)
     except TimeoutError:
         pass  # a client that stops sending gets its 413 now
 
 
-async def _drain_all(receive: Receive, budget: int) -> None:
+async def _read_and_discard(receive: Receive, budget: int) -> None:
     while budget > 0:
         message = await receive()
         if message["type"] != "http.request" or not message.get("more_body", False):
@@ -60,8 +62,8 @@ class BodySizeLimitMiddleware:
                     declared = None
                 break
         if declared is not None and declared > self.max_body_bytes:
-            if declared <= DRAIN_LIMIT:
-                await _drain(receive, declared, self.read_timeout)
+            if declared <= DISCARD_LIMIT:
+                await _discard_body(receive, declared, self.read_timeout)
             response = error_response(
                 413,
                 f"Request body too large: {declared} bytes, the limit is {self.max_body_bytes}.",
@@ -91,7 +93,7 @@ class BodySizeLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     if message.get("more_body", False):
-                        await _drain(receive, DRAIN_LIMIT - received, self.read_timeout)
+                        await _discard_body(receive, DISCARD_LIMIT - received, self.read_timeout)
                     raise HTTPException(413, "Request body too large.")
             return message
 

@@ -21,7 +21,7 @@ from model.checkpoint import CheckpointError
 from server.app import create_app
 from server.auth import ConfigError
 from server.loading import load_for_serving
-from server.logging import configure_logging
+from server.request_log import configure_logging
 from server.settings import Settings, settings_from_args
 
 logger = logging.getLogger("tinyllm.server")
@@ -49,7 +49,7 @@ def serve(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         logger.info("loading checkpoint", extra={"checkpoint": settings.model})
-        checkpoint = load_for_serving(settings.model)
+        checkpoint = load_for_serving(settings.model, settings.max_model_len, settings.cache_dir)
         app = create_app(settings, checkpoint=checkpoint)
     except CheckpointError as e:
         logger.error(f"cannot load the checkpoint: {e}")

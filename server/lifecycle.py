@@ -20,7 +20,7 @@ class Cancellable(Protocol):
 
 
 class Lifecycle:
-    """Readiness, draining, and the requests in flight (an :class:`server.serving_engine.Admission` each)."""
+    """Readiness, draining, and the requests in flight (an :class:`server.admission.Admission` each)."""
 
     def __init__(self) -> None:
         self.ready = False

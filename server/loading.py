@@ -24,12 +24,15 @@ from typing import Any
 
 from model.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from model.engine import Engine, EngineConfig
+from model.model_cache import resolve_model
 from model.sampling import SamplingParams
+from server.settings import DEFAULT_MAX_MODEL_LEN
 
 JSON_FILES = ("config.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
 
-# generation_config.json keys that become request defaults (see serving_engine.sampling_params).
-_SAMPLING_DEFAULTS = {
+# The checks of the generation_config.json keys that become request defaults: one per key of
+# server.protocol.CHECKPOINT_SAMPLING_KEYS.
+GENERATION_CONFIG_CHECKS = {
     "temperature": ("a number >= 0", lambda v: v >= 0),
     "top_p": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
     "min_p": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
@@ -52,7 +55,7 @@ def _check_json_objects(directory: Path) -> None:
 
 
 def _check_generation_defaults(generation_config: dict[str, Any], path: Path) -> None:
-    for key, (wanted, ok) in _SAMPLING_DEFAULTS.items():
+    for key, (wanted, ok) in GENERATION_CONFIG_CHECKS.items():
         value = generation_config.get(key)
         if value is None:
             continue
@@ -88,13 +91,20 @@ def _smoke_test(loaded: LoadedCheckpoint, directory: Path) -> None:
             engine.shutdown(timeout=1.0)
 
 
-def load_for_serving(directory: str | Path) -> LoadedCheckpoint:
-    """Load ``directory`` and check that it can serve; raises :class:`CheckpointError` naming the file."""
-    directory = Path(directory)
+def load_for_serving(
+    model: str | Path, max_model_len: int = 0, cache_dir: str | Path | None = None
+) -> LoadedCheckpoint:
+    """Load ``model`` (a checkpoint directory, or a .gguf file imported into the cache once) for sequences
+    of at most ``max_model_len`` tokens (0: the model's context, capped at ``DEFAULT_MAX_MODEL_LEN``) and
+    check that it can serve; raises :class:`CheckpointError` naming the file."""
+    try:
+        directory = resolve_model(model, cache_dir)
+    except OSError as e:
+        raise CheckpointError(f"{model}: cannot import into the cache ({e})") from None
     if directory.is_dir():
         _check_json_objects(directory)
     try:
-        loaded = load_checkpoint(directory)
+        loaded = load_checkpoint(directory, max_len=max_model_len or DEFAULT_MAX_MODEL_LEN)
     except CheckpointError:
         raise
     except Exception as e:  # an inconsistency load_checkpoint does not name; still one line, not a traceback

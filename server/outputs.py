@@ -6,31 +6,26 @@ could be the start of a stop string, so a client never sees part of one, even ac
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
 from model.detokenizer import IncrementalDetokenizer, StopStringMatcher
 from model.request_handle import TokenEvent
-from model.tokenizer import Tokenizer
-
-_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+from model.tokenizer_base import BaseTokenizer
 
 
 class TokenTexts:
     """Text and UTF-8 bytes of single tokens, for logprobs. A token that is part of a multi-byte character
     is shown as ``bytes:\\xe4\\xbd`` (as OpenAI does), never as U+FFFD; ``bytes`` carries the exact value."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: BaseTokenizer) -> None:
         self.tokenizer = tokenizer
         self._cache: dict[int, tuple[str, list[int]]] = {}
 
     def get(self, token_id: int) -> tuple[str, list[int]]:
         cached = self._cache.get(token_id)
         if cached is None:
-            piece = self.tokenizer.id_to_piece(token_id)
-            m = _BYTE_PIECE.match(piece)
-            raw = bytes([int(m.group(1), 16)]) if m else piece.replace("\u2581", " ").encode("utf-8")
+            raw = self.tokenizer.token_bytes(token_id)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -63,6 +58,11 @@ class SequenceAccounting:
     def done(self) -> bool:
         return self.finish_reason is not None
 
+    def on_event(self, event: TokenEvent) -> str:
+        """Feed one engine event; returns the text it makes safe to stream (maybe ""). Each kind of
+        sequence (a plain choice, a reasoning sample) makes its own text."""
+        raise NotImplementedError
+
     def count(self, event: TokenEvent) -> bool:
         """Record an event's bookkeeping; False when the sequence is already done (tokens still in flight
         after a stop string matched, say) and the event must be ignored."""
@@ -80,7 +80,7 @@ class SequenceAccounting:
 class ChoiceState(SequenceAccounting):
     """One choice's output as its token events arrive."""
 
-    def __init__(self, index: int, tokenizer: Tokenizer, stops: list[str]) -> None:
+    def __init__(self, index: int, tokenizer: BaseTokenizer, stops: list[str]) -> None:
         super().__init__(index)
         self.detok = IncrementalDetokenizer(tokenizer)
         self.matcher = StopStringMatcher(stops)

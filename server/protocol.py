@@ -1,4 +1,4 @@
-"""Pydantic models of the OpenAI API objects we serve: requests, responses and stream chunks. Schemas only.
+"""Pydantic models of the OpenAI API requests we serve (responses and chunks: :mod:`server.responses`).
 
 Policy for request fields (one rule, applied everywhere):
 
@@ -9,19 +9,40 @@ Policy for request fields (one rule, applied everywhere):
 * anything else is an unknown parameter (400 ``unknown_parameter``), as the OpenAI API answers.
 
 Limits that depend on the server configuration (``n``, ``max_tokens``) are checked by the serving layer.
+A request converts itself to the engine's :class:`~model.sampling.SamplingParams`
+(:meth:`SamplingRequestFields.to_sampling_params`), from one table of defaults.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from server.reasoning_schemas import SelfConsistencyResult, if_none
+from model.sampling import SamplingParams
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# What a sampling parameter becomes when the request leaves it out (or sends null): for the keys in
+# CHECKPOINT_SAMPLING_KEYS the checkpoint's generation_config.json value first (as vLLM does: a model ships
+# the sampling it was tuned for), else the value here, OpenAI's default.
+SAMPLING_DEFAULTS: dict[str, float | int | bool] = {
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "top_k": 0,
+    "min_p": 0.0,
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "min_tokens": 0,
+    "ignore_eos": False,
+}
+# The generation_config.json keys that set request defaults (server.loading checks them at start-up).
+CHECKPOINT_SAMPLING_KEYS = frozenset({"temperature", "top_p", "top_k", "min_p", "repetition_penalty"})
+# Below these, sampling is greedy. top_p: the best token alone has p >= 1/vocab > 1e-6.
+MIN_TEMPERATURE, MIN_TOP_P = 1e-4, 1e-6
 
 
 def unsupported(param: str, what: str = "") -> PydanticCustomError:
@@ -40,10 +61,6 @@ class OpenAIRequestModel(BaseModel):
     # NaN and infinities are valid Python JSON but never a valid parameter. Strict types, as the OpenAI API:
     # "5" is not an integer and true is not 1 (pydantic's lax mode would read [[false]] as token id 0).
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
-
-
-class ResponseModel(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=True)
 
 
 # --------------------------------------------------------------------------------------------- requests
@@ -202,6 +219,37 @@ class SamplingRequestFields(OpenAIRequestModel):
     def include_usage(self) -> bool:
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
 
+    def num_logprobs(self) -> int | None:
+        """Alternatives to report per sampled token; None: no logprobs (each endpoint spells it its way)."""
+        return None
+
+    def to_sampling_params(self, max_tokens: int, checkpoint_defaults: Mapping[str, Any]) -> SamplingParams:
+        """The engine's sampling for this request. ``max_tokens`` is the completion budget, already resolved
+        against the context by the serving layer; ``checkpoint_defaults`` is the generation_config.json."""
+        values: dict[str, Any] = {}
+        for key, default in SAMPLING_DEFAULTS.items():
+            value = getattr(self, key)
+            if value is None and key in CHECKPOINT_SAMPLING_KEYS:
+                value = checkpoint_defaults.get(key)
+            values[key] = default if value is None else type(default)(value)
+        if self.temperature is None and checkpoint_defaults.get("do_sample") is False:
+            values["temperature"] = 0.0
+        # Near-zero values mean greedy, and must become it: logits / 1e-300 overflow to inf and the softmax to
+        # NaN; a top_p that rounds to 0 in float32 (5e-324) drops every token. A NaN in one sequence fails the
+        # engine's whole decode step, every request in the batch with it.
+        if values["top_p"] < MIN_TOP_P:  # OpenAI accepts 0: keep only the most likely token, i.e. greedy
+            values["temperature"], values["top_p"] = 0.0, 1.0
+        if values["temperature"] < MIN_TEMPERATURE:
+            values["temperature"] = 0.0
+        values["top_k"] = max(0, values["top_k"])  # -1 and 0 both mean off
+        return SamplingParams(
+            **values,
+            logit_bias={int(k): float(v) for k, v in self.logit_bias.items()} if self.logit_bias else None,
+            seed=self.seed,
+            max_tokens=max_tokens,
+            logprobs=self.num_logprobs(),
+        )
+
 
 class ChatCompletionRequest(SamplingRequestFields):
     messages: list[ChatMessage] = Field(min_length=1)
@@ -253,6 +301,13 @@ class ChatCompletionRequest(SamplingRequestFields):
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
+    def max_tokens_param(self) -> str:
+        """The name the client gave its completion budget, for errors about it."""
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
+
+    def num_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
+
 
 class CompletionRequest(SamplingRequestFields):
     prompt: str | list[str] | list[int] | list[list[int]]
@@ -276,6 +331,9 @@ class CompletionRequest(SamplingRequestFields):
             raise unsupported("suffix", "no fill-in-the-middle")
         return suffix
 
+    def num_logprobs(self) -> int | None:
+        return self.logprobs
+
     def prompts(self) -> list[str | list[int]]:
         """The prompts as a list: each a string or a list of token ids."""
         p = self.prompt
@@ -284,134 +342,3 @@ class CompletionRequest(SamplingRequestFields):
         if all(isinstance(x, int) for x in p):
             return [list(p)]  # type: ignore[arg-type]
         return list(p)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------------------------- responses
-
-
-class UsageInfo(ResponseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    completion_tokens_details: dict[str, int] | None = None
-
-
-class TopLogprob(ResponseModel):
-    token: str
-    logprob: float
-    bytes: list[int] | None = None
-
-
-class TokenLogprob(TopLogprob):
-    top_logprobs: list[TopLogprob] = Field(default_factory=list)
-
-
-class ChoiceLogprobs(ResponseModel):
-    content: list[TokenLogprob] | None = None
-    refusal: None = None
-
-
-class ChatCompletionMessage(ResponseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str | None = None
-    refusal: str | None = None
-    # Reasoning mode: the chain of the sample whose answer won (absent outside reasoning mode).
-    reasoning_content: str | None = Field(None, exclude_if=if_none)
-
-
-class ChatCompletionChoice(ResponseModel):
-    index: int
-    message: ChatCompletionMessage
-    logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
-
-
-def _created() -> int:
-    return int(time.time())
-
-
-class ChatCompletionResponse(ResponseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int = Field(default_factory=_created)
-    model: str
-    system_fingerprint: str | None = None
-    choices: list[ChatCompletionChoice]
-    usage: UsageInfo
-    self_consistency: SelfConsistencyResult | None = Field(None, exclude_if=if_none)
-
-
-class DeltaMessage(ResponseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-    reasoning_content: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_none(self, handler: Any) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if v is not None}
-
-
-class ChatCompletionChunkChoice(ResponseModel):
-    index: int
-    delta: DeltaMessage
-    logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
-
-
-class ChatCompletionChunk(ResponseModel):
-    id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int = Field(default_factory=_created)
-    model: str
-    system_fingerprint: str | None = None
-    choices: list[ChatCompletionChunkChoice]
-    usage: UsageInfo | None = None
-    self_consistency: SelfConsistencyResult | None = Field(None, exclude_if=if_none)
-
-
-class CompletionLogprobs(ResponseModel):
-    tokens: list[str] = Field(default_factory=list)
-    token_logprobs: list[float | None] = Field(default_factory=list)
-    top_logprobs: list[dict[str, float] | None] = Field(default_factory=list)
-    text_offset: list[int] = Field(default_factory=list)
-
-
-class CompletionChoice(ResponseModel):
-    index: int
-    text: str
-    logprobs: CompletionLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
-
-
-class CompletionResponse(ResponseModel):
-    id: str
-    object: Literal["text_completion"] = "text_completion"
-    created: int = Field(default_factory=_created)
-    model: str
-    system_fingerprint: str | None = None
-    choices: list[CompletionChoice]
-    usage: UsageInfo | None = None
-
-
-class ModelCard(ResponseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int = Field(default_factory=_created)
-    owned_by: str = "tinyllm"
-    max_model_len: int | None = None
-
-
-class ModelList(ResponseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
-class ErrorDetail(ResponseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(ResponseModel):
-    error: ErrorDetail

@@ -118,7 +118,7 @@ class RateLimiter:
             self._buckets[identity] = buckets
         return buckets
 
-    def admit(self, identity: Identity, tokens: int) -> Reservation:
+    def reserve(self, identity: Identity, tokens: int) -> Reservation:
         """Take one request and reserve ``tokens``, or raise RateLimitExceeded having taken nothing."""
         with self._lock:
             b = self._buckets_of(identity)

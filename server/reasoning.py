@@ -9,9 +9,12 @@ This module is the pure part (no HTTP, no asyncio): the plan (sample count and o
 name the parameter), per-sample parsing of token events, and the vote with its accounting.
 :mod:`server.serving_reasoning` drives it from a request.
 
-Parsing is done on token ids, never on fuzzy text: every token up to and including the first ``</think>``
-is reasoning, everything after it is the final answer text (``<|end|>`` is a stop token and never arrives).
-A sample that never writes ``</think>`` (cut off by max_tokens) is all reasoning and has no answer.
+With a ``</think>`` token (our checkpoints), parsing is done on token ids, never on fuzzy text: every
+token up to and including the first ``</think>`` is reasoning, everything after it is the final answer text
+(``<|end|>`` is a stop token and never arrives). A sample that never writes ``</think>`` (cut off by
+max_tokens) is all reasoning and has no answer. A model without that token (SmolLM2, any chat model) still
+votes: its text is split at a textual ``</think>`` if it wrote one, else it is all final text, and the
+answer is extracted from it.
 """
 
 from __future__ import annotations
@@ -19,22 +22,24 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from model.answers import extract_answer, normalize_answer, vote
-from model.calculator import check_answer
-from model.chain_check import check_chain
 from model.detokenizer import IncrementalDetokenizer
 from model.request_handle import TokenEvent
 from model.sampling import SamplingParams
-from model.tokenizer import Tokenizer
+from model.tokenizer import THINK_END, Tokenizer
+from reasoning.answers import extract_answer, normalize_answer, split_reasoning
+from reasoning.calculator import check_answer
+from reasoning.chain_check import check_chain
+from reasoning.vote import vote
 from server.errors import APIError
 from server.outputs import SequenceAccounting
-from server.protocol import ChatCompletionRequest, UsageInfo
+from server.protocol import ChatCompletionRequest
 from server.reasoning_schemas import (
     SelfConsistencyCalculator,
     SelfConsistencyChain,
     SelfConsistencyResult,
     SelfConsistencyVote,
 )
+from server.responses import UsageInfo
 from server.settings import Settings
 
 # Temperature of the k > 1 samples of a vote when the request sets none: diverse chains that still mostly
@@ -49,7 +54,7 @@ class ReasoningPlan:
     samples: int  # k: chains sampled and voted
     return_chains: bool = False  # list every sample in the response's self_consistency object
     calculator: bool = False  # check the voted answer against the safe calculator
-    check_steps: bool = True  # rank first the answers of chains that pass model.chain_check.check_chain
+    check_steps: bool = True  # rank first the answers of chains that pass reasoning.chain_check.check_chain
 
 
 def effort_samples(settings: Settings, effort: str) -> int:
@@ -60,9 +65,7 @@ def effort_samples(settings: Settings, effort: str) -> int:
     }[effort]
 
 
-def resolve_plan(
-    req: ChatCompletionRequest, settings: Settings, slots: int, has_reasoning_markers: bool
-) -> ReasoningPlan | None:
+def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int) -> ReasoningPlan | None:
     """The reasoning plan of a chat request, None when it does not ask for reasoning mode.
 
     ``self_consistency.samples`` above the limit (``MAX_SELF_CONSISTENCY_SAMPLES`` and the engine's
@@ -73,14 +76,6 @@ def resolve_plan(
     options, effort = req.self_consistency, req.reasoning_effort
     if options is None and effort is None:
         return None
-    param = "self_consistency" if options is not None else "reasoning_effort"
-    if not has_reasoning_markers:
-        raise APIError(
-            400,
-            "The served model's tokenizer has no <think>/</think> markers: reasoning mode is not available.",
-            code="unsupported_parameter",
-            param=param,
-        )
     limit = min(settings.max_self_consistency_samples, slots)
     if options is not None:
         samples = options.samples
@@ -163,6 +158,11 @@ class _Trimmed:
 class SampleState(SequenceAccounting):
     """One of the k samples as its token events arrive: the chain, the final text, the counts.
 
+    With ``</think>`` as a token of the model, the chain streams as it decodes and ends at that token. A
+    model without such tokens (any chat model) writes plain text: the whole text is read at the end, split
+    at a textual ``<think>…</think>`` when the model wrote one, and otherwise it is all final text (no
+    chain) whose answer the vote extracts ("The answer is 8", "#### 8", ``\\boxed{8}``, the last number).
+
     Its counts, finish state and token timings are :class:`~server.outputs.SequenceAccounting`, as for a
     plain choice, so the request's accounting, token refund and access log work unchanged.
     """
@@ -177,6 +177,7 @@ class SampleState(SequenceAccounting):
         self._final = ""
         self.in_final = False  # </think> seen
         self.reasoning_tokens = 0  # tokens before and including </think>
+        self._text_ends: list[int] = []  # no </think> token: the text length after each token
 
     @property
     def content(self) -> str:
@@ -198,6 +199,8 @@ class SampleState(SequenceAccounting):
         if not self.count(event):
             return ""
         delta = ""
+        if self.think_end_id is None:
+            return self._on_unmarked_event(event)
         if event.token_id is not None:
             if self.in_final:
                 self._final += self._final_detok.push(event.token_id)
@@ -217,6 +220,24 @@ class SampleState(SequenceAccounting):
         self.reasoning_content += delta
         return delta
 
+    def _on_unmarked_event(self, event: TokenEvent) -> str:
+        """A model without a ``</think>`` token: collect the text; at the end, the chain it marked in text
+        (returned, to stream) and the final text."""
+        if event.token_id is not None:
+            self._final += self._final_detok.push(event.token_id)
+            self._text_ends.append(len(self._final))
+        if event.finish_reason is None:
+            return ""
+        self._final += self._final_detok.flush()
+        self.finish_reason = event.finish_reason
+        text, self.in_final = self._final, True
+        if THINK_END in text:
+            closed = text.index(THINK_END) + len(THINK_END)
+            self.reasoning_tokens = next((i + 1 for i, end in enumerate(self._text_ends) if end >= closed), 0)
+            chain, self._final = split_reasoning(text)
+            self.reasoning_content = chain or ""
+        return self.reasoning_content
+
 
 # --------------------------------------------------------------------------------------------- the vote
 
@@ -232,12 +253,12 @@ class VoteOutcome:
 
 
 def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> VoteOutcome:
-    """Vote over the finished samples (``model.answers.vote``: answers compared after normalisation, ties to
+    """Vote over the finished samples (``reasoning.vote.vote``: answers compared after normalisation, ties to
     the earliest sample). Samples without an answer count in k and appear as one ``answer: null`` entry, so
     the votes always sum to k and ``agreement`` is the winner's count / k.
 
     With ``check_steps`` every arithmetic step of each chain is recomputed and its numbers are traced back
-    to the question (``model.chain_check``); the answers of chains with neither a false step nor a number
+    to the question (``reasoning.chain_check``); the answers of chains with neither a false step nor a number
     foreign to the question are ranked first: a slip or a misread number in one chain cannot outvote
     chains that checked out. With all chains sound, or none, it is the plain majority vote."""
     answers = [s.answer for s in samples]

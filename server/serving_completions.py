@@ -1,40 +1,24 @@
 """POST /v1/completions (legacy text completions): prompt text or token ids -> engine -> text.
 
 ``prompt`` may be a string, a list of strings, a list of token ids or a list of such lists; with P prompts
-and ``n`` choices each, choice ``p * n + i`` is continuation i of prompt p (OpenAI's order).
+and ``n`` choices each, choice ``p * n + i`` is continuation i of prompt p (OpenAI's order). Each prompt is
+its own engine request. Stream order: the echoed prompts (with ``echo``), text chunks as they become safe
+to send, a chunk with each choice's ``finish_reason``, the usage chunk when asked for, ``[DONE]``.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from fastapi import Request, Response
 
 from server.auth import Identity
 from server.errors import APIError
 from server.outputs import ChoiceState, SampledLogprob, TokenTexts
-from server.protocol import CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse
-from server.serving_engine import (
-    Admission,
-    ServingContext,
-    admit,
-    check_finish,
-    check_model,
-    check_n,
-    check_params,
-    collect,
-    error_event,
-    log_prompt,
-    merged_events,
-    resolve_max_tokens,
-    run_until_disconnect,
-    sampling_params,
-    sse_response,
-    tokenize,
-    usage_of,
-)
+from server.protocol import CompletionRequest
+from server.responses import CompletionChoice, CompletionLogprobs, CompletionResponse
+from server.serving import Generation, OpenAIServing, tokenize
 
 
 def completion_logprobs(texts: TokenTexts, entries: list[SampledLogprob], offset: int) -> CompletionLogprobs:
@@ -47,9 +31,30 @@ def completion_logprobs(texts: TokenTexts, entries: list[SampledLogprob], offset
     return out
 
 
-class ServingCompletions:
-    def __init__(self, ctx: ServingContext) -> None:
-        self.ctx = ctx
+@dataclass(kw_only=True)
+class CompletionGeneration(Generation):
+    echoes: list[str]  # per choice: its prompt's text with ``echo``, else ""
+
+
+class ServingCompletions(OpenAIServing):
+    id_prefix = "cmpl"
+    chunk_type = CompletionResponse
+
+    def check_endpoint_rules(self, req: CompletionRequest) -> None:
+        if req.best_of is not None and req.best_of != (req.n or 1):
+            raise APIError(
+                400,
+                "best_of different from n is not supported.",
+                code="unsupported_parameter",
+                param="best_of",
+            )
+        if req.echo and req.logprobs is not None:
+            raise APIError(
+                400,
+                "echo with logprobs (prompt logprobs) is not supported.",
+                code="unsupported_parameter",
+                param="echo",
+            )
 
     def _prompt_ids(self, req: CompletionRequest) -> tuple[list[list[int]], list[str]]:
         """Token ids and text of each prompt."""
@@ -57,7 +62,7 @@ class ServingCompletions:
         ids_list, texts = [], []
         for prompt in req.prompts():
             if isinstance(prompt, str):
-                ids_list.append(tokenizer.encode(prompt))
+                ids_list.append(tokenizer.encode_prompt(prompt))
                 texts.append(prompt)
             else:
                 if any(not 0 <= t < tokenizer.vocab_size for t in prompt):
@@ -73,31 +78,9 @@ class ServingCompletions:
 
     async def create(self, req: CompletionRequest, raw_request: Request, identity: Identity) -> Response:
         ctx = self.ctx
-        check_model(ctx, req.model)
+        self.check_request(req)
         n = req.n or 1
-        if req.best_of is not None and req.best_of != n:
-            raise APIError(
-                400,
-                "best_of different from n is not supported.",
-                code="unsupported_parameter",
-                param="best_of",
-            )
-        if req.echo and req.logprobs is not None:
-            raise APIError(
-                400,
-                "echo with logprobs (prompt logprobs) is not supported.",
-                code="unsupported_parameter",
-                param="echo",
-            )
-        if req.stream_options is not None and not req.stream:
-            raise APIError(
-                400,
-                "stream_options is only allowed when stream is true.",
-                code="invalid_value",
-                param="stream_options",
-            )
-        check_n(ctx, n)
-        # Each prompt is its own engine request: more than the queue holds could never be admitted, and a 503
+        # Each prompt is its own engine request: more than the queue holds could never all be queued, and a 503
         # would have the client retry forever.
         limit = max(1, ctx.settings.max_queue)
         if len(req.prompts()) > limit:
@@ -110,18 +93,19 @@ class ServingCompletions:
         chars = sum(len(prompt) for prompt in req.prompts() if isinstance(prompt, str))
         prompts, prompt_texts = await tokenize(self._prompt_ids, req, chars=chars)
         longest = max(len(p) for p in prompts)
-        max_tokens = resolve_max_tokens(ctx, req.max_tokens, longest, "prompt", "max_tokens")
-        params = sampling_params(ctx, req, max_tokens, req.logprobs)
-        check_params(ctx, params, "max_tokens")
-        log_prompt(ctx, raw_request.scope, prompt_texts)
-        admission = admit(ctx, identity, prompts, params, n, "prompt")
+        max_tokens = self.completion_budget(req.max_tokens, longest, "prompt", "max_tokens")
+        params = req.to_sampling_params(max_tokens, ctx.generation_defaults)
+        self.check_params(params, "max_tokens")
+        if not all(prompts):  # text that encodes to no tokens (the tokenizer adds no BOS)
+            raise APIError(400, "The prompt is empty.", code="invalid_value", param="prompt")
+        self.log_prompt(raw_request.scope, prompt_texts)
+        admission = self.admit(identity, prompts, params, n, "prompt")
         choices = [
             ChoiceState(p * n + i, ctx.tokenizer, req.stop_list())
             for p in range(len(prompts))
             for i in range(n)
         ]
-        echoes = [prompt_texts[c.index // n] if req.echo else "" for c in choices]
-        completion_id = f"cmpl-{uuid.uuid4().hex}"
+        completion_id = self.new_completion_id()
         log = {
             "model": req.model,
             "stream": bool(req.stream),
@@ -129,96 +113,54 @@ class ServingCompletions:
             "prompts": len(prompts),
             "completion_id": completion_id,
         }
-        if req.stream:
-            return sse_response(
-                ctx,
-                self._stream(req, admission, choices, echoes, n, completion_id, raw_request, log),
-                on_close=lambda: admission.finish(choices, raw_request.scope, log),
+        return await self.respond(
+            CompletionGeneration(
+                request=req,
+                admission=admission,
+                choices=choices,
+                n=n,
+                raw_request=raw_request,
+                log=log,
+                completion_id=completion_id,
+                echoes=[prompt_texts[c.index // n] if req.echo else "" for c in choices],
             )
-        try:
-            done = await run_until_disconnect(collect(admission, choices, n), raw_request, admission.cancel)
-        finally:
-            admission.finish(choices, raw_request.scope, log)
-        if done is None:
-            return Response(status_code=499)  # the client is gone; nobody reads this
-        check_finish(choices)
+        )
+
+    def _logprobs(
+        self, gen: CompletionGeneration, choice: ChoiceState, entries: list[SampledLogprob]
+    ) -> CompletionLogprobs:
+        return completion_logprobs(self.ctx.texts, entries, len(gen.echoes[choice.index]))
+
+    def opening_chunks(self, gen: CompletionGeneration) -> Iterable[str]:
+        return [
+            self.chunk(gen, [CompletionChoice(index=c.index, text=gen.echoes[c.index])])
+            for c in gen.choices
+            if gen.echoes[c.index]
+        ]
+
+    def event_chunks(self, gen: CompletionGeneration, choice: ChoiceState, text: str) -> Iterable[str]:
+        new_logprobs = choice.take_new_logprobs() if gen.request.logprobs is not None else []
+        if text or new_logprobs:
+            logprobs = self._logprobs(gen, choice, new_logprobs) if new_logprobs else None
+            yield self.chunk(gen, [CompletionChoice(index=choice.index, text=text, logprobs=logprobs)])
+        if choice.done:
+            yield self.chunk(
+                gen, [CompletionChoice(index=choice.index, text="", finish_reason=choice.finish_reason)]
+            )
+
+    def response(self, gen: CompletionGeneration) -> CompletionResponse:
         return CompletionResponse(
-            id=completion_id,
-            model=ctx.model_name,
-            system_fingerprint=ctx.fingerprint,
+            id=gen.completion_id,
+            model=self.ctx.model_name,
+            system_fingerprint=self.ctx.fingerprint,
             choices=[
                 CompletionChoice(
                     index=c.index,
-                    text=echoes[c.index] + c.text,
+                    text=gen.echoes[c.index] + c.text,
                     finish_reason=c.finish_reason,
-                    logprobs=completion_logprobs(ctx.texts, c.logprobs, len(echoes[c.index]))
-                    if req.logprobs is not None
-                    else None,
+                    logprobs=self._logprobs(gen, c, c.logprobs) if gen.request.logprobs is not None else None,
                 )
-                for c in choices
+                for c in gen.choices
             ],
-            usage=usage_of(admission, choices),
+            usage=self.usage(gen),
         )
-
-    async def _stream(
-        self,
-        req: CompletionRequest,
-        admission: Admission,
-        choices: list[ChoiceState],
-        echoes: list[str],
-        n: int,
-        completion_id: str,
-        raw_request: Request,
-        log: dict,
-    ) -> AsyncIterator[str]:
-        ctx = self.ctx
-        created = int(time.time())
-
-        def chunk(choice: CompletionChoice) -> str:
-            return CompletionResponse(
-                id=completion_id,
-                created=created,
-                model=ctx.model_name,
-                system_fingerprint=ctx.fingerprint,
-                choices=[choice],
-            ).model_dump_json()
-
-        try:
-            for c in choices:
-                if echoes[c.index]:
-                    yield chunk(CompletionChoice(index=c.index, text=echoes[c.index]))
-            async for p, event in merged_events(admission.handles):
-                c = choices[p * n + event.index]
-                if c.done:
-                    continue
-                text = c.on_event(event)
-                if c.finish_reason in ("cancelled", "error"):
-                    yield error_event(
-                        "The generation ended early: the server is shutting down or failed.",
-                        "generation_" + c.finish_reason,
-                    )
-                    return
-                new_logprobs = c.take_new_logprobs() if req.logprobs is not None else []
-                if text or new_logprobs:
-                    logprobs = (
-                        completion_logprobs(ctx.texts, new_logprobs, len(echoes[c.index]))
-                        if new_logprobs
-                        else None
-                    )
-                    yield chunk(CompletionChoice(index=c.index, text=text, logprobs=logprobs))
-                if c.done:
-                    yield chunk(CompletionChoice(index=c.index, text="", finish_reason=c.finish_reason))
-                if all(x.done for x in choices):
-                    break
-            if req.include_usage():
-                yield CompletionResponse(
-                    id=completion_id,
-                    created=created,
-                    model=ctx.model_name,
-                    system_fingerprint=ctx.fingerprint,
-                    choices=[],
-                    usage=usage_of(admission, choices),
-                ).model_dump_json()
-            yield "[DONE]"
-        finally:
-            admission.finish(choices, raw_request.scope, log)

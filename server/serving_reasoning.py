@@ -11,22 +11,14 @@ A client that leaves cancels the engine request, i.e. all k samples at once.
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request, Response
 
 from server.auth import Identity
-from server.protocol import (
-    ChatCompletionChoice,
-    ChatCompletionChunk,
-    ChatCompletionChunkChoice,
-    ChatCompletionMessage,
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    DeltaMessage,
-)
+from server.protocol import ChatCompletionRequest
 from server.reasoning import (
     ReasoningPlan,
     SampleState,
@@ -36,41 +28,43 @@ from server.reasoning import (
     reasoning_usage,
     vote_params,
 )
-from server.serving_engine import (
-    Admission,
-    ServingContext,
-    admit,
-    chat_prompt,
-    check_finish,
-    check_params,
-    collect,
-    error_event,
-    log_prompt,
-    merged_events,
-    run_until_disconnect,
-    sampling_params,
-    sse_response,
+from server.responses import (
+    ChatCompletionChoice,
+    ChatCompletionChunk,
+    ChatCompletionChunkChoice,
+    ChatCompletionMessage,
+    ChatCompletionResponse,
+    DeltaMessage,
+    UsageInfo,
 )
+from server.serving import Generation, OpenAIServing
 
 
-class ServingReasoning:
-    def __init__(self, ctx: ServingContext) -> None:
-        self.ctx = ctx
+@dataclass(kw_only=True)
+class ReasoningGeneration(Generation):
+    plan: ReasoningPlan
+    question: str  # what the calculator reads
+    outcome: VoteOutcome | None = None  # the vote, once every sample has finished
+
+
+class ServingReasoning(OpenAIServing):
+    """Entered from :class:`server.serving_chat.ServingChat`, which has validated the request."""
+
+    id_prefix = "chatcmpl"
+    chunk_type = ChatCompletionChunk
 
     async def create(
         self, req: ChatCompletionRequest, plan: ReasoningPlan, raw_request: Request, identity: Identity
     ) -> Response:
         ctx = self.ctx
         k = plan.samples
-        prompt = await chat_prompt(ctx, req, reasoning=True)
-        params = vote_params(sampling_params(ctx, req, prompt.max_tokens, None), req, k)
-        check_params(ctx, params, prompt.max_param)
-        log_prompt(ctx, raw_request.scope, prompt.messages)
+        prompt = await self.render_chat(req, reasoning=True)
+        params = vote_params(req.to_sampling_params(prompt.max_tokens, ctx.generation_defaults), req, k)
+        self.check_params(params, prompt.max_param)
+        self.log_prompt(raw_request.scope, prompt.messages)
         # One request for k continuations: one prefill, KV forked into k slots, decoded in the same batch.
-        admission = admit(ctx, identity, [prompt.ids], params, k, "messages")
-        samples = [SampleState(i, ctx.tokenizer) for i in range(k)]
-        question = question_of(prompt.messages)
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        admission = self.admit(identity, [prompt.ids], params, k, "messages")
+        completion_id = self.new_completion_id()
         log = {
             "model": req.model,
             "stream": bool(req.stream),
@@ -78,102 +72,72 @@ class ServingReasoning:
             "self_consistency_samples": k,
             "completion_id": completion_id,
         }
-        if req.stream:
-            return sse_response(
-                ctx,
-                self._stream(req, plan, admission, samples, question, completion_id, raw_request, log),
-                on_close=lambda: admission.finish(samples, raw_request.scope, log),
+        return await self.respond(
+            ReasoningGeneration(
+                request=req,
+                admission=admission,
+                choices=[SampleState(i, ctx.tokenizer) for i in range(k)],
+                n=k,
+                raw_request=raw_request,
+                log=log,
+                completion_id=completion_id,
+                plan=plan,
+                question=question_of(prompt.messages),
             )
-        outcome = None
-        try:
-            done = await run_until_disconnect(collect(admission, samples, k), raw_request, admission.cancel)
-            if done is not None and all(s.finish_reason in ("stop", "length") for s in samples):
-                outcome = self._vote(samples, plan, question, log)  # before finish(): the access log has it
-        finally:
-            admission.finish(samples, raw_request.scope, log)
-        if done is None:
-            return Response(status_code=499)  # the client is gone; nobody reads this
-        check_finish(samples)
-        assert outcome is not None
-        winner = outcome.winner
+        )
+
+    def _vote(self, gen: ReasoningGeneration) -> VoteOutcome:
+        """Vote once every sample has finished; the agreement goes to the metrics and the access log."""
+        outcome = gen.outcome = decide(gen.choices, gen.plan, gen.question)
+        self.ctx.metrics.sc_samples.observe(gen.plan.samples)
+        self.ctx.metrics.sc_agreement.observe(outcome.agreement)
+        gen.log.update(self_consistency_agreement=round(outcome.agreement, 3))
+        return outcome
+
+    def usage(self, gen: Generation) -> UsageInfo:
+        return reasoning_usage(gen.admission.prompt_tokens, gen.choices)
+
+    def _delta_chunk(
+        self, gen: Generation, delta: DeltaMessage, finish_reason: str | None = None, **extra: Any
+    ) -> str:
+        choice = ChatCompletionChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
+        return self.chunk(gen, [choice], **extra)
+
+    def opening_chunks(self, gen: Generation) -> Iterable[str]:
+        return [self._delta_chunk(gen, DeltaMessage(role="assistant"))]
+
+    def event_chunks(self, gen: Generation, choice: SampleState, text: str) -> Iterable[str]:
+        if text and choice.index == 0:  # the primary sample's chain streams; the others are only voted
+            return [self._delta_chunk(gen, DeltaMessage(reasoning_content=text))]
+        return []
+
+    def closing_chunks(self, gen: ReasoningGeneration) -> Iterable[str]:
+        outcome = self._vote(gen)
+        yield self._delta_chunk(gen, DeltaMessage(content=outcome.winner.content))
+        yield self._delta_chunk(
+            gen, DeltaMessage(), finish_reason=outcome.winner.finish_reason, self_consistency=outcome.result
+        )
+
+    def on_collected(self, gen: ReasoningGeneration) -> None:
+        if all(s.finish_reason in ("stop", "length") for s in gen.choices):
+            self._vote(gen)  # before the accounting: the access log has the agreement
+
+    def response(self, gen: ReasoningGeneration) -> ChatCompletionResponse:
+        assert gen.outcome is not None  # every sample ended with stop or length (check_finish said so)
+        winner = gen.outcome.winner
         return ChatCompletionResponse(
-            id=completion_id,
-            model=ctx.model_name,
-            system_fingerprint=ctx.fingerprint,
+            id=gen.completion_id,
+            model=self.ctx.model_name,
+            system_fingerprint=self.ctx.fingerprint,
             choices=[
                 ChatCompletionChoice(
                     index=0,
                     message=ChatCompletionMessage(
-                        content=winner.content, reasoning_content=winner.reasoning_content
+                        content=winner.content, reasoning_content=winner.reasoning_content or None
                     ),
                     finish_reason=winner.finish_reason,
                 )
             ],
-            usage=reasoning_usage(admission.prompt_tokens, samples),
-            self_consistency=outcome.result,
+            usage=self.usage(gen),
+            self_consistency=gen.outcome.result,
         )
-
-    def _vote(self, samples: list[SampleState], plan: ReasoningPlan, question: str, log: dict) -> VoteOutcome:
-        outcome = decide(samples, plan, question)
-        self.ctx.metrics.sc_samples.observe(plan.samples)
-        self.ctx.metrics.sc_agreement.observe(outcome.agreement)
-        log.update(self_consistency_agreement=round(outcome.agreement, 3))
-        return outcome
-
-    async def _stream(
-        self,
-        req: ChatCompletionRequest,
-        plan: ReasoningPlan,
-        admission: Admission,
-        samples: list[SampleState],
-        question: str,
-        completion_id: str,
-        raw_request: Request,
-        log: dict,
-    ) -> AsyncIterator[str]:
-        ctx = self.ctx
-        created = int(time.time())
-
-        def chunk(delta: DeltaMessage, finish_reason: str | None = None, **extra: object) -> str:
-            return ChatCompletionChunk(
-                id=completion_id,
-                created=created,
-                model=ctx.model_name,
-                system_fingerprint=ctx.fingerprint,
-                choices=[ChatCompletionChunkChoice(index=0, delta=delta, finish_reason=finish_reason)],
-                **extra,
-            ).model_dump_json()
-
-        try:
-            yield chunk(DeltaMessage(role="assistant"))
-            async for _, event in merged_events(admission.handles):
-                sample = samples[event.index]
-                delta = sample.on_event(event)
-                if sample.finish_reason in ("cancelled", "error"):
-                    yield error_event(
-                        "The generation ended early: the server is shutting down or failed.",
-                        "generation_" + sample.finish_reason,
-                    )
-                    return
-                if delta and sample.index == 0:
-                    yield chunk(DeltaMessage(reasoning_content=delta))
-                if all(s.done for s in samples):
-                    break
-            outcome = self._vote(samples, plan, question, log)
-            yield chunk(DeltaMessage(content=outcome.winner.content))
-            yield chunk(
-                DeltaMessage(), finish_reason=outcome.winner.finish_reason, self_consistency=outcome.result
-            )
-            if req.include_usage():
-                yield ChatCompletionChunk(
-                    id=completion_id,
-                    created=created,
-                    model=ctx.model_name,
-                    system_fingerprint=ctx.fingerprint,
-                    choices=[],
-                    usage=reasoning_usage(admission.prompt_tokens, samples),
-                ).model_dump_json()
-            yield "[DONE]"
-        finally:
-            # Runs on normal end, on client disconnect (cancellation) and on shutdown: frees all k slots.
-            admission.finish(samples, raw_request.scope, log)

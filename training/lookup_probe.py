@@ -22,7 +22,6 @@ one the training data does not fix.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,19 +32,14 @@ from model.engine import Engine, EngineConfig
 from model.inference import Precision, prepare_for_serving
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
+from reasoning.chain_format import FIRST_CHECK_RE
 from training import reasoning_data
-
-# The chain up to the first verdict: "Asked: blue; red 3 is" / "所求：蓝色；红色3个，".
-_FIRST_CHECK = {
-    "en": re.compile(r"Asked: ([a-z]+); ([a-z]+) \d+ is"),
-    "zh": re.compile(r"所求：(\w+?)；(\w+?)\d+\w，"),
-}
 
 
 def check_prefix(record: dict[str, Any]) -> tuple[str, str, bool]:
     """The chain of an easy probability record cut right before its first verdict, the asked colour, and
     whether the first colour checked is the asked one."""
-    m = _FIRST_CHECK[record["lang"]].search(record["cot"])
+    m = FIRST_CHECK_RE[record["lang"]].search(record["cot"])
     if m is None:
         raise ValueError("not an easy probability chain with a check of the asked colour")
     return record["cot"][: m.end()], m[1], m[1] == m[2]

@@ -33,7 +33,7 @@ Layout: this module has the record format, the split rule, verification and the 
 ``training.reasoning_templates`` holds the wording (names, objects, system prompts, templates; the word problems' in
 ``training.word_templates``; ``training.template_lists`` builds the lists and says which ones train draws).
 
-Every answer is computed twice: by the step chain, and independently by ``model.calculator`` on an
+Every answer is computed twice: by the step chain, and independently by ``reasoning.calculator`` on an
 expression built from the problem's parameters (or, for bare expressions, parsed from the question text;
 for equations, by substituting the solution). ``verify_record`` re-checks a finished record.
 
@@ -53,9 +53,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.answers import extract_answer, normalize_answer, parse_number
-from model.calculator import check_answer
-from model.step_check import chain_equations, false_steps
+from reasoning import chain_format
+from reasoning.answers import extract_answer, normalize_answer, parse_number
+from reasoning.calculator import check_answer
+from reasoning.step_check import chain_equations, false_steps
 from training import reasoning_templates as wording
 from training.reasoning_paraphrase import paraphrase
 from training.reasoning_probability import probability, reduction_errors
@@ -106,7 +107,7 @@ def _make_record(rng: random.Random, split: str, stratum: str, lang: str, kind: 
         user = paraphrase(user, lang, rng)
         if wording.uses_held_out_template(user, lang):
             raise Reject("a paraphrase matched a held-out template")
-    final = f"答案：{problem.display}。" if lang == "zh" else f"The answer is {problem.display}."
+    final = chain_format.final(lang, problem.display)
     return {
         "system": ctx.choice(wording.SYSTEMS[lang]),
         "user": user,

@@ -25,54 +25,24 @@ from the chain's text (``verify_record`` uses it).
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 from math import gcd
 
+from reasoning import chain_format
 from training import reasoning_templates as wording
 from training.reasoning_problems import Chain, Context, Problem, check_same, numeric_answer
-
-_N = r"(\d+)"
-_FRACTION = r"(\d+(?:/\d+)?)"
-# "约分：12和18都除以6，12/6=2，18/6=3，所以12/18=2/3" / "Reduce: divide both by 6: 12/6=2, 18/6=3, so 12/18=2/3"
-_REDUCE = {
-    "zh": re.compile(
-        rf"约分：{_N}和{_N}都除以{_N}，{_N}/{_N}={_N}，{_N}/{_N}={_N}，所以{_N}/{_N}={_FRACTION}"
-    ),
-    "en": re.compile(
-        rf"Reduce: divide both by {_N}: {_N}/{_N}={_N}, {_N}/{_N}={_N}, so {_N}/{_N}={_FRACTION}"
-    ),
-}
-_IRREDUCIBLE = {
-    "zh": re.compile(rf"{_N}和{_N}没有大于1的公因数，{_N}/{_N}不能再约分"),
-    "en": re.compile(
-        rf"{_N} and {_N} have no common factor above 1, so {_N}/{_N} is already in lowest terms"
-    ),
-}
-_REDUCE_START = re.compile(r"约分[：:]|Reduce:")
 
 
 def restate(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int]) -> None:
     """Every colour with its count, in the question's order: "红色球3个，蓝色球2个" / "Counts: red 3, blue 2"
     (a fixed first word keeps every English colour lower-case, the same token where it is looked up)."""
-    ch.say(
-        "，".join(f"{c}{obj[0]}{n}{obj[1]}" for c, n in zip(col, counts, strict=True)),
-        "Counts: " + ", ".join(f"{c} {n}" for c, n in zip(col, counts, strict=True)),
-    )
+    ch.write(chain_format.counts(ch.lang, col, counts, obj[0], obj[1]))
 
 
 def check_each(ch: Chain, obj: tuple[str, str, str, str], col: list[str], counts: list[int], ask: int) -> int:
     """The asked colour, then each colour in turn (with its count) checked against it until it is found;
     returns the asked colour's count. "Asked: green; red 8 is not green, green 7 is green, so favourable 7"."""
-    parts_zh, parts_en = [], []
-    for c, n in zip(col[: ask + 1], counts[: ask + 1], strict=True):
-        if c == col[ask]:
-            parts_zh.append(f"{c}{n}{obj[1]}，{c}正是所求，所以所求的有{n}{obj[1]}")
-            parts_en.append(f"{c} {n} is {c}, so favourable {n}")
-        else:
-            parts_zh.append(f"{c}{n}{obj[1]}，不是{col[ask]}")
-            parts_en.append(f"{c} {n} is not {col[ask]}")
-    ch.say(f"所求：{col[ask]}；" + "；".join(parts_zh), f"Asked: {col[ask]}; " + ", ".join(parts_en))
+    ch.write(chain_format.colour_checks(ch.lang, col[ask], col[: ask + 1], counts[: ask + 1], obj[1]))
     return counts[ask]
 
 
@@ -80,19 +50,12 @@ def _reduce(ch: Chain, favourable: int, total: int) -> Fraction:
     """The reduction step: divide both by their gcd, or say that there is nothing to divide by."""
     g = gcd(favourable, total)
     if g == 1:
-        ch.say(
-            f"{favourable}和{total}没有大于1的公因数，{favourable}/{total}不能再约分",
-            f"{favourable} and {total} have no common factor above 1, so {favourable}/{total} is already in "
-            "lowest terms",
-        )
+        ch.write(chain_format.irreducible(ch.lang, favourable, total))
         return Fraction(favourable, total)
     a, eq_a = ch.op(favourable, "/", g)
     b, eq_b = ch.op(total, "/", g)
     reduced = str(a) if b == 1 else f"{a}/{b}"  # a whole number cannot occur (0 < p < 1); kept correct
-    ch.say(
-        f"约分：{favourable}和{total}都除以{g}，{eq_a}，{eq_b}，所以{favourable}/{total}={reduced}",
-        f"Reduce: divide both by {g}: {eq_a}, {eq_b}, so {favourable}/{total}={reduced}",
-    )
+    ch.write(chain_format.reduction(ch.lang, favourable, total, g, eq_a, eq_b, reduced))
     return Fraction(a, b)
 
 
@@ -137,10 +100,7 @@ def probability(ctx: Context, ch: Chain) -> Problem:
             check = f"({n1}+{n2}+{n3}-{n2})/({n1}+{n2}+{n3})"
         f.update(n1=n1, n2=n2, n3=n3)
         template = wording.PROB_HARD
-    ch.say(
-        f"每{obj[1]}被取到的可能性相同，概率是{favourable}/{total}",
-        f"Each {obj[2]} is equally likely, so the probability is {favourable}/{total}",
-    )
+    ch.write(chain_format.probability(ch.lang, obj[1], obj[2], favourable, total))
     p = _reduce(ch, favourable, total)
     check_same(check, p)
     key, display = numeric_answer(p)
@@ -164,18 +124,20 @@ def reduction_errors(cot: str, answer: str) -> list[str]:
     "divide both by g" with g the greatest common factor (and divide both by it) or "cannot be reduced"
     with no common factor, and that verdict must give ``answer``. Equations are checked elsewhere."""
     errors, verdicts = [], []
-    for lang, regex in _REDUCE.items():
+    for lang, regex in chain_format.REDUCTION_RE.items():
         for m in regex.finditer(cot):
             errors += _reduction_error(m.groups() if lang == "zh" else (m[2], m[5], *m.groups()))
             verdicts.append(m.groups()[-1])
-    for m in (match for regex in _IRREDUCIBLE.values() for match in regex.finditer(cot)):
+    for m in (match for regex in chain_format.IRREDUCIBLE_RE.values() for match in regex.finditer(cot)):
         f, t, f2, t2 = m.groups()
         if (f2, t2) != (f, t):
             errors.append(f"irreducibility claim mixes {f}/{t} and {f2}/{t2}")
         elif gcd(int(f), int(t)) != 1:
             errors.append(f"{f}/{t} is said to be in lowest terms, but both divide by {gcd(int(f), int(t))}")
         verdicts.append(f"{f}/{t}")
-    if len(_REDUCE_START.findall(cot)) != sum(len(regex.findall(cot)) for regex in _REDUCE.values()):
+    if len(chain_format.REDUCTION_START_RE.findall(cot)) != sum(
+        len(regex.findall(cot)) for regex in chain_format.REDUCTION_RE.values()
+    ):
         errors.append("malformed reduction step")
     if len(verdicts) != 1:
         errors.append(f"expected one reduction verdict, found {len(verdicts)}")

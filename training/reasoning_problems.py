@@ -4,7 +4,7 @@ chain and checked answer.
 
 Each builder draws parameters for one kind and stratum, writes the solution as a chain of sentences with
 one operation each (``Chain.op`` refuses negative or inexact intermediate results by raising ``Reject``),
-and checks the chain's result independently with ``model.calculator``: on an expression built from the
+and checks the chain's result independently with ``reasoning.calculator``: on an expression built from the
 parameters, on the question text itself (bare expressions), or by substituting the solution (equations).
 A disagreement raises RuntimeError: it is a bug in the generator, never a data point.
 """
@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from model.answers import canonical_number, normalize_answer
-from model.calculator import check_answer, evaluate
+from reasoning import chain_format
+from reasoning.answers import canonical_number, normalize_answer
+from reasoning.calculator import check_answer, evaluate
 from training import reasoning_templates as wording
 from training.template_lists import train_options
 
@@ -64,10 +65,16 @@ class Chain:
         self.sentences: list[str] = []
 
     def say(self, zh: str, en: str) -> None:
-        if self.lang == "zh":
-            self.sentences.append(zh + "。")
-        else:
-            self.sentences.append(en[:1].upper() + en[1:] + ".")
+        """Append the sentence of the chain's language (narration written here, both languages side by side)."""
+        self.write(zh if self.lang == "zh" else en)
+
+    def write(self, text: str) -> None:
+        """Append a sentence already in the chain's language (one from ``reasoning.chain_format``)."""
+        self.sentences.append(self.sentence(text))
+
+    def sentence(self, text: str) -> str:
+        """``text`` as a sentence of the chain: a full stop, and an upper-case start in English."""
+        return text + "。" if self.lang == "zh" else text[:1].upper() + text[1:] + "."
 
     def op(self, a: int, op: str, b: int) -> tuple[int, str]:
         if op == "+":
@@ -90,9 +97,7 @@ class Chain:
 
     def _worked(self, a: int, op: str, b: int, c: int, steps: list[str]) -> str:
         """An operation with its partial work: "a op b: step, step, so a op b=c"."""
-        if self.lang == "zh":
-            return f"{a}{op}{b}：" + "，".join(steps) + f"，所以{a}{op}{b}={c}"
-        return f"{a}{op}{b}: " + ", ".join(steps) + f", so {a}{op}{b}={c}"
+        return chain_format.worked(self.lang, a, op, b, c, steps)
 
     def _columns(self, a: int, op: str, b: int, c: int) -> str:
         """A multi-digit +, - or one-digit * worked column by column, as on paper, so that every step is a
@@ -285,7 +290,7 @@ def expression(ctx: Context, ch: Chain) -> Problem:
     # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
     # the kind of problem shows in what was copied, not in the question's (possibly unseen) wording.
     plain = _render(root, _PLAIN)
-    ch.say(f"题目：{plain}", f"Given: {plain}")
+    ch.write(chain_format.given(ch.lang, plain))
     if len(steps) == 1:
         zh_word, _, en_noun = _OP_WORDS[root[1]]
         ch.say(f"这是一道{zh_word}题，只有一步", f"There is only one operation, {en_noun}")
@@ -306,12 +311,12 @@ def expression(ctx: Context, ch: Chain) -> Problem:
             # latest line, not scattered over a long chain, where a small model copies the wrong number.
             del node[1:]  # the operation is done: the node is now a leaf holding its value
             rest = _render(root, _PLAIN)
-            zh_rest, en_rest = f"，算式变成{rest}", f", and the expression is now {rest}"
+            zh_rest, en_rest = chain_format.rewrite("zh", rest), chain_format.rewrite("en", rest)
         ch.say(
             f"{zh_order}算{'括号里的' if inside else ''}{zh_word}：{eq}{zh_rest}",
             f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}{en_rest}",
         )
-    ch.say(f"所以结果是{root[0]}", f"So the result is {root[0]}")
+    ch.write(chain_format.result(ch.lang, root[0]))
     user = ctx.pick(wording.EXPRESSION).format(e=shown)
     key, display = numeric_answer(root[0])
     check = check_answer(user, key)
@@ -353,7 +358,7 @@ def algebra(ctx: Context, ch: Chain) -> Problem:
             f"That is {coefficient} times {v}: {coefficient}*{v}={coefficient}{v}",
         )
         answer = f"{coefficient}{v}"
-        ch.say(f"所以答案是{answer}", f"So the answer is {answer}")
+        ch.write(chain_format.answer(ch.lang, answer))
         return Problem(ctx.pick(template).format(**f), normalize_answer(answer), answer)
     x = ctx.num(2, 30) if ctx.hard else ctx.num(1, 12)
     sp = " " if ctx.rng.random() < 0.3 else ""
@@ -395,8 +400,8 @@ def algebra(ctx: Context, ch: Chain) -> Problem:
         ch.say(f"把常数移到右边：{eq}", f"Move the numbers to the right: {eq}")
         _, eq = ch.op(constant, "/", coefficient)
         ch.say(f"两边同时除以{coefficient}：{eq}", f"Divide both sides by {coefficient}: {eq}")
-    ch.sentences.insert(0, ctx.t(f"题目：{equation}。", f"Given: {equation}."))  # as for expressions
-    ch.say(f"所以{v}={x}", f"So {v} = {x}")
+    ch.sentences.insert(0, ch.sentence(chain_format.given(ch.lang, equation)))  # as for expressions
+    ch.write(chain_format.solution(ch.lang, v, x))
     left, right = substitute(equation, v, x)
     if left != right:
         raise RuntimeError(f"generator bug: {v}={x} does not solve {equation}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from reasoning import chain_format
 from training import reasoning_templates as wording
 from training import word_templates
 from training.reasoning_problems import Chain, Context, Problem, check_same, numeric_answer
@@ -200,6 +201,6 @@ _WORD_SCENARIOS: list[Callable[[Context, Chain], tuple[dict, int, str]]] = [
 def word(ctx: Context, ch: Chain) -> Problem:
     fields, value, check_expression = ctx.choice(_WORD_SCENARIOS)(ctx, ch)
     check_same(check_expression, value)
-    ch.say(f"所以答案是{value}", f"So the answer is {value}")
+    ch.write(chain_format.answer(ch.lang, value))
     key, display = numeric_answer(value)
     return Problem(ctx.pick(fields.pop("tpl")).format(**fields), key, display)

@@ -62,15 +62,29 @@ def test_chat_template_renders_whole_conversation(tok):
     assert tok.encode_chat(messages) == tok.encode_template_text(text)
 
 
-def test_transformers_renders_the_same_template(tiny_checkpoint):
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "system", "content": "你是助手"}, {"role": "user", "content": "计算：1+2"}],
+        [
+            {"role": "developer", "content": "Answer briefly."},
+            {"role": "user", "content": "hello world"},
+            {"role": "assistant", "content": "答案是 3"},
+            {"role": "user", "content": "the quick brown fox 😀"},
+        ],
+    ],
+)
+@pytest.mark.parametrize("add_generation_prompt", [True, False])
+def test_transformers_renders_the_same_template(tiny_checkpoint, messages, add_generation_prompt):
     from transformers import AutoTokenizer
 
     hf = AutoTokenizer.from_pretrained(tiny_checkpoint)
     ours = Tokenizer.from_directory(tiny_checkpoint)
-    messages = [{"role": "system", "content": "你是助手"}, {"role": "user", "content": "计算：1+2"}]
-    assert hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == ours.render_chat(
-        messages
-    )
+    text = hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    assert text == ours.render_chat(messages, add_generation_prompt)
+    ids = hf.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
+    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    assert ours.encode_chat(messages, add_generation_prompt) == list(ids)
 
 
 def test_sft_mask_covers_only_assistant_tokens(tok):

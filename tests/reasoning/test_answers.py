@@ -1,8 +1,9 @@
-"""model.answers: splitting reasoning output, answer extraction, normalisation and the vote."""
+"""reasoning.answers: splitting reasoning output, answer extraction, normalisation and the vote."""
 
 import pytest
 
-from model.answers import extract_answer, normalize_answer, split_reasoning, vote
+from reasoning.answers import extract_answer, normalize_answer, split_reasoning
+from reasoning.vote import vote
 
 
 @pytest.mark.parametrize(

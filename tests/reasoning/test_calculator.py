@@ -1,10 +1,10 @@
-"""model.calculator: exact results for plain arithmetic, refusal of everything else."""
+"""reasoning.calculator: exact results for plain arithmetic, refusal of everything else."""
 
 from fractions import Fraction
 
 import pytest
 
-from model.calculator import (
+from reasoning.calculator import (
     MAX_CHARS,
     CalculatorError,
     check_answer,

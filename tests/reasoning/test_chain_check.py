@@ -1,11 +1,13 @@
-"""The grounding checks of ``model.chain_check``: silent on every verified chain of the generator, and they
-flag the wrong chains a small model really writes (quoted from the shipped checkpoint's eval samples)."""
+"""The grounding checks of ``reasoning.chain_check``: silent on every verified chain of the generator, and they
+flag the wrong chains a small model really writes (quoted from the shipped checkpoint's eval samples). The
+phrases of the format are written with ``reasoning.chain_format``, as the generator writes them."""
 
 from __future__ import annotations
 
 import pytest
 
-from model.chain_check import check_chain, question_numbers, ungrounded
+from reasoning import chain_format as cf
+from reasoning.chain_check import check_chain, question_numbers, ungrounded
 from training import reasoning_data as rd
 
 
@@ -30,7 +32,7 @@ def test_a_misread_number_is_flagged() -> None:
     )
     cot = (
         "The full groups hold 12*27=324. With the extra ones: 324+39=363. After removing 399: "
-        "363-399: 13-9=4, 16-1-9=6, 3-1-3=1, so 363-399=164. So the answer is 164."
+        f"{cf.worked('en', 363, '-', 399, 164, ['13-9=4', '16-1-9=6', '3-1-3=1'])}. {cf.answer('en', 164)}."
     )
     assert ungrounded(question, cot, "164") == [
         "uses 399, neither a number of the question nor an earlier result",
@@ -43,7 +45,7 @@ def test_a_misread_number_is_flagged() -> None:
 
 def test_a_dropped_number_and_an_invented_one_are_flagged() -> None:
     question = "一共8袋书，每袋42本；再加上30本，然后分出去132本。请问剩余多少本书？"
-    cot = "整份的数量：8*42=336。加上另外的：336+32=368。减去拿走的：368-132=236。所以答案是236。"
+    cot = f"整份的数量：8*42=336。加上另外的：336+32=368。减去拿走的：368-132=236。{cf.answer('zh', 236)}。"
     assert ungrounded(question, cot, "236") == [
         "uses 32, neither a number of the question nor an earlier result",
         "never uses 30 from the question",
@@ -52,7 +54,7 @@ def test_a_dropped_number_and_an_invented_one_are_flagged() -> None:
 
 def test_a_variable_the_question_does_not_have_is_flagged() -> None:
     question = "小明13岁，叔叔的岁数是小明的3倍。过了13年，他们俩加起来多少岁？"
-    cot = "前两部分：13+3=16。一共：16+1=17份。一共是17个x：17*x=17x。所以答案是17x。"
+    cot = f"前两部分：13+3=16。一共：16+1=17份。一共是17个x：17*x=17x。{cf.answer('zh', '17x')}。"
     assert ungrounded(question, cot, "17x") == ["answers in x, which the question does not have"]
     assert ungrounded("5x+22=82，x等于多少？", "82-22=60。60/5=12。所以x=12。", "x=12") == []
     assert ungrounded("Write 8 times y.", "8*y=8y.", "8y") == []
@@ -100,9 +102,10 @@ def test_question_numbers_and_chains_without_steps() -> None:
 
 # An expression chain that rewrites what is left after each step, as the generator writes it.
 REWRITTEN = (
-    "题目：33/(546/(91+91))*43。先算括号里的加法：91+91：1+1=2，9+9=18，所以91+91=182，"
-    "算式变成33/(546/182)*43。然后算括号里的除法：546/182=3，算式变成33/3*43。"
-    "然后算除法：33/3=11，算式变成11*43。最后算乘法：11*43=473。所以结果是473。"
+    f"{cf.given('zh', '33/(546/(91+91))*43')}。"
+    f"先算括号里的加法：{cf.worked('zh', 91, '+', 91, 182, ['1+1=2', '9+9=18'])}{cf.rewrite('zh', '33/(546/182)*43')}。"
+    f"然后算括号里的除法：546/182=3{cf.rewrite('zh', '33/3*43')}。"
+    f"然后算除法：33/3=11{cf.rewrite('zh', '11*43')}。最后算乘法：11*43=473。{cf.result('zh', 473)}。"
 )
 QUESTION = "33/（546/（91+91））*43等于几？"
 
@@ -118,13 +121,16 @@ def test_a_wrong_operand_after_a_rewrite_is_flagged() -> None:
     # rewrites); with them, the slip is also a rewrite that does not follow, or a last step that is not
     # what is left, although every step holds and every number is the question's.
     slipped = REWRITTEN.replace(
-        "变成11*43。最后算乘法：11*43=473。所以结果是473", "变成33*43。最后算乘法：33*43=1419。所以结果是1419"
+        f"变成11*43。最后算乘法：11*43=473。{cf.result('zh', 473)}",
+        f"变成33*43。最后算乘法：33*43=1419。{cf.result('zh', 1419)}",
     )
     assert ungrounded(QUESTION, slipped, "1419") == [
         "computes 33/3=11 and never uses 11",
         "rewrites 33/3*43 as 33*43 after 33/3=11",
     ]
-    last = REWRITTEN.replace("最后算乘法：11*43=473。所以结果是473", "最后算乘法：33*43=1419。所以结果是1419")
+    last = REWRITTEN.replace(
+        f"最后算乘法：11*43=473。{cf.result('zh', 473)}", f"最后算乘法：33*43=1419。{cf.result('zh', 1419)}"
+    )
     assert ungrounded(QUESTION, last, "1419") == [
         "computes 33/3=11 and never uses 11",
         "does 33*43=1419 when what is left is 11*43",
@@ -132,8 +138,9 @@ def test_a_wrong_operand_after_a_rewrite_is_flagged() -> None:
     # A rewrite that moves a number is caught where the other rules see nothing wrong: every number is the
     # question's or an earlier result, every result is used, every step holds.
     moved = (
-        "Given: 90+(40-25)*2. First, subtract inside the parentheses: 40-25=15, and the expression is now "
-        "15+90*2. Then, multiply: 90*2=180, and the expression is now 15+180. Finally, add: 15+180=195."
+        f"{cf.given('en', '90+(40-25)*2')}. First, subtract inside the parentheses: 40-25=15"
+        f"{cf.rewrite('en', '15+90*2')}. Then, multiply: 90*2=180{cf.rewrite('en', '15+180')}. "
+        "Finally, add: 15+180=195."
     )
     assert ungrounded("Compute 90+(40-25)*2.", moved, "195") == [
         "rewrites 90+(40-25)*2 as 15+90*2 after 40-25=15"
@@ -150,14 +157,13 @@ def test_a_wrong_operand_after_a_rewrite_is_flagged() -> None:
 def test_a_rewrite_without_its_step_or_a_step_left_undone_is_flagged() -> None:
     question = "Compute 21/(1+2)."
     no_step = (
-        "Given: 21/(1+2). First, the expression is now 21/3. Finally, divide: 21/3=7. So the result is 7."
+        f"{cf.given('en', '21/(1+2)')}. First, {cf.REWRITE['en']} 21/3. Finally, divide: 21/3=7. "
+        f"{cf.result('en', 7)}."
     )
     assert ungrounded(question, no_step, "7") == [
         "never uses 1 from the question",
         "never uses 2 from the question",
         "rewrites 21/(1+2) with no step before it",
     ]
-    undone = (
-        "Given: 21/(1+2). First, add inside the parentheses: 1+2=3, and the expression is now 21/3. So 7."
-    )
+    undone = f"{cf.given('en', '21/(1+2)')}. First, add inside the parentheses: 1+2=3{cf.rewrite('en', '21/3')}. So 7."
     assert ungrounded(question, undone, "7") == ["never uses 21 from the question", "leaves 21/3 undone"]

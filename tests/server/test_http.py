@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from model.tokenizer import Tokenizer
-from server.logging import JSONFormatter
+from server.request_log import JSONFormatter
 from tests.server.support import API_KEY, MODEL, LiveServer, keys_file, run_server, sse_events
 
 LIMITED_KEY = "sk-limited-requests"

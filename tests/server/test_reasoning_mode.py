@@ -14,9 +14,10 @@ from typing import Any
 import openai
 import pytest
 
-from model.answers import extract_answer, vote
-from model.chain_check import check_chain
 from model.tokenizer import Tokenizer
+from reasoning.answers import extract_answer
+from reasoning.chain_check import check_chain
+from reasoning.vote import vote
 from server.settings import DEFAULT_MODEL_DIR
 from tests.server.support import API_KEY, MODEL, LiveServer, run_server, sse_events
 

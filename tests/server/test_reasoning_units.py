@@ -10,6 +10,7 @@ import pytest
 from model.request_handle import TokenEvent
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
+from model.tokenizer_hf import HFTokenizer
 from server.errors import APIError
 from server.protocol import ChatCompletionRequest
 from server.reasoning import (
@@ -210,18 +211,17 @@ SETTINGS = Settings(
 
 
 def test_plans_from_effort_and_from_the_extension():
-    assert resolve_plan(request(), SETTINGS, 16, True) is None
-    assert resolve_plan(request(reasoning_effort="low"), SETTINGS, 16, True) == ReasoningPlan(1)
-    assert resolve_plan(request(reasoning_effort="medium"), SETTINGS, 16, True) == ReasoningPlan(5)
-    assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 16, True).samples == 10  # clamped to cap
-    assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 8, True).samples == 8  # and to the slots
+    assert resolve_plan(request(), SETTINGS, 16) is None
+    assert resolve_plan(request(reasoning_effort="low"), SETTINGS, 16) == ReasoningPlan(1)
+    assert resolve_plan(request(reasoning_effort="medium"), SETTINGS, 16) == ReasoningPlan(5)
+    assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 16).samples == 10  # clamped to cap
+    assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 8).samples == 8  # and to the slots
     plan = resolve_plan(
         request(
             reasoning_effort="low", self_consistency={"samples": 3, "return_chains": True, "calculator": True}
         ),
         SETTINGS,
         16,
-        True,
     )
     assert plan == ReasoningPlan(3, return_chains=True, calculator=True)  # the extension's k wins
 
@@ -238,14 +238,46 @@ def test_plans_from_effort_and_from_the_extension():
 )
 def test_refusals_name_the_parameter(fields: dict, slots: int, param: str):
     with pytest.raises(APIError) as err:
-        resolve_plan(request(**fields), SETTINGS, slots, True)
+        resolve_plan(request(**fields), SETTINGS, slots)
     assert err.value.status_code == 400 and err.value.param == param
 
 
-def test_a_tokenizer_without_markers_cannot_reason():
-    with pytest.raises(APIError) as err:
-        resolve_plan(request(self_consistency={"samples": 2}), SETTINGS, 16, False)
-    assert err.value.param == "self_consistency"
+@pytest.fixture(scope="module")
+def chatml_tok(hf_checkpoint: Path) -> HFTokenizer:
+    return HFTokenizer.from_directory(hf_checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("text", "chain", "final", "answer"),
+    [
+        (
+            "3+4=7, 12*7=84, 84-10=74.\nThe answer is 74.",
+            "",
+            "3+4=7, 12*7=84, 84-10=74.\nThe answer is 74.",
+            "74",
+        ),
+        ("12*7 = 84\n84 - 10 = 74\n#### 74", "", "12*7 = 84\n84 - 10 = 74\n#### 74", "74"),
+        ("<think>\n12*7=84 😀\n</think>\n答案：74", "12*7=84 😀", "答案：74", "74"),
+        ("so it is \\boxed{74}", "", "so it is \\boxed{74}", "74"),
+    ],
+)
+def test_a_model_without_think_tokens_still_gives_answers(
+    chatml_tok: HFTokenizer, text, chain, final, answer
+):
+    """SmolLM2-like tokenizers have no <think> token: the text is split at a textual </think> if there is
+    one, else it is all final text; the vote's answer is extracted from the final text."""
+    assert chatml_tok.think_end_id is None
+    ids = chatml_tok.encode(text)
+    sample, deltas = run_sample(chatml_tok, ids)
+    assert sample.reasoning_content == chain and "".join(deltas) == chain
+    assert sample.content == final and sample.answer == answer
+    closed = text.find("</think>")
+    if closed >= 0:  # the chain's tokens, up to and including the textual </think>
+        assert chatml_tok.decode(ids[: sample.reasoning_tokens]).endswith("</think>")
+        assert not chatml_tok.decode(ids[: sample.reasoning_tokens - 1]).endswith("</think>")
+    else:
+        assert sample.reasoning_tokens == 0
+    assert resolve_plan(request(self_consistency={"samples": 2}), SETTINGS, 16) == ReasoningPlan(2)
 
 
 def test_vote_sampling_defaults():

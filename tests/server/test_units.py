@@ -13,8 +13,14 @@ from model.request_handle import TokenEvent
 from model.tokenizer import Tokenizer
 from server.auth import ConfigError, KeyStore
 from server.errors import param_from_loc
+from server.loading import GENERATION_CONFIG_CHECKS
 from server.outputs import ChoiceState, TokenTexts
-from server.protocol import ChatCompletionRequest, CompletionRequest
+from server.protocol import (
+    CHECKPOINT_SAMPLING_KEYS,
+    SAMPLING_DEFAULTS,
+    ChatCompletionRequest,
+    CompletionRequest,
+)
 from server.ratelimit import RateLimiter, RateLimitExceeded, TokenBucket, format_duration
 from server.settings import Settings, build_parser, settings_from_args
 
@@ -136,6 +142,51 @@ def test_completion_prompt_forms():
     ]
 
 
+def test_requests_convert_to_sampling_from_one_defaults_table():
+    chat = ChatCompletionRequest.model_validate(BASE)
+    params = chat.to_sampling_params(50, {})
+    assert {key: getattr(params, key) for key in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS
+    assert (params.max_tokens, params.logprobs, params.logit_bias, params.seed) == (50, None, None, None)
+    # The checkpoint's generation_config.json fills what the request leaves out, for its own keys only.
+    checkpoint = {"temperature": 0.6, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1}
+    p = chat.to_sampling_params(50, {**checkpoint, "presence_penalty": 1.5})
+    assert (p.temperature, p.top_p, p.top_k, p.min_p, p.repetition_penalty) == (0.6, 0.9, 40, 0.05, 1.1)
+    assert p.presence_penalty == 0.0
+    own = ChatCompletionRequest.model_validate(
+        {
+            **BASE,
+            **{"temperature": 1.3, "top_k": -1, "logprobs": True, "top_logprobs": 3, "logit_bias": {"7": 2}},
+            **{"seed": 5, "min_tokens": 2, "ignore_eos": True, "presence_penalty": None},
+        }
+    )
+    p = own.to_sampling_params(50, checkpoint)
+    assert (p.temperature, p.top_k, p.top_p, p.logprobs, p.logit_bias) == (1.3, 0, 0.9, 3, {7: 2.0})
+    assert (p.seed, p.min_tokens, p.ignore_eos, p.presence_penalty) == (5, 2, True, 0.0)
+    # Greedy: the checkpoint says do_sample false, or the request's top_p 0 or a vanishing temperature.
+    assert chat.to_sampling_params(50, {"do_sample": False, "temperature": 0.6}).temperature == 0.0
+    p = ChatCompletionRequest.model_validate({**BASE, "top_p": 0.0}).to_sampling_params(50, checkpoint)
+    assert (p.temperature, p.top_p) == (0.0, 1.0)
+    assert (
+        ChatCompletionRequest.model_validate({**BASE, "temperature": 1e-9})
+        .to_sampling_params(9, {})
+        .temperature
+        == 0
+    )
+    # Text completions count their logprobs; without logprobs, chat reports none.
+    completion = CompletionRequest.model_validate({"model": "m", "prompt": "a", "logprobs": 2})
+    assert completion.to_sampling_params(16, {}).logprobs == 2
+    assert (
+        ChatCompletionRequest.model_validate({**BASE, "logprobs": True}).to_sampling_params(9, {}).logprobs
+        == 0
+    )
+
+
+def test_every_checkpoint_sampling_default_is_checked_when_loading():
+    # A generation_config.json value becomes every request's default: one the loader does not check would
+    # fail each request that leaves the parameter out, instead of failing the start-up once.
+    assert set(GENERATION_CONFIG_CHECKS) == CHECKPOINT_SAMPLING_KEYS <= set(SAMPLING_DEFAULTS)
+
+
 def test_param_path_from_validation_location():
     assert param_from_loc(("body", "messages", 0, "content")) == "messages[0].content"
     assert (
@@ -175,26 +226,26 @@ def test_limiter_reserves_refunds_and_refuses_without_taking():
     limiter = RateLimiter(default_rpm=2, default_tpm=100, clock=clock)
     keys = KeyStore.from_settings(Settings(api_keys="k1"))
     who = keys.identities[0]
-    first = limiter.admit(who, 80)
+    first = limiter.reserve(who, 80)
     assert limiter.headers(who)["x-ratelimit-remaining-tokens"] == "20"
     first.settle(30)  # used 30 of 80: 50 come back
     first.settle(0)  # settling twice gives nothing more
     assert limiter.headers(who)["x-ratelimit-remaining-tokens"] == "70"
     with pytest.raises(RateLimitExceeded) as too_many_tokens:
-        limiter.admit(who, 90)
+        limiter.reserve(who, 90)
     assert too_many_tokens.value.limit == "tokens"
     assert too_many_tokens.value.retry_after == pytest.approx(20 / (100 / 60))
     assert limiter.headers(who)["x-ratelimit-remaining-requests"] == "1"  # the refusal took nothing
-    limiter.admit(who, 10)
+    limiter.reserve(who, 10)
     with pytest.raises(RateLimitExceeded) as too_many_requests:
-        limiter.admit(who, 1)
+        limiter.reserve(who, 1)
     assert too_many_requests.value.limit == "requests"
     assert too_many_requests.value.retry_after == pytest.approx(30.0)
     clock.now += 30
-    limiter.admit(who, 1)
+    limiter.reserve(who, 1)
     clock.now += 60
     with pytest.raises(RateLimitExceeded) as never:  # more than the bucket holds: no wait is enough
-        limiter.admit(who, 101)
+        limiter.reserve(who, 101)
     assert math.isinf(never.value.retry_after)
 
 
@@ -205,16 +256,16 @@ def test_limits_zero_means_unlimited_and_per_key_overrides(tmp_path: Path):
     alice, other = keys.identities
     limiter = RateLimiter(default_rpm=0, default_tpm=0, clock=Clock())
     for _ in range(100):
-        limiter.admit(other, 10**6)
+        limiter.reserve(other, 10**6)
     assert limiter.headers(other) == {}
-    limiter.admit(alice, 10**6)
+    limiter.reserve(alice, 10**6)
     assert set(limiter.headers(alice)) == {
         "x-ratelimit-limit-requests",
         "x-ratelimit-remaining-requests",
         "x-ratelimit-reset-requests",
     }
     with pytest.raises(RateLimitExceeded):
-        limiter.admit(alice, 1)
+        limiter.reserve(alice, 1)
 
 
 def test_reset_duration_format():

@@ -7,8 +7,9 @@ from fractions import Fraction
 
 import pytest
 
-from model.answers import extract_answer, normalize_answer
-from model.calculator import evaluate
+from reasoning import chain_format as cf
+from reasoning.answers import extract_answer, normalize_answer
+from reasoning.calculator import evaluate
 from training import reasoning_data as rd
 from training import reasoning_templates as wording
 from training import word_templates
@@ -55,19 +56,16 @@ def test_verify_record_catches_broken_records(train: list[dict]) -> None:
 
 # Worked operations: "48+154: 8+4=12, 4+5+1=10, 0+1+1=2, so 48+154=202" (columns) and long multiplication
 # "44*91: 91*4: ..., so 91*4=364, 364*10=3640, ..., so 44*91=4004". Everything between the header and its
-# own "so" is partial work: one operation of the problem, however many equations it writes.
-WORKED_PARTS = re.compile(r"(\d+)([-+*])(\d+)[：:] ?.*?(?:所以|so )(?=\1\2\3=)")
+# own "so" is partial work: one operation of the problem, however many equations it writes. The phrases are
+# read with the format module's patterns (``cf.WORKED_PARTS_RE``), so the test and the writers share them.
 # A column with a carry or borrow: "4+5+1=10", "8-1-1=6", "2*7+2=16".
 COLUMN_RE = re.compile(r"(?<![\d)+\-*/.])(\d+)([-+*])(\d+)([-+])(\d+)=(\d+)(?!\d)")
 
-
-# A probability chain's reduction is one operation with its partial work: "约分：12和18都除以6，12/6=2，18/6=3，
-# 所以12/18=2/3" / "Reduce: divide both by 6: 12/6=2, 18/6=3, so 12/18=2/3".
-REDUCTION_PARTS = re.compile(r"(?:约分：|Reduce: ).*?(?:所以|so )")
+# A probability chain's reduction is one operation with its partial work too (``cf.REDUCTION_PARTS_RE``).
 
 
 def main_steps(cot: str) -> list[tuple[str, str, str, str]]:
-    return STEP_RE.findall(REDUCTION_PARTS.sub("", WORKED_PARTS.sub("", cot)))
+    return STEP_RE.findall(cf.REDUCTION_PARTS_RE.sub("", cf.WORKED_PARTS_RE.sub("", cot)))
 
 
 def test_chain_steps_are_true_and_short(train: list[dict], test_split: list[dict]) -> None:
@@ -93,8 +91,8 @@ def test_expression_chains_rewrite_what_is_left_after_each_operation(
     for record in train + test_split:
         if record["kind"] != "expression":
             continue
-        copied = re.search(r"(?:题目：|Given: )([0-9+\-*/()]+)", record["cot"])[1]
-        rewrites = re.findall(r"(?:算式变成|the expression is now )([0-9+\-*/()]+)", record["cot"])
+        copied = cf.EXPRESSION_COPY_RE.search(record["cot"])[1]
+        rewrites = cf.REWRITE_RE.findall(record["cot"])
         n_ops = len(re.findall(r"[+\-*/]", copied))
         assert len(rewrites) == n_ops - 1, record["cot"]  # after every operation but the last
         for before, after in zip([copied, *rewrites], rewrites, strict=False):
@@ -236,7 +234,7 @@ def _restated(record: dict) -> list[tuple[str, int, tuple[str, str, str, str] | 
     """The first sentence's (colour, count, object): "红色球3个，蓝色球2个" / "Counts: red 3, blue 2"."""
     first = re.split(r"(?<=[。.])\s*", record["cot"])[0]
     if record["lang"] == "en":
-        assert first.startswith("Counts: "), first
+        assert first.startswith(cf.COUNTS["en"] + " "), first
         return [(c, int(n), None) for c, n in re.findall(r"([a-z]+) (\d+)", first)]
     found = []
     for part in first.rstrip("。").split("，"):
@@ -260,25 +258,18 @@ def _count_in_question(user: str, lang: str, colour: str, n: int, obj: tuple | N
     return m.start() if m else -1
 
 
-_CHECK = {"en": re.compile(r"Asked: ([a-z]+); (.+?)\. "), "zh": re.compile(r"。所求：(\w+?色)；(.+?)。")}
-_ITEM = {
-    "en": re.compile(r"([a-z]+) (\d+) is (?:not ([a-z]+)|([a-z]+), so favourable (\d+))"),
-    "zh": re.compile(r"(\w+?色)(\d+)\w，(?:不是(\w+?色)|(\w+?色)正是所求，所以所求的有(\d+)\w)"),
-}
-
-
 def _assert_checks_colours_in_turn(record: dict, restated: list) -> None:
     """An easy chain names the asked colour (the one the question asks about: it names it twice), then
     checks the restated colours in order, each with its own count, until the asked one, whose count is
     the favourable count; no colour's count is looked up out of order."""
     cot, lang = record["cot"], record["lang"]
-    asked, items = _CHECK[lang].search(cot).groups()
+    asked, items = cf.COLOUR_CHECKS_RE[lang].search(cot).groups()
     names = [c for c, _, _ in restated]
     question_words = re.findall(r"[a-z]+", record["user"]) if lang == "en" else None
     for colour in names:
         times = question_words.count(colour) if lang == "en" else record["user"].count(colour)
         assert times == (2 if colour == asked else 1), (record["user"], asked)
-    checked = _ITEM[lang].findall(items)
+    checked = cf.COLOUR_CHECK_RE[lang].findall(items)
     assert len(checked) == names.index(asked) + 1, cot
     for (colour, count, other, same, favourable), (want_colour, want_count, _) in zip(
         checked, restated[: len(checked)], strict=True
@@ -288,7 +279,7 @@ def _assert_checks_colours_in_turn(record: dict, restated: list) -> None:
             assert (other, same, int(favourable)) == ("", asked, want_count), cot
         else:
             assert (other, same, favourable) == (asked, "", ""), cot
-    fraction = re.search(r"(?:概率是|probability is )(\d+)/", cot)[1]
+    fraction = cf.PROBABILITY_RE.search(cot)[1]
     assert int(fraction) == dict((c, n) for c, n, _ in restated)[asked]
 
 
@@ -309,20 +300,17 @@ def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_r
             assert steps[1][:3] == (steps[0][3], "+", str(counts[2])), cot
         else:
             _assert_checks_colours_in_turn(record, restated)
-        f, t = map(int, re.search(r"(?:概率是|probability is )(\d+)/(\d+)", cot).groups())
+        f, t = map(int, cf.PROBABILITY_RE.search(cot).groups())
         g = math.gcd(f, t)
         assert record["answer"] == f"{f // g}/{t // g}" and t == sum(counts)
         a, b = f // g, t // g
         if g > 1:
             reduced += 1
-            zh = f"约分：{f}和{t}都除以{g}，{f}/{g}={a}，{t}/{g}={b}，所以{f}/{t}={a}/{b}。"
-            en = f"Reduce: divide both by {g}: {f}/{g}={a}, {t}/{g}={b}, so {f}/{t}={a}/{b}."
-            assert (zh if lang == "zh" else en) in cot, cot
+            sentence = cf.reduction(lang, f, t, g, f"{f}/{g}={a}", f"{t}/{g}={b}", f"{a}/{b}")
+            assert sentence + ("。" if lang == "zh" else ".") in cot, cot
         else:
             irreducible += 1
-            zh = f"{f}和{t}没有大于1的公因数，{f}/{t}不能再约分。"
-            en = f"{f} and {t} have no common factor above 1, so {f}/{t} is already in lowest terms."
-            assert (zh if lang == "zh" else en) in cot, cot
+            assert cf.irreducible(lang, f, t) + ("。" if lang == "zh" else ".") in cot, cot
         assert rd.verify_record(record) == []
     assert reduced > 50 and irreducible > 50
     assert {(r["stratum"], r["lang"]) for r in probability_records} == {
@@ -331,26 +319,28 @@ def test_probability_chains_restate_every_colour_and_reduce_by_gcd(probability_r
 
 
 def _probability_record(lang: str, reduction: str, answer: str) -> dict:
-    """Seven red and five blue: 7/12, which cannot be reduced; ``reduction`` is the chain's last step."""
+    """Seven red and five blue: 7/12, which cannot be reduced; ``reduction`` is the chain's last sentence
+    (written through the format module; "" for none)."""
     ch = Chain(lang)
-    ch.say("红色球7个，蓝色球5个", "counts: red 7, blue 5")
+    red, blue = ("红色", "蓝色") if lang == "zh" else ("red", "blue")
+    ch.write(cf.counts(lang, [red, blue], [7, 5], "球", "个"))
     eq = ch.op(7, "+", 5)[1]
     ch.say(f"总数：{eq}", f"Total: {eq}")
-    ch.say("所求：红色球7个", "favourable: red 7")
-    ch.say("每个被取到的可能性相同，概率是7/12", "Each ball is equally likely, so the probability is 7/12")
-    ch.sentences.append(reduction)
+    ch.write(cf.colour_checks(lang, red, [red], [7], "个"))
+    ch.write(cf.probability(lang, "个", "ball", 7, 12))
+    if reduction:
+        ch.write(reduction)
     user = (
         "盒子里有7个红色球和5个蓝色球，随机取一个，取到红色球的概率是多少？"
         if lang == "zh"
         else "A box contains 7 red balls and 5 blue balls. One is picked at random. "
         "What is the probability that it is red?"
     )
-    final = f"答案：{answer}。" if lang == "zh" else f"The answer is {answer}."
     return {
         "system": wording.SYSTEMS[lang][0],
         "user": user,
         "cot": ch.text(),
-        "final": final,
+        "final": cf.final(lang, answer),
         "answer": answer,
         "lang": lang,
         "stratum": "easy",
@@ -359,54 +349,50 @@ def _probability_record(lang: str, reduction: str, answer: str) -> dict:
 
 
 def test_verify_record_rejects_bogus_reductions(probability_records: list[dict]) -> None:
-    honest = _probability_record("zh", "7和12没有大于1的公因数，7/12不能再约分。", "7/12")
-    assert rd.verify_record(honest) == []
-    assert (
-        rd.verify_record(
-            _probability_record(
-                "en", "7 and 12 have no common factor above 1, so 7/12 is already in lowest terms.", "7/12"
-            )
-        )
-        == []
-    )
+    assert rd.verify_record(_probability_record("zh", cf.irreducible("zh", 7, 12), "7/12")) == []
+    assert rd.verify_record(_probability_record("en", cf.irreducible("en", 7, 12), "7/12")) == []
     # The model's error: "reducing" an irreducible fraction with a bogus step.
     bogus = rd.verify_record(
-        _probability_record("zh", "约分：7和12都除以2，7/2=3，12/2=6，所以7/12=1/2。", "1/2")
+        _probability_record("zh", cf.reduction("zh", 7, 12, 2, "7/2=3", "12/2=6", "1/2"), "1/2")
     )
     assert "false step 7/2=3" in bogus and "false step 7/12=1/2" in bogus
     assert any("greatest common factor is 1" in e for e in bogus)
     bogus = rd.verify_record(
-        _probability_record("en", "Reduce: divide both by 2: 7/2=3, 12/2=6, so 7/12=1/2.", "1/2")
+        _probability_record("en", cf.reduction("en", 7, 12, 2, "7/2=3", "12/2=6", "1/2"), "1/2")
     )
     assert "false step 7/2=3" in bogus and any("greatest common factor" in e for e in bogus)
     # A bare claim without the division, and no verdict at all.
-    bare = _probability_record("zh", "约分：7/12=1/2。", "1/2")
+    bare = _probability_record("zh", cf.REDUCE["zh"] + "7/12=1/2", "1/2")
     assert "malformed reduction step" in rd.verify_record(bare)
     assert any("one reduction verdict" in e for e in rd.verify_record(_probability_record("zh", "", "7/12")))
 
-    record = next(r for r in probability_records if r["lang"] == "zh" and "约分：" in r["cot"])
-    f, t, g = map(int, re.search(r"约分：(\d+)和(\d+)都除以(\d+)", record["cot"]).groups())
-    sentence = re.search(r"约分：[^。]+。", record["cot"])[0]
+    record = next(r for r in probability_records if cf.REDUCTION_RE["zh"].search(r["cot"]))
+    reduction = cf.REDUCTION_RE["zh"].search(record["cot"])
+    f, t, g = map(int, reduction.groups()[:3])
+    sentence = reduction[0] + "。"
     a, b = f // g, t // g
     # A wrong result, every division true: caught as a false step.
-    wrong = sentence.replace(f"所以{f}/{t}={a}/{b}", f"所以{f}/{t}={a + 1}/{b}")
+    wrong = cf.reduction("zh", f, t, g, f"{f}/{g}={a}", f"{t}/{g}={b}", f"{a + 1}/{b}") + "。"
     errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, wrong)})
     assert f"false step {f}/{t}={a + 1}/{b}" in errors
     # Saying a reducible fraction is in lowest terms.
-    claim = f"{f}和{t}没有大于1的公因数，{f}/{t}不能再约分。"
+    claim = cf.irreducible("zh", f, t) + "。"
     errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, claim)})
     assert any("said to be in lowest terms" in e for e in errors)
     # Dividing by a common factor that is not the greatest: true equations, not in lowest terms.
-    record = next(
-        r
+    reduction = next(
+        m
         for r in probability_records
-        if r["lang"] == "en" and re.search(r"divide both by (4|6|8|9|10)\b", r["cot"])
+        for m in [cf.REDUCTION_RE["en"].search(r["cot"])]
+        if m and int(m[1]) in (4, 6, 8, 9, 10)
     )
-    reduction = re.search(r"divide both by (\d+): (\d+)/\d+=\d+, (\d+)/", record["cot"])
-    g, f, t = map(int, reduction.groups())
+    record = next(r for r in probability_records if reduction[0] in r["cot"])
+    g, f, t = int(reduction[1]), int(reduction[2]), int(reduction[5])
     d = next(d for d in range(2, g) if g % d == 0)
-    sentence = re.search(r"Reduce: [^.]+\.", record["cot"])[0]
-    partial = f"Reduce: divide both by {d}: {f}/{d}={f // d}, {t}/{d}={t // d}, so {f}/{t}={f // d}/{t // d}."
+    sentence = reduction[0] + "."
+    partial = (
+        cf.reduction("en", f, t, d, f"{f}/{d}={f // d}", f"{t}/{d}={t // d}", f"{f // d}/{t // d}") + "."
+    )
     errors = rd.verify_record({**record, "cot": record["cot"].replace(sentence, partial)})
     assert not any("false step" in e for e in errors)
     assert any(f"greatest common factor is {g}" in e for e in errors)

@@ -1,6 +1,6 @@
 """Is a reasoning chain about the question it answers? Checks that need the question as well as the chain.
 
-``model.step_check`` recomputes every step, so it catches slips ("140-49=101"). The commonest error of a
+``reasoning.step_check`` recomputes every step, so it catches slips ("140-49=101"). The commonest error of a
 small model is different: a true computation on the wrong numbers. It copies a number wrongly ("363-399"
 when the question says 259), invents one, drops one, or solves a problem of another kind (an ages question
 answered "17x"). Every step holds, so only the question can tell. Five rules, each a finding:
@@ -21,8 +21,11 @@ answered "17x"). Every step holds, so only the question can tell. Five rules, ea
 A chain with no steps at all (a chat reply) has no findings. On every verified chain of the generator
 (``training.reasoning_data``, train and test, all kinds) there are none, which the tests check; on the
 shipped checkpoint's wrong greedy chains of the hard stratum they flag most. The checked vote
-(``model.answers.vote`` with ``eligible``; the server's ``check_steps``, the eval's ``checked@k``) ranks
+(``reasoning.vote.vote`` with ``eligible``; the server's ``check_steps``, the eval's ``checked@k``) ranks
 the answers of chains with neither false steps nor findings first.
+
+The phrases the rewrite and worked-operation rules read ("题目：", "the expression is now", "so 324+39=") are
+read with the patterns of ``reasoning.chain_format``, the module the generator writes them with.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ import unicodedata
 from copy import deepcopy
 from dataclasses import dataclass
 
-from model.answers import normalize_answer
-from model.step_check import EQUATION_RE, chain_equations, false_steps
+from reasoning.answers import normalize_answer
+from reasoning.chain_format import EXPRESSION_COPY_RE, REWRITE_RE, WORKED_HEADER_RE, worked_end_re
+from reasoning.step_check import EQUATION_RE, chain_equations, false_steps
 
 FREE_OPERAND_LIMIT = 20  # operands below this are column work (digits, carries, "13-9" borrows, "*10")
 
@@ -42,12 +46,7 @@ _THOUSANDS_SEP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # An integer that is not part of a decimal ("2.5") or of a word ("A4").
 _INTEGER = re.compile(r"(?<![\d.A-Za-z])\d+(?![\d]|\.\d)")
 _LETTER_VARIABLE = re.compile(r"(?<![A-Za-z])([a-z])(?![A-Za-z])")
-_WORKED_HEADER = re.compile(r"(\d+)([+\-*/])(\d+)\s*[：:]")  # "324+39:", then its columns
 _FRACTION = re.compile(r"(?<![\d.])(\d+)/(\d+)(?!\d)")
-# The expression a chain copies from the question, and each rewrite of what is left of it.
-_ARITHMETIC = r"([0-9+\-*/()]{3,200})(?![0-9+\-*/()])"
-_EXPRESSION_COPY = re.compile(rf"(?:题目：|Given:\s*){_ARITHMETIC}")
-_REWRITE = re.compile(rf"(?:算式变成|the expression is now\s*){_ARITHMETIC}")
 _SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -157,7 +156,7 @@ def _after_step(tree: ast.expr, step: re.Match) -> list[str]:
 
 def _bad_rewrites(cot: str, steps: list[re.Match]) -> list[str]:
     """Rewrites of the expression that do not follow from the one before and the step between them."""
-    given, rewrites = _EXPRESSION_COPY.search(cot), list(_REWRITE.finditer(cot))
+    given, rewrites = EXPRESSION_COPY_RE.search(cot), list(REWRITE_RE.finditer(cot))
     current = _tree(given[1]) if given else None
     if current is None or not rewrites:
         return []
@@ -190,11 +189,10 @@ def _top_level_steps(cot: str) -> list[re.Match]:
     """The chain's own steps, without the column work of a worked operation: "324+39: 4+9=13, 2+3+1=6,
     3+0=3, so 324+39=363" is one step, 324+39=363 (its columns are checked by ``false_steps``)."""
     spans: list[tuple[int, int]] = []
-    for header in _WORKED_HEADER.finditer(cot):
+    for header in WORKED_HEADER_RE.finditer(cot):
         if spans and header.start() < spans[-1][1]:
             continue  # a partial product worked inside a long multiplication
-        a, op, b = (re.escape(g) for g in header.groups())
-        end = re.compile(rf"(?:所以|so)\s*{a}\s*{op}\s*{b}\s*=").search(cot, header.end())
+        end = worked_end_re(*header.groups()).search(cot, header.end())
         if end:
             spans.append((header.end(), end.start()))
     return [m for m in EQUATION_RE.finditer(cot) if not any(a <= m.start() < b for a, b in spans)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from model.answers import canonical_number, extract_answer, normalize_answer
+from reasoning.answers import canonical_number, extract_answer, normalize_answer
 
 MAX_CHARS = 200
 MAX_NODES = 100

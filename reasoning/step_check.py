@@ -4,14 +4,14 @@ A chain writes one operation per step, ``a op b=c`` ("3+4=7", "18/6=3", "18/30=3
 multi-digit work in columns with a carry or borrow as a third term ("4+5+1=10", "8-1-1=6", "2*7+2=16").
 Every such step can be recomputed, so a chain that writes a false one is known to have slipped somewhere.
 The training data verifier (``training.reasoning_data.verify_record``) rejects records with a false step;
-the server's checked vote (``model.answers.vote`` with ``eligible``) leaves out samples that made one.
+the server's checked vote (``reasoning.vote.vote`` with ``eligible``) leaves out samples that made one.
 """
 
 from __future__ import annotations
 
 import re
 
-from model.calculator import CalculatorError, evaluate
+from reasoning.calculator import CalculatorError, evaluate
 
 # "a op b=c" (c may be a fraction: "6/10=3/5"). The look-arounds keep "7*8-5=51" from being read as
 # "8-5=51" and let an English sentence end with "=7.".

@@ -1,4 +1,4 @@
-"""HTTP routes. Thin: each hands the parsed request to its serving class.
+"""HTTP routes (the app is built in :mod:`server.app`). Thin: each hands the parsed request to its serving class.
 
 ``/v1/*`` needs a bearer key (checked by :class:`server.auth.AuthMiddleware`; the dependency below only
 declares the scheme in the OpenAPI document). ``/health``, ``/ready`` and ``/metrics`` are open: they carry
@@ -16,15 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from server.auth import Identity, bearer_scheme, current_identity
 from server.errors import APIError, error_response, retry_after_headers
 from server.json_body import StrictJSONRoute
-from server.protocol import (
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionRequest,
-    CompletionResponse,
-    ErrorResponse,
-    ModelCard,
-    ModelList,
-)
+from server.protocol import ChatCompletionRequest, CompletionRequest
+from server.responses import ChatCompletionResponse, CompletionResponse, ErrorResponse, ModelCard, ModelList
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 503)
@@ -89,8 +82,13 @@ async def create_completion(body: CompletionRequest, request: Request, identity:
 
 def _model_card(request: Request) -> ModelCard:
     state = _state(request)
-    context = state.engine.max_seq_len if state.engine is not None else None
-    return ModelCard(id=state.settings.served_model_name, max_model_len=context)
+    engine = state.engine
+    return ModelCard(
+        id=state.settings.served_model_name,
+        owned_by=state.model_owner,
+        max_model_len=engine.max_seq_len if engine is not None else None,
+        kv_cache_bytes=engine.cache.nbytes() if engine is not None else None,
+    )
 
 
 @v1.get("/models", response_model=ModelList)

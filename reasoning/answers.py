@@ -1,7 +1,9 @@
-"""Final answers of reasoning outputs: split off the chain, extract the answer, normalise it, vote.
+"""Final answers of reasoning outputs: split off the chain, extract the answer, normalise it.
 
-Shared by the server's self-consistency vote and the training eval, so both count "the same answer" the
-same way. Pure Python (no torch): normalisation is exact arithmetic with ``fractions.Fraction``.
+Shared by the server's self-consistency vote and the training eval (through ``reasoning.vote``), so both
+count "the same answer" the same way. No torch: normalisation is exact arithmetic with ``fractions.Fraction``.
+The ``<think>`` markers are imported from ``model.tokenizer``: they are special tokens of our tokenizer and
+chat template, defined there once.
 
 Assistant text in reasoning format is ``<think>\\n{chain}\\n</think>\\n{final}``. The generation prompt
 already ends with ``<think>``, so generated text usually starts at the chain.
@@ -11,14 +13,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
-END_MARKER = "<|end|>"
+from model.tokenizer import END, THINK, THINK_END
 
 # Characters NFKC leaves alone but that mean an ASCII operator in answers people (and models) write.
 _OPERATOR_TRANSLATION = str.maketrans({"\u2212": "-", "\u2013": "-", "\u00d7": "*", "\u00f7": "/"})
@@ -57,12 +55,12 @@ def split_reasoning(text: str) -> tuple[str | None, str]:
     without ``</think>`` is an unfinished chain (e.g. cut off by max_tokens): all reasoning, final ``""``.
     ``reasoning`` is None when the chain is empty.
     """
-    if text.endswith(END_MARKER):
-        text = text[: -len(END_MARKER)]
-    chain, closed, final = text.partition(THINK_CLOSE)
-    opened = chain.find(THINK_OPEN)
+    if text.endswith(END):
+        text = text[: -len(END)]
+    chain, closed, final = text.partition(THINK_END)
+    opened = chain.find(THINK)
     if opened != -1:
-        chain = chain[opened + len(THINK_OPEN) :]
+        chain = chain[opened + len(THINK) :]
     chain = chain.strip()
     return (chain or None), (final.strip() if closed else "")
 
@@ -167,65 +165,3 @@ def normalize_answer(answer: str | None) -> str:
         compact = re.sub(r"\s+", "", lowered)
         return re.sub(r"(?<=[0-9)])\*(?=[a-z(])", "", compact)  # 8*x -> 8x, as written by hand
     return " ".join(lowered.split())
-
-
-@dataclass(frozen=True)
-class VoteResult:
-    answer: str | None  # the winner as first written (by the sample at winner_index); None: no answer at all
-    key: str | None  # normalize_answer of the winner
-    count: int  # samples voting for the winner
-    agreement: float  # count / number of samples
-    votes: list[tuple[str, int]] = field(default_factory=list)  # (display text, count), ranked
-    winner_index: int = 0  # first sample that voted for the winner: its chain is the one to show
-    checked: list[int] | None = None  # with ``eligible``: per entry of votes, the eligible samples' count
-
-
-def vote(answers: list[str | None], eligible: Sequence[bool] | None = None) -> VoteResult:
-    """Majority vote over extracted answers, compared by ``normalize_answer``.
-
-    Ties go to the answer that appeared first in sample order. Sample 0 is the primary chain (the one a
-    single-sample request would have produced, seeded with the request's own seed), so the tie-break keeps
-    the result deterministic and makes "no agreement at all" fall back to what n=1 would answer.
-    Missing answers (None/empty) never win; if no sample has one, the result has answer None, count 0 and
-    winner_index 0.
-
-    ``eligible`` (one flag per sample, e.g. "every arithmetic step of its chain holds",
-    :func:`model.step_check.false_steps`) makes it a checked vote: answers are ranked by their eligible
-    votes first and all votes second. With every sample eligible, or none, it is the plain vote.
-    """
-    if not answers:
-        raise ValueError("vote() needs at least one sample")
-    if eligible is not None and len(eligible) != len(answers):
-        raise ValueError("vote() needs one eligible flag per answer")
-    counts: dict[str, int] = {}
-    checked: dict[str, int] = {}
-    first_index: dict[str, int] = {}
-    for index, answer in enumerate(answers):
-        key = normalize_answer(answer)
-        if not key:
-            continue
-        counts[key] = counts.get(key, 0) + 1
-        checked[key] = checked.get(key, 0) + bool(eligible is not None and eligible[index])
-        first_index.setdefault(key, index)
-    if not counts:
-        return VoteResult(
-            answer=None,
-            key=None,
-            count=0,
-            agreement=0.0,
-            votes=[],
-            winner_index=0,
-            checked=None if eligible is None else [],
-        )
-    ranked = sorted(counts, key=lambda k: (-checked[k], -counts[k], first_index[k]))
-    winner = ranked[0]
-    display = {k: (answers[first_index[k]] or "").strip() for k in ranked}
-    return VoteResult(
-        answer=display[winner],
-        key=winner,
-        count=counts[winner],
-        agreement=counts[winner] / len(answers),
-        votes=[(display[k], counts[k]) for k in ranked],
-        winner_index=first_index[winner],
-        checked=None if eligible is None else [checked[k] for k in ranked],
-    )

@@ -1,0 +1,167 @@
+"""Accuracy on the independent held-out set (``evals/heldout-v1.jsonl``) through a RUNNING server.
+
+    python -m server --api-keys sk-local --port 8000 &        # or any OpenAI-compatible server
+    python -m benchmarks.heldout_eval --url http://127.0.0.1:8000/v1 --api-key sk-local
+
+Or let the script start the server on a free loopback port (the shipped checkpoint by default):
+
+    python -m benchmarks.heldout_eval --serve checkpoints/tinyllm-default
+
+The problems were written apart from the training generator (see ``evals/write_heldout.py``), so this is
+the figure to quote for "does it read questions it never saw". Each problem is asked the way a user asks:
+the question as the only message, no system prompt. Methods:
+* ``plain``: no reasoning options, temperature 0 (greedy); the answer is read from ``content``;
+* ``reasoning``: ``reasoning_effort: "low"`` (one greedy chain); the server's voted answer;
+* ``vote``: ``reasoning_effort: "high"`` (the server's k-sample checked vote); the server's answer.
+Answers are compared after the same normalisation the vote uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+from reasoning.answers import extract_answer, normalize_answer
+
+HELDOUT = Path(__file__).resolve().parents[1] / "evals" / "heldout-v1.jsonl"
+METHODS = {"plain": None, "reasoning": "low", "vote": "high"}
+GROUPS = ("all", "easy", "hard", "easy/zh", "easy/en", "hard/zh", "hard/en")
+
+
+def load_problems(path: Path = HELDOUT, limit: int | None = None) -> list[dict[str, Any]]:
+    """The set, or an evenly spread slice of it (every cell of language x stratum x kind represented)."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if limit is None or limit >= len(records):
+        return records
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        cells[(r["lang"], r["stratum"], r["kind"])].append(r)
+    per_cell = max(1, limit // len(cells))
+    return [r for cell in cells.values() for r in cell[:per_cell]]
+
+
+def ask(client: openai.OpenAI, model: str, record: dict[str, Any], method: str) -> str | None:
+    """The normalised answer the server gives to one problem with one method (None if it gives none)."""
+    effort = METHODS[method]
+    extra: dict[str, Any] = {"temperature": 0.0} if effort is None else {"reasoning_effort": effort}
+    r = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": record["user"]}], seed=0, **extra
+    )
+    sc = (r.model_extra or {}).get("self_consistency")
+    answer = sc["answer"] if sc else extract_answer(r.choices[0].message.content)
+    return normalize_answer(answer) if answer else None
+
+
+def score(
+    client: openai.OpenAI, model: str, records: list[dict[str, Any]], methods: list[str], workers: int
+) -> dict[str, list[bool]]:
+    """method -> per-problem correctness, in the order of ``records``."""
+    results: dict[str, list[bool]] = {}
+    with ThreadPoolExecutor(workers) as pool:
+        for method in methods:
+            answers = list(pool.map(lambda r, m=method: ask(client, model, r, m), records))
+            results[method] = [a == r["answer"] for a, r in zip(answers, records, strict=True)]
+            print(f"{method}: {sum(results[method])}/{len(records)}", file=sys.stderr, flush=True)
+    return results
+
+
+def table(records: list[dict[str, Any]], results: dict[str, list[bool]]) -> str:
+    methods = list(results)
+    lines = ["| group | problems | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
+    for group in GROUPS:
+        idx = [
+            i for i, r in enumerate(records) if group in ("all", r["stratum"], f"{r['stratum']}/{r['lang']}")
+        ]
+        if not idx:
+            continue
+        cells = [f"{100.0 * sum(results[m][i] for i in idx) / len(idx):.1f}" for m in methods]
+        lines.append(f"| {group} | {len(idx)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@contextmanager
+def served(checkpoint: str, api_key: str, quantize: str | None) -> Iterator[str]:
+    """``python -m server`` on a free loopback port until the block ends; yields the /v1 base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TINYLLM_MODEL": checkpoint, "TINYLLM_API_KEYS": api_key}
+    if quantize:
+        env["TINYLLM_QUANTIZE"] = quantize
+    cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready in 120 s")
+            time.sleep(0.5)
+        yield f"{base}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # still draining requests the client gave up on
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", help="base URL of a running server's /v1")
+    p.add_argument(
+        "--serve", metavar="CHECKPOINT", help="start `python -m server` on this checkpoint instead"
+    )
+    p.add_argument("--quantize", choices=["none", "int8"], help="with --serve: TINYLLM_QUANTIZE")
+    p.add_argument("--api-key", default="sk-heldout-eval")
+    p.add_argument("--model", help="model name to send (default: the server's first model)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--limit", type=int, help="an evenly spread slice of this many problems")
+    p.add_argument("--workers", type=int, default=8, help="concurrent requests")
+    p.add_argument("--json", type=Path, help="also write per-problem results here")
+    args = p.parse_args(argv)
+    if bool(args.url) == bool(args.serve):
+        p.error("give exactly one of --url and --serve")
+    records = load_problems(limit=args.limit)
+    start = time.perf_counter()
+    with served(args.serve, args.api_key, args.quantize) if args.serve else _given(args.url) as url:
+        client = openai.OpenAI(base_url=url, api_key=args.api_key, max_retries=0, timeout=600)
+        model = args.model or client.models.list().data[0].id
+        results = score(client, model, records, args.methods, args.workers)
+    print(f"## Held-out set ({HELDOUT.name}), {len(records)} problems, model {model}\n")
+    print(table(records, results))
+    print(f"\nwall time: {time.perf_counter() - start:.1f} s")
+    if args.json:
+        rows = [{"id": r["id"], **{m: results[m][i] for m in results}} for i, r in enumerate(records)]
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The I/O under every endpoint: the engine's events merged across prompts, the client's disconnect, and the
+SSE response that frees the request's slots however it ends. No OpenAI objects here: :mod:`server.serving`
+decides what is sent, this module moves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from fastapi import Request
+from sse_starlette import EventSourceResponse
+
+from model.request_handle import RequestHandle, TokenEvent
+from server.outputs import SequenceAccounting
+from server.settings import Settings
+
+T = TypeVar("T")
+
+
+async def merged_events(handles: list[RequestHandle]) -> AsyncIterator[tuple[int, TokenEvent]]:
+    """``(prompt index, event)`` from every handle, in arrival order."""
+    if len(handles) == 1:
+        async for event in handles[0].stream():
+            yield 0, event
+        return
+    queue: asyncio.Queue[tuple[int, TokenEvent] | None] = asyncio.Queue()
+
+    async def forward(i: int, handle: RequestHandle) -> None:
+        async for event in handle.stream():
+            queue.put_nowait((i, event))
+        queue.put_nowait(None)
+
+    tasks = [asyncio.ensure_future(forward(i, h)) for i, h in enumerate(handles)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            item = await queue.get()
+            if item is None:
+                remaining -= 1
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def collect(handles: list[RequestHandle], choices: Sequence[SequenceAccounting], n: int) -> bool:
+    """Feed every event of a non-streaming request to its choice (choice ``p * n + i`` is sequence i of
+    prompt p) until all are done; True once they are."""
+    async for p, event in merged_events(handles):
+        choices[p * n + event.index].on_event(event)
+        if all(c.done for c in choices):
+            break
+    return True
+
+
+async def run_until_disconnect(
+    work: Awaitable[T], request: Request, on_disconnect: Callable[[], None]
+) -> T | None:
+    """Await ``work`` (a non-streaming generation) unless the client disconnects first: then
+    ``on_disconnect`` frees the engine slots at once and the result is None (nobody is left to answer)."""
+    work_task = asyncio.ensure_future(work)
+
+    async def wait_disconnect() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(wait_disconnect())
+    try:
+        await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not work_task.done():
+            on_disconnect()
+            return None
+        return work_task.result()
+    finally:
+        watcher.cancel()
+        if not work_task.done():
+            work_task.cancel()
+
+
+class _SSEResponse(EventSourceResponse):
+    """An SSE response that runs ``on_close`` however it ends. The stream's own ``finally`` normally does
+    that work; this covers a client that leaves before the stream's first step, when the generator never
+    starts and so never runs its ``finally``."""
+
+    def __init__(self, events: AsyncIterator[str], on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(events, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+def sse_response(
+    settings: Settings, events: AsyncIterator[str], on_close: Callable[[], None]
+) -> EventSourceResponse:
+    """An SSE response with keep-alive comments. On shutdown the stream may run for the grace period, then the
+    lifecycle cancels it and it ends with an error event; sse-starlette's own cut comes a second later, for a
+    stream that cannot even send that (a client that stopped reading)."""
+    return _SSEResponse(
+        events,
+        on_close,
+        ping=settings.keepalive_seconds,
+        sep="\n",
+        shutdown_grace_period=settings.shutdown_grace_seconds + 1.0,
+    )
+
+
+def error_event(message: str, code: str) -> str:
+    """An error inside a started stream (the OpenAI SDKs raise APIError on it)."""
+    return json.dumps({"error": {"message": message, "type": "server_error", "param": None, "code": code}})
