@@ -21,7 +21,6 @@ import warnings
 import torch
 from torch import nn
 
-
 # The resolved overload: calling the packet resolves it again on every call (~2% of a c=1 decode step).
 _LINEAR_DYNAMIC = torch.ops.quantized.linear_dynamic.default
 
