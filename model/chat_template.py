@@ -2,7 +2,7 @@
 
 The template is Jinja, rendered as ``transformers``' ``apply_chat_template`` renders it (a sandboxed
 environment with ``trim_blocks``/``lstrip_blocks``, ``raise_exception``, ``strftime_now``, a ``tojson`` that
-does not escape HTML; variables ``messages``, ``tools``, ``add_generation_prompt``, ``bos_token``,
+does not escape HTML (but writes ``<``/``>`` as JSON escapes); variables ``messages``, ``tools``, ``add_generation_prompt``, ``bos_token``,
 ``eos_token``...), so one source serves our tokenizer, ``transformers`` and any checkpoint that brings its own
 template (``chat_template.jinja``, ``chat_template`` in ``tokenizer_config.json``, or GGUF metadata).
 
@@ -25,17 +25,30 @@ import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 DEFAULT_CHAT_TEMPLATE = (
+    "{%- if tools -%}"
+    "<|system|>You can call these functions. To call one, write <tool_call>, a new line, a JSON object "
+    "with \"name\" and \"arguments\", a new line and </tool_call>.{{ '\\n' }}<tools>{{ '\\n' }}"
+    "{%- for tool in tools -%}{{ tool | tojson }}{{ '\\n' }}{%- endfor -%}</tools><|end|>{{ '\\n' }}"
+    "{%- endif -%}"
     "{%- for message in messages -%}"
     "{%- set role = 'system' if message['role'] == 'developer' else message['role'] -%}"
-    "<|{{ role }}|>"
+    "{%- if role == 'tool' -%}<|user|><tool_response>{{ '\\n' }}"
+    "{%- else -%}<|{{ role }}|>{%- endif -%}"
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for part in message['content'] -%}{{ part['text'] }}{%- endfor -%}{%- endif -%}"
+    "{%- if role == 'tool' -%}{{ '\\n' }}</tool_response>{%- endif -%}"
+    "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}"
+    "{%- for call in message['tool_calls'] -%}"
+    "{%- if not loop.first -%}{{ '\\n' }}{%- endif -%}"
+    "<tool_call>{{ '\\n' }}{\"name\": {{ call['function']['name'] | tojson }}, \"arguments\": "
+    "{{ call['function']['arguments'] | tojson }}}{{ '\\n' }}</tool_call>"
+    "{%- endfor -%}{%- endif -%}"
     "<|end|>\n"
     "{% endfor -%}"
     "{%- if add_generation_prompt -%}<|assistant|>{%- if reasoning -%}<think>{%- endif -%}{%- endif -%}"
 )
 
-ROLES = ("system", "developer", "user", "assistant")
+ROLES = ("system", "developer", "user", "assistant", "tool")
 
 # Content is rendered as numbered placeholders of private-use characters, then encoded apart from the
 # template text, so a user who types "<|end|>" gets those characters, not the special token.
@@ -47,7 +60,12 @@ def _raise_exception(message: str) -> None:
 
 
 def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    """transformers' ``tojson`` (no HTML escaping of ``&``/quotes), except ``<`` and ``>`` are written as
+    JSON escapes: the template's text is encoded with special tokens allowed, and tool definitions and
+    call arguments are client text that must never become ``<|end|>``. Same JSON value; ids differ from
+    ``apply_chat_template`` only for tool JSON that contains ``<`` or ``>``."""
+    text = json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _strftime_now(format: str) -> str:

@@ -29,7 +29,7 @@ import torch
 
 from model.kv_cache import KVCache
 from model.request_handle import GenerationResult, RequestHandle, TokenEvent, deliver
-from model.sampling import SamplingParams, SequenceSamplingState, constraint_mask, sample_next
+from model.sampling import SamplingParams, SequenceSamplingState, sample_next
 from model.transformer import Transformer
 
 log = logging.getLogger("tinyllm.engine")
@@ -152,8 +152,6 @@ class Engine:
         if any(not 0 <= t < self.vocab_size for t in prompt_ids):
             raise ValueError("prompt token id out of range")
         params.validate(self.vocab_size)
-        if n > 1 and params.constraint is not None and not hasattr(params.constraint, "fork"):
-            raise ValueError("n > 1 needs a constraint with fork() (one constraint state per sequence)")
         self.check_prompt(len(prompt_ids), params.max_tokens)
         handle = RequestHandle(n, self._notify)
         with self._cond:
@@ -297,8 +295,6 @@ class Engine:
 
     def _new_sequence(self, request: _Request, index: int, slot: int) -> _Sequence:
         state = SequenceSamplingState.create(request.params, request.prompt_ids, seed_offset=index)
-        if index and state.constraint is not None:
-            state.constraint = state.constraint.fork()
         return _Sequence(request, index, slot, state, pos=len(request.prompt_ids))
 
     def _decode_step(self) -> None:
@@ -316,10 +312,8 @@ class Engine:
             listener(len(batch), elapsed)
 
     def _accept_tokens(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
-        states = [s.state for s in sequences]
-        # Structured output: a [B, vocab] mask only when some row has a constraint.
-        mask = constraint_mask(states, logits.shape[-1])
-        sampled = sample_next(logits, states, self.eos_token_ids, mask)
+        # Constrained rows (structured output) get their token mask inside the sampler.
+        sampled = sample_next(logits, [s.state for s in sequences], self.eos_token_ids)
         events: list[tuple[RequestHandle, TokenEvent]] = []
         for seq, token in zip(sequences, sampled, strict=True):
             params = seq.request.params
@@ -329,18 +323,6 @@ class Engine:
                 continue
             seq.last_token = token.token_id
             done = seq.state.num_generated >= params.max_tokens or seq.pos + 1 >= self.max_seq_len
-            constraint = seq.state.constraint
-            if constraint is not None:
-                constraint.accept(token.token_id)
-                if not done and constraint.is_done():  # only EOS may follow: stop here, no extra step
-                    seq.finished = True
-                    events.append(
-                        (
-                            seq.request.handle,
-                            TokenEvent(seq.index, token.token_id, token.logprob, token.top_logprobs, "stop"),
-                        )
-                    )
-                    continue
             events.append(
                 (
                     seq.request.handle,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -25,19 +25,24 @@ _GREEDY_BELOW = 1e-5
 
 @runtime_checkable
 class TokenConstraint(Protocol):
-    """What a structured-output constraint gives the sampler for one sequence.
+    """A per-sequence rule on which tokens may come next (structured output: a grammar, a JSON schema).
 
-    The engine builds a [B, vocab] mask only when some row has a constraint: it calls :meth:`fill_mask`
-    on that row's slice (all True on entry) before sampling, and :meth:`accept` with the token drawn.
-    :meth:`is_done` means only EOS may follow: the engine ends the sequence with ``stop`` there."""
+    The sampler asks for the allowed set before every draw (one [B, vocab] mask, built only when some row
+    has a constraint) and reports the token drawn. A constraint holds the state of one sequence: each of a
+    request's ``n`` sequences gets its own (``fork``).
+    """
 
     def fill_mask(self, mask_row: torch.Tensor) -> None:
-        """Write allowed=True / disallowed=False into ``mask_row`` (bool, length vocab)."""
-        ...
+        """Write True for every allowed token into ``mask_row`` (bool, vocabulary length, all False)."""
 
-    def accept(self, token_id: int) -> None: ...
+    def accept(self, token_id: int) -> None:
+        """The token drawn for this sequence (always one ``fill_mask`` allowed)."""
 
-    def is_done(self) -> bool: ...
+    def is_done(self) -> bool:
+        """Only a stop token may come next."""
+
+    def fork(self) -> TokenConstraint:
+        """A fresh copy in the same state, for another sequence of the same request."""
 
 
 @dataclass
@@ -56,8 +61,7 @@ class SamplingParams:
     ignore_eos: bool = False
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int | None = None  # number of top alternatives to report; None = no logprobs
-    # Structured output. With n > 1 the constraint must offer ``fork() -> TokenConstraint`` (one per sequence).
-    constraint: TokenConstraint | None = None
+    constraint: TokenConstraint | None = None  # structured output: which tokens may come next
 
     @property
     def is_greedy(self) -> bool:
@@ -88,16 +92,13 @@ class SequenceSamplingState:
     """One sequence's sampling state: its params, its random stream, and (only when its penalties need
     them) dense per-vocabulary tensors of what it has seen, ready to stack into batch rows."""
 
-    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "constraint", "_bias", "_counts", "_seen")
+    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "_bias", "_counts", "_seen")
 
-    def __init__(
-        self, params: SamplingParams, rng: random.Random, prompt_ids: list[int], constraint=None
-    ) -> None:
+    def __init__(self, params: SamplingParams, rng: random.Random, prompt_ids: list[int]) -> None:
         self.params = params
         self.rng = rng
         self.prompt_ids = prompt_ids
         self.num_generated = 0
-        self.constraint: TokenConstraint | None = constraint
         self._bias: torch.Tensor | None = None  # logit_bias as a dense row
         self._counts: torch.Tensor | None = None  # output token counts (presence/frequency penalties)
         self._seen: torch.Tensor | None = None  # prompt ∪ output tokens (repetition penalty)
@@ -108,7 +109,9 @@ class SequenceSamplingState:
     ) -> SequenceSamplingState:
         """``seed_offset`` gives the n sequences of one seeded request distinct, reproducible streams."""
         seed = params.seed + seed_offset if params.seed is not None else None
-        return cls(params, random.Random(seed), list(prompt_ids), params.constraint)
+        if params.constraint is not None and seed_offset:
+            params = replace(params, constraint=params.constraint.fork())  # its own grammar state
+        return cls(params, random.Random(seed), list(prompt_ids))
 
     def _rows(self, vocab: int) -> None:
         """Allocate the dense rows the params need, once, at the first draw (when the vocabulary is known)."""
@@ -125,6 +128,8 @@ class SequenceSamplingState:
                 self._seen[torch.tensor(self.prompt_ids, dtype=torch.long)] = True
 
     def record(self, token_id: int) -> None:
+        if self.params.constraint is not None:
+            self.params.constraint.accept(token_id)
         self.num_generated += 1
         if self._counts is not None:
             self._counts[token_id] += 1
@@ -132,9 +137,10 @@ class SequenceSamplingState:
             self._seen[token_id] = True
 
     def banned(self, eos_token_ids: tuple[int, ...]) -> tuple[int, ...]:
-        """Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos)."""
+        """Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos). A constraint
+        decides for itself when its sequence may end (a finished JSON document has nothing else to write)."""
         p = self.params
-        if p.ignore_eos or self.num_generated < p.min_tokens:
+        if p.constraint is None and (p.ignore_eos or self.num_generated < p.min_tokens):
             return tuple(eos_token_ids) + tuple(p.stop_token_ids)
         return ()
 
@@ -323,10 +329,13 @@ def sample_batch(
 
     ``rows`` are the sequences' states (advanced by the draw: counts for penalties, random stream) or bare
     :class:`SamplingParams` (stateless: a fresh stream per call). ``token_mask[i, t]`` True means token t is
-    allowed for row i; None means no constraint."""
+    allowed for row i; None builds it from the rows' constraints (:func:`constraint_mask`), if any. The
+    constraints are told the token drawn (``accept``)."""
     states = [
         r if isinstance(r, SequenceSamplingState) else SequenceSamplingState.create(r, []) for r in rows
     ]
+    if token_mask is None:
+        token_mask = constraint_mask(states, logits.shape[1])
     logits = _process(logits.float(), states, token_mask, tuple(eos_token_ids))
     tokens = torch.from_numpy(_argmax(logits))
     sampled = [row for row, s in enumerate(states) if not s.params.is_greedy]
@@ -363,11 +372,14 @@ def sample_next(
 
 
 def constraint_mask(states: Sequence[SequenceSamplingState], vocab_size: int) -> torch.Tensor | None:
-    """The [B, vocab] allowed-token mask of a batch, or None when no row has a constraint."""
-    constrained = [row for row, s in enumerate(states) if s.constraint is not None]
+    """The [B, vocab] allowed-token mask of a batch (True = allowed), or None when no row has a constraint.
+    Unconstrained rows allow everything; a constrained row starts all False and its constraint marks the
+    tokens it allows."""
+    constrained = [row for row, s in enumerate(states) if s.params.constraint is not None]
     if not constrained:
         return None
     mask = torch.ones(len(states), vocab_size, dtype=torch.bool)
+    mask[constrained] = False
     for row in constrained:
-        states[row].constraint.fill_mask(mask[row])
+        states[row].params.constraint.fill_mask(mask[row])
     return mask

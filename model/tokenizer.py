@@ -87,6 +87,7 @@ class Tokenizer(BaseTokenizer):
         self.chat_template = chat_template_text or chat_template.DEFAULT_CHAT_TEMPLATE
         self.vocab_size = self.sp.get_piece_size()
         self.pad_id, self.bos_id, self.eos_id = self.sp.pad_id(), self.sp.bos_id(), self.sp.eos_id()
+        self.unk_id = self.sp.unk_id()
         self.special_ids = {
             i
             for i in range(self.vocab_size)

@@ -4,8 +4,8 @@ Policy for request fields (one rule, applied everywhere):
 
 * what we serve is validated strictly (ranges as OpenAI documents them);
 * fields the SDKs send that change nothing here (``store``, ``metadata``, ``user``, ...) are accepted;
-* features we do not serve (tools, images, audio, JSON mode, ...) are refused with a 400 that names the
-  parameter (``unsupported_parameter`` / ``unsupported_value``), never silently ignored;
+* features we do not serve (images, audio, the deprecated ``functions``, ...) are refused with a 400 that
+  names the parameter (``unsupported_parameter`` / ``unsupported_value``), never silently ignored;
 * anything else is an unknown parameter (400 ``unknown_parameter``), as the OpenAI API answers.
 
 Limits that depend on the server configuration (``n``, ``max_tokens``) are checked by the serving layer.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from model.sampling import SamplingParams
@@ -77,35 +77,68 @@ class TextContentPart(OpenAIRequestModel):
     text: str
 
 
+class FunctionCall(OpenAIRequestModel):
+    name: str
+    arguments: str
+
+
+class ToolCall(OpenAIRequestModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+_ABSENT = object()  # a message without "content" (told apart from "content": null)
+
+
 class ChatMessage(OpenAIRequestModel):
     role: str
-    content: str | list[TextContentPart]
+    tool_calls: list[ToolCall] | None = None  # an assistant's earlier calls, rendered by the template
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    # None only for an assistant message that carries tool_calls (fields above are validated first).
+    content: str | list[TextContentPart] | None = None
     name: str | None = None  # a participant name: our chat template has no place for it
+    # What the SDKs send back when a client appends ``resp.choices[0].message``: accepted, not rendered.
+    # Earlier turns' reasoning is dropped, as OpenAI and DeepSeek do.
     refusal: str | None = None
-    tool_calls: Any = None
-    function_call: Any = None
-    tool_call_id: Any = None
+    reasoning_content: str | None = None
+    reasoning: Any = None
+    annotations: list[Any] | None = None
     audio: Any = None
+    function_call: Any = None
+    provider_specific_fields: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mark_absent_content(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "content" not in data:
+            return {**data, "content": _ABSENT}  # so that the content validator runs and can tell
+        return data
 
     @field_validator("role")
     @classmethod
     def _role(cls, role: str) -> str:
-        if role in ("tool", "function"):
+        if role == "function":
             raise unsupported_value(
-                f"role '{role}' is not supported: this server does not serve tool calling."
+                "role 'function' (the deprecated function calling) is not supported: use tools and "
+                "role 'tool'."
             )
-        if role not in ("system", "developer", "user", "assistant"):
+        if role not in ("system", "developer", "user", "assistant", "tool"):
             raise PydanticCustomError(
                 "invalid_role",
-                "role must be one of 'system', 'developer', 'user', 'assistant' (got '{role}').",
+                "role must be one of 'system', 'developer', 'user', 'assistant', 'tool' (got '{role}').",
                 {"role": role[:40]},
             )
         return role
 
     @field_validator("content", mode="before")
     @classmethod
-    def _content(cls, content: Any) -> Any:
-        if content is None:
+    def _content(cls, content: Any, info: ValidationInfo) -> Any:
+        if content is None or content is _ABSENT:
+            if info.data.get("role") == "assistant" and info.data.get("tool_calls"):
+                return None
+            if content is _ABSENT:
+                raise PydanticCustomError("missing", "Field required")
             raise PydanticCustomError("missing_content", "message content is required.")
         if isinstance(content, list):
             for i, part in enumerate(content):
@@ -117,29 +150,57 @@ class ChatMessage(OpenAIRequestModel):
                     )
         return content
 
-    @field_validator("tool_calls", "function_call", "tool_call_id", "audio")
-    @classmethod
-    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None or value == []:
-            return value
-        raise unsupported(str(info.field_name), "no tool calling or audio")
+    @model_validator(mode="after")
+    def _tool_call_id(self) -> ChatMessage:
+        if self.role == "tool" and self.tool_call_id is None:
+            raise PydanticCustomError("missing_tool_call_id", "a tool message needs tool_call_id.")
+        return self
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
 
 
-class ResponseFormat(OpenAIRequestModel):
-    type: str
-    json_schema: Any = None
+class JSONSchemaFormat(OpenAIRequestModel):
+    name: str = Field(max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None  # every accepted schema is enforced exactly, strict or not
 
-    @field_validator("type")
-    @classmethod
-    def _type(cls, kind: str) -> str:
-        if kind != "text":
-            raise unsupported_value(f"response_format type '{kind[:40]}' is not supported: only 'text' is.")
-        return kind
+
+class ResponseFormat(OpenAIRequestModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise PydanticCustomError("missing_json_schema", "response_format json_schema needs json_schema.")
+        return self
+
+
+class FunctionDefinition(OpenAIRequestModel):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None  # every accepted schema is enforced exactly, strict or not
+
+
+class ChatTool(OpenAIRequestModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(OpenAIRequestModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIRequestModel):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class SelfConsistencyOptions(OpenAIRequestModel):
@@ -163,7 +224,7 @@ class SamplingRequestFields(OpenAIRequestModel):
     frequency_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
     n: int | None = Field(1, ge=1)
     seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     stop: str | list[str] | None = None
@@ -253,42 +314,37 @@ class SamplingRequestFields(OpenAIRequestModel):
 
 class ChatCompletionRequest(SamplingRequestFields):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     # Accepted when they ask for nothing we lack.
     modalities: list[str] | None = None
+    # Structured output and tools (server.structured_output, server.tools).
     response_format: ResponseFormat | None = None
-    tool_choice: Any = None
+    tools: list[ChatTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
     prompt_cache_options: dict[str, Any] | None = None
     safety_identifier: str | None = None
     # Refused.
-    tools: Any = None
     functions: Any = None
     function_call: Any = None
     audio: Any = None
     prediction: Any = None
     web_search_options: Any = None
     # Reasoning mode: k sampled chains and a self-consistency vote (server.reasoning).
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    # none/minimal: a plain answer; xhigh: the largest vote the server allows.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     self_consistency: SelfConsistencyOptions | None = None
 
-    @field_validator("tools", "functions", "function_call", "audio", "prediction", "web_search_options")
+    @field_validator("functions", "function_call", "audio", "prediction", "web_search_options")
     @classmethod
     def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None or value == []:
             return value
         raise unsupported(str(info.field_name))
-
-    @field_validator("tool_choice")
-    @classmethod
-    def _tool_choice(cls, value: Any) -> Any:
-        if value in (None, "none"):
-            return value
-        raise unsupported("tool_choice", "no tool calling")
 
     @field_validator("modalities")
     @classmethod
@@ -311,7 +367,7 @@ class ChatCompletionRequest(SamplingRequestFields):
 
 class CompletionRequest(SamplingRequestFields):
     prompt: str | list[str] | list[int] | list[list[int]]
-    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for legacy completions
+    max_tokens: int | None = Field(16, ge=1, le=INT64_MAX)  # OpenAI's default for legacy completions
     echo: bool | None = False
     logprobs: int | None = Field(None, ge=0, le=5)
     best_of: int | None = Field(None, ge=1)

@@ -57,11 +57,17 @@ class ReasoningPlan:
     check_steps: bool = True  # rank first the answers of chains that pass reasoning.chain_check.check_chain
 
 
+# reasoning_effort values that ask for a plain answer, no reasoning chain.
+NO_REASONING = ("none", "minimal")
+
+
 def effort_samples(settings: Settings, effort: str) -> int:
+    """k for an effort level; ``xhigh`` is the largest vote the server allows (clamped by the caller)."""
     return {
         "low": settings.reasoning_samples_low,
         "medium": settings.reasoning_samples_medium,
         "high": settings.reasoning_samples_high,
+        "xhigh": settings.max_self_consistency_samples,
     }[effort]
 
 
@@ -74,6 +80,8 @@ def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int) -> 
     Options a vote cannot honour are refused by name rather than silently ignored.
     """
     options, effort = req.self_consistency, req.reasoning_effort
+    if effort in NO_REASONING:
+        effort = None
     if options is None and effort is None:
         return None
     limit = min(settings.max_self_consistency_samples, slots)

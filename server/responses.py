@@ -37,19 +37,34 @@ class ChoiceLogprobs(ResponseModel):
     refusal: None = None
 
 
+class FunctionCallOut(ResponseModel):
+    name: str
+    arguments: str  # a JSON object, as text
+
+
+class ToolCallOut(ResponseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class ChatCompletionMessage(ResponseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCallOut] | None = Field(None, exclude_if=if_none)
     # Reasoning mode: the chain of the sample whose answer won (absent outside reasoning mode).
     reasoning_content: str | None = Field(None, exclude_if=if_none)
+
+
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class ChatCompletionChoice(ResponseModel):
     index: int
     message: ChatCompletionMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
 
 
 def _created() -> int:
@@ -67,10 +82,33 @@ class ChatCompletionResponse(ResponseModel):
     self_consistency: SelfConsistencyResult | None = Field(None, exclude_if=if_none)
 
 
+class DeltaFunctionCall(ResponseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class DeltaToolCall(ResponseModel):
+    """A piece of a streamed call: the first carries id, type and name; the rest only arguments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
 class DeltaMessage(ResponseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     reasoning_content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_none(self, handler: Any) -> dict[str, Any]:
@@ -81,7 +119,7 @@ class ChatCompletionChunkChoice(ResponseModel):
     index: int
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
 
 
 class ChatCompletionChunk(ResponseModel):

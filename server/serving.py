@@ -44,6 +44,7 @@ from server.ratelimit import RateLimiter, RateLimitExceeded
 from server.responses import ChatCompletionChunk, CompletionResponse, ResponseModel, UsageInfo
 from server.settings import Settings
 from server.streams import collect, error_event, merged_events, run_until_disconnect, sse_response
+from server.tools import template_messages, template_tools
 
 prompt_logger = logging.getLogger("tinyllm.prompts")
 
@@ -97,7 +98,7 @@ async def tokenize(encode: Callable[..., T], *args: Any, chars: int, **kwargs: A
 class ChatPrompt:
     """A chat request's conversation, its prompt ids and its completion budget."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     ids: list[int]
     max_tokens: int
     max_param: str  # "max_tokens" or "max_completion_tokens": the parameter errors about the budget name
@@ -172,31 +173,25 @@ class OpenAIServing:
     def completion_budget(
         self, requested: int | None, prompt_tokens: int, prompt_param: str, max_tokens_param: str
     ) -> int:
-        """The context-length check: the request's budget (capped by config) when the longest prompt plus it
-        fits in the context, else a 400; without one, what fits."""
-        cap = self.ctx.settings.max_tokens
-        if requested is not None and requested > cap:
-            raise APIError(
-                400,
-                f"{max_tokens_param} is too large: {requested}. This server allows at most {cap}.",
-                code="invalid_value",
-                param=max_tokens_param,
-            )
+        """The context-length check. The budget is the request's, the server's cap and what is left of the
+        context, whichever is smallest: a larger request generates until the context (or the cap) is full
+        and finishes with "length", as llama.cpp does. Clients default to max_tokens of 1024-4096, more than
+        a small model's context holds; refusing them would fail every such request. Only a prompt that
+        leaves no room at all is a 400."""
         room = self.ctx.context_len - prompt_tokens
-        if requested is None:
-            if room < 1:
-                raise self.context_error(prompt_tokens, 1, prompt_param)
-            return min(cap, room)
-        if requested > room:
-            raise self.context_error(prompt_tokens, requested, prompt_param)
-        return requested
+        if room < 1:
+            raise self.context_error(prompt_tokens, requested or 1, prompt_param)
+        return min(requested or room, self.ctx.settings.max_tokens, room)
 
     async def render_chat(self, req: ChatCompletionRequest, reasoning: bool = False) -> ChatPrompt:
         """Render and tokenize the whole conversation (reasoning: ending with ``<|assistant|><think>``) and
         resolve its completion budget against the context."""
-        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        chars = sum(len(m["content"]) for m in messages)
-        ids = await tokenize(self.ctx.tokenizer.encode_chat, messages, chars=chars, reasoning=reasoning)
+        messages = template_messages(req.messages)
+        tools = template_tools(req.tools)
+        chars = sum(len(m["content"]) for m in messages) + len(json.dumps(tools or ""))
+        ids = await tokenize(
+            self.ctx.tokenizer.encode_chat, messages, chars=chars, reasoning=reasoning, tools=tools
+        )
         max_param = req.max_tokens_param()
         max_tokens = self.completion_budget(req.requested_max_tokens(), len(ids), "messages", max_param)
         return ChatPrompt(messages, ids, max_tokens, max_param)

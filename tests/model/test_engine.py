@@ -228,44 +228,6 @@ def test_cached_attention_matches_the_uncached_forward(kv_heads, tmp_path):
     assert got == expected[5:]
 
 
-class _AllowList:
-    """A constraint allowing a fixed token set, done after ``length`` tokens (the TokenConstraint protocol)."""
-
-    def __init__(self, allowed: list[int], length: int) -> None:
-        self.allowed, self.length, self.accepted = allowed, length, []
-
-    def fill_mask(self, mask_row: torch.Tensor) -> None:
-        mask_row.fill_(False)
-        mask_row[self.allowed] = True
-
-    def accept(self, token_id: int) -> None:
-        self.accepted.append(token_id)
-
-    def is_done(self) -> bool:
-        return len(self.accepted) >= self.length
-
-    def fork(self) -> _AllowList:
-        return _AllowList(self.allowed, self.length)
-
-
-def test_constrained_rows_draw_allowed_tokens_and_stop_when_done(loaded):
-    engine = make_engine(loaded, max_batch=4)
-    prompt = loaded.tokenizer.encode("hello")
-    constraint = _AllowList([11, 12, 13], length=5)
-    try:
-        free = engine.submit(prompt, SamplingParams(temperature=1.0, seed=3, max_tokens=12))
-        bound = engine.submit(
-            prompt, SamplingParams(temperature=1.0, seed=3, max_tokens=12, constraint=constraint), n=2
-        )
-        unconstrained, constrained = collect(free)[0], collect(bound)
-        for tokens, reason in constrained.values():
-            assert reason == "stop" and len(tokens) == 5 and set(tokens) <= {11, 12, 13}
-        assert constraint.accepted == constrained[0][0]
-        assert len(unconstrained[0]) == 12 and not set(unconstrained[0]) <= {11, 12, 13}
-    finally:
-        engine.shutdown()
-
-
 def test_seeded_tokens_do_not_depend_on_the_rest_of_the_batch_with_default_settings(loaded):
     """The served copy with the default precision (int8): one request's tokens alone and among others."""
     from model.inference import prepare_for_serving

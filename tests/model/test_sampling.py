@@ -257,24 +257,34 @@ def test_token_mask_restricts_greedy_and_sampled_rows(logits):
     assert all(10 <= d[1] < 20 for d in drawn) and len({d[1] for d in drawn}) > 2
 
 
-def test_constraint_mask_is_none_without_constraints_and_filled_per_row():
+def test_constraint_mask_is_none_without_constraints_and_filled_per_row(logits):
     class OnlyEven:
+        def __init__(self):
+            self.accepted = []
+
         def fill_mask(self, mask_row):
-            mask_row[1::2] = False
+            mask_row[::2] = True
 
         def accept(self, token_id):
-            pass
+            self.accepted.append(token_id)
 
         def is_done(self):
             return False
 
+        def fork(self):
+            return OnlyEven()
+
+    constraint = OnlyEven()
     states = [
-        SequenceSamplingState.create(SamplingParams(), [1]),
-        SequenceSamplingState.create(SamplingParams(constraint=OnlyEven()), [1]),
+        SequenceSamplingState.create(SamplingParams(temperature=0), [1]),
+        SequenceSamplingState.create(SamplingParams(temperature=0, constraint=constraint), [1]),
     ]
     assert constraint_mask(states[:1], V) is None
     mask = constraint_mask(states, V)
     assert mask[0].all() and mask[1, ::2].all() and not mask[1, 1::2].any()
+    tokens = sample_batch(logits.expand(2, V).clone(), states).tolist()
+    assert tokens[0] == int(logits.argmax()) and tokens[1] == int(logits[::2].argmax()) * 2
+    assert constraint.accepted == [tokens[1]]
 
 
 def test_large_vocabulary_draws_match_the_distribution_and_ignore_the_batch():

@@ -132,9 +132,11 @@ def test_errors_are_typed(server: LiveServer, client: openai.OpenAI):
         client.chat.completions.create(
             model=MODEL,
             messages=MESSAGES,
-            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            tools=[
+                {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "if": {}}}}
+            ],
         )
-    assert tools.value.param == "tools"
+    assert tools.value.param == "tools[0].function.parameters.if"
     with pytest.raises(openai.BadRequestError) as unknown:
         client.chat.completions.create(model=MODEL, messages=MESSAGES, extra_body={"best_guess": 1})
     assert unknown.value.code == "unknown_parameter" and unknown.value.param == "best_guess"

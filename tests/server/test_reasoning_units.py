@@ -216,6 +216,11 @@ def test_plans_from_effort_and_from_the_extension():
     assert resolve_plan(request(reasoning_effort="medium"), SETTINGS, 16) == ReasoningPlan(5)
     assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 16).samples == 10  # clamped to cap
     assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 8).samples == 8  # and to the slots
+    for plain in ("none", "minimal"):  # a plain answer
+        assert resolve_plan(request(reasoning_effort=plain), SETTINGS, 16) is None
+    small = Settings(auth_disabled=True, max_self_consistency_samples=7, reasoning_samples_high=3)
+    assert resolve_plan(request(reasoning_effort="xhigh"), small, 16).samples == 7  # the largest k
+    assert resolve_plan(request(reasoning_effort="xhigh"), SETTINGS, 6).samples == 6  # within slots
     plan = resolve_plan(
         request(
             reasoning_effort="low", self_consistency={"samples": 3, "return_chains": True, "calculator": True}

@@ -38,12 +38,10 @@ def errors_of(model: type, body: dict) -> list[tuple[str, tuple]]:
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("tools", [{"type": "function", "function": {"name": "f"}}]),
         ("functions", [{"name": "f"}]),
         ("audio", {"voice": "alloy", "format": "wav"}),
         ("prediction", {"type": "content", "content": "x"}),
         ("web_search_options", {}),
-        ("tool_choice", "auto"),
     ],
 )
 def test_unserved_features_are_refused_naming_the_parameter(field, value):
@@ -53,11 +51,6 @@ def test_unserved_features_are_refused_naming_the_parameter(field, value):
 @pytest.mark.parametrize(
     "body, loc",
     [
-        ({**BASE, "response_format": {"type": "json_object"}}, ("response_format", "type")),
-        (
-            {**BASE, "response_format": {"type": "json_schema", "json_schema": {}}},
-            ("response_format", "type"),
-        ),
         ({**BASE, "modalities": ["text", "audio"]}, ("modalities",)),
         (
             {
@@ -71,7 +64,7 @@ def test_unserved_features_are_refused_naming_the_parameter(field, value):
             ("messages", 0, "content"),
         ),
         (
-            {**BASE, "messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]},
+            {**BASE, "messages": [{"role": "function", "content": "x", "name": "f"}]},
             ("messages", 0, "role"),
         ),
     ],
