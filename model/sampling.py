@@ -92,13 +92,16 @@ class SequenceSamplingState:
     """One sequence's sampling state: its params, its random stream, and (only when its penalties need
     them) dense per-vocabulary tensors of what it has seen, ready to stack into batch rows."""
 
-    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "_bias", "_counts", "_seen")
+    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "width", "_bias", "_counts", "_seen")
 
     def __init__(self, params: SamplingParams, rng: random.Random, prompt_ids: list[int]) -> None:
         self.params = params
         self.rng = rng
         self.prompt_ids = prompt_ids
         self.num_generated = 0
+        self.width = (
+            0  # candidate width its top-k / top-p draw needed last (a hint; tokens never depend on it)
+        )
         self._bias: torch.Tensor | None = None  # logit_bias as a dense row
         self._counts: torch.Tensor | None = None  # output token counts (presence/frequency penalties)
         self._seen: torch.Tensor | None = None  # prompt ∪ output tokens (repetition penalty)
@@ -245,26 +248,43 @@ def sampling_probs(logits: torch.Tensor, params: list[SamplingParams]) -> torch.
 _CANDIDATE_WIDTHS = (128, 1024)
 
 
-def _sorted_view(logits: torch.Tensor, params: list[SamplingParams]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows [R, vocab] → (logits sorted descending [R, C], their token ids [R, C]), C the narrowest
-    candidate width holding every row's top-k / top-p set, else the whole vocabulary."""
+def _sorted_view(
+    logits: torch.Tensor, params: list[SamplingParams], lse: torch.Tensor, first_width: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Rows [R, vocab] with their log-sum-exp [R, 1] → (logits sorted descending [R, C], their token ids
+    [R, C], C), C the narrowest candidate width from ``first_width`` up that holds every row's top-k /
+    top-p set, else the whole vocabulary."""
     vocab = logits.shape[1]
     scores = -logits.numpy()
-    lse = None
     for width in _CANDIDATE_WIDTHS:
+        if width < first_width:
+            continue
         if 2 * width > vocab:
             break
         ids = torch.from_numpy(np.ascontiguousarray(np.argpartition(scores, width - 1, axis=1)[:, :width]))
         values, order = torch.sort(logits.gather(1, ids), dim=-1, descending=True)
-        if lse is None:
-            lse = torch.logsumexp(logits, -1, keepdim=True)
         mass = torch.exp(values - lse).sum(-1).tolist()
         # Complete: top-k fits in the candidates, or they already hold top_p of the probability.
         if all(0 < p.top_k <= width or m >= p.top_p for p, m in zip(params, mass, strict=True)):
-            return values, ids.gather(1, order)
+            return values, ids.gather(1, order), width
     # numpy's argsort: ~3x faster than torch.sort on CPU here.
     ids = torch.from_numpy(np.argsort(scores, axis=1))
-    return logits.gather(1, ids), ids
+    return logits.gather(1, ids), ids, vocab
+
+
+def _remember_widths(
+    states: list[SequenceSamplingState], values: torch.Tensor, lse: torch.Tensor, width: int
+) -> None:
+    """Each row's own need: the narrowest width whose prefix of the sorted view holds its kept set (a
+    prefix of the view is exactly that width's candidates), so one wide row does not widen the others."""
+    need = [width] * len(states)
+    for narrower in reversed([w for w in _CANDIDATE_WIDTHS if w < width]):
+        mass = torch.exp(values[:, :narrower] - lse).sum(-1).tolist()
+        for row, (state, m) in enumerate(zip(states, mass, strict=True)):
+            if 0 < state.params.top_k <= narrower or m >= state.params.top_p:
+                need[row] = narrower
+    for state, w in zip(states, need, strict=True):
+        state.width = w
 
 
 def _inverse_cdf(probs: torch.Tensor, states: list[SequenceSamplingState]) -> torch.Tensor:
@@ -293,8 +313,12 @@ def _draw(logits: torch.Tensor, states: list[SequenceSamplingState]) -> torch.Te
     if ranked:
         rows = scaled[ranked]
         sub = [params[i] for i in ranked]
-        values, ids = _sorted_view(rows, sub)
-        probs = torch.softmax(_filter_sorted(values, sub, torch.logsumexp(rows, -1)), -1)
+        lse = torch.logsumexp(rows, -1, keepdim=True)
+        # Start at the width the rows needed last step (a row's nucleus changes slowly): fewer tries.
+        first = max(states[i].width for i in ranked)
+        values, ids, width = _sorted_view(rows, sub, lse, first)
+        _remember_widths([states[i] for i in ranked], values, lse, width)
+        probs = torch.softmax(_filter_sorted(values, sub, lse.squeeze(1)), -1)
         drawn = _inverse_cdf(probs, [states[i] for i in ranked])
         tokens[ranked] = torch.where(
             drawn >= 0, ids.gather(1, drawn.clamp(min=0).unsqueeze(1)).squeeze(1), -1
