@@ -10,9 +10,11 @@ Or let the script start the server on a free loopback port (the shipped checkpoi
 The problems were written apart from the training generator (see ``evals/write_heldout.py``), so this is
 the figure to quote for "does it read questions it never saw". Each problem is asked the way a user asks:
 the question as the only message, no system prompt. Methods:
-* ``plain``: no reasoning options, temperature 0 (greedy); the answer is read from ``content``;
-* ``reasoning``: ``reasoning_effort: "low"`` (one greedy chain); the server's voted answer;
-* ``vote``: ``reasoning_effort: "high"`` (the server's k-sample checked vote); the server's answer.
+* ``default``: nothing but the question: the server's and the checkpoint's defaults (a reasoning
+  checkpoint thinks by default: one greedy chain, the answer in ``content``);
+* ``plain``: ``reasoning_effort: "none"``, temperature 0: the answer alone, greedy;
+* ``vote``: ``reasoning_effort: "high"`` (the server's k-sample checked vote).
+The answer is the server's voted answer where it reports one, else the one extracted from ``content``.
 Answers are compared after the same normalisation the vote uses.
 """
 
@@ -38,7 +40,11 @@ import openai
 from reasoning.answers import extract_answer, normalize_answer
 
 HELDOUT = Path(__file__).resolve().parents[1] / "evals" / "heldout-v1.jsonl"
-METHODS = {"plain": None, "reasoning": "low", "vote": "high"}
+METHODS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "plain": {"reasoning_effort": "none", "temperature": 0.0},
+    "vote": {"reasoning_effort": "high"},
+}
 GROUPS = ("all", "easy", "hard", "easy/zh", "easy/en", "hard/zh", "hard/en")
 
 
@@ -56,11 +62,13 @@ def load_problems(path: Path = HELDOUT, limit: int | None = None) -> list[dict[s
 
 def ask(client: openai.OpenAI, model: str, record: dict[str, Any], method: str) -> str | None:
     """The normalised answer the server gives to one problem with one method (None if it gives none)."""
-    effort = METHODS[method]
-    extra: dict[str, Any] = {"temperature": 0.0} if effort is None else {"reasoning_effort": effort}
-    r = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": record["user"]}], seed=0, **extra
-    )
+    try:
+        r = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": record["user"]}], seed=0, **METHODS[method]
+        )
+    except openai.APIError as e:  # counted as unanswered, and said
+        print(f"{record['id']} {method}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return None
     sc = (r.model_extra or {}).get("self_consistency")
     answer = sc["answer"] if sc else extract_answer(r.choices[0].message.content)
     return normalize_answer(answer) if answer else None

@@ -54,7 +54,16 @@ def _check_json_objects(directory: Path) -> None:
             raise CheckpointError(f"{path}: expected a JSON object, found {type(value).__name__}")
 
 
+# Our extension of generation_config.json: a reasoning checkpoint thinks unless a request says otherwise.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
 def _check_generation_defaults(generation_config: dict[str, Any], path: Path) -> None:
+    effort = generation_config.get("reasoning_effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise CheckpointError(
+            f"{path}: reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}, found {str(effort)[:40]!r}"
+        )
     for key, (wanted, ok) in GENERATION_CONFIG_CHECKS.items():
         value = generation_config.get(key)
         if value is None:

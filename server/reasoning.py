@@ -71,8 +71,31 @@ def effort_samples(settings: Settings, effort: str) -> int:
     }[effort]
 
 
-def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int) -> ReasoningPlan | None:
+def implicit_effort(req: ChatCompletionRequest, default_effort: str | None) -> str | None:
+    """The effort a request that names none gets: the served checkpoint's default, unless the request asks
+    for something a vote cannot give (several choices, stop strings, logprobs, a JSON or tool-call output),
+    which then gets a plain answer rather than a 400 for a mode it never asked for."""
+    if default_effort is None or default_effort in NO_REASONING:
+        return None
+    wants_plain = (
+        (req.n or 1) > 1
+        or req.stop_list()
+        or req.logprobs
+        or (req.response_format is not None and req.response_format.type != "text")
+        or (req.tools and req.tool_choice != "none")
+        or req.tool_choice not in (None, "none")  # the plain path validates it (400 without tools)
+    )
+    return None if wants_plain else default_effort
+
+
+def resolve_plan(
+    req: ChatCompletionRequest, settings: Settings, slots: int, default_effort: str | None = None
+) -> ReasoningPlan | None:
     """The reasoning plan of a chat request, None when it does not ask for reasoning mode.
+
+    A request without ``reasoning_effort`` or ``self_consistency`` gets ``default_effort`` (a reasoning
+    checkpoint thinks by default, see ``implicit_effort``); ``reasoning_effort: "none"`` asks for the answer
+    alone.
 
     ``self_consistency.samples`` above the limit (``MAX_SELF_CONSISTENCY_SAMPLES`` and the engine's
     slots: all k samples decode at once) is a 400 naming it. ``reasoning_effort`` asks for a level, not a
@@ -80,6 +103,8 @@ def resolve_plan(req: ChatCompletionRequest, settings: Settings, slots: int) -> 
     Options a vote cannot honour are refused by name rather than silently ignored.
     """
     options, effort = req.self_consistency, req.reasoning_effort
+    if options is None and effort is None:
+        effort = implicit_effort(req, default_effort)
     if effort in NO_REASONING:
         effort = None
     if options is None and effort is None:

@@ -79,6 +79,11 @@ class ServingContext:
     def context_len(self) -> int:
         return self.engine.max_seq_len
 
+    @property
+    def default_reasoning_effort(self) -> str | None:
+        """The effort of chat requests that name none: the setting, else the checkpoint's own default."""
+        return self.settings.reasoning_effort or self.generation_defaults.get("reasoning_effort")
+
 
 def system_fingerprint(config: dict[str, Any], quantize: str) -> str:
     """Changes when the served network or its numerics change (OpenAI's meaning of the field)."""

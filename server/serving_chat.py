@@ -71,7 +71,7 @@ class ServingChat(OpenAIServing):
         ctx = self.ctx
         self.check_request(req)
         tokenizer = ctx.tokenizer
-        plan = resolve_plan(req, ctx.settings, ctx.engine.config.max_batch)
+        plan = resolve_plan(req, ctx.settings, ctx.engine.config.max_batch, ctx.default_reasoning_effort)
         if plan is not None:  # reasoning_effort / self_consistency: k chains and a vote
             refuse_in_reasoning_mode(req)
             return await self.reasoning.create(req, plan, raw_request, identity)

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     reasoning_samples_medium: int = Field(5, ge=1, description="Samples for reasoning_effort=medium.")
     reasoning_samples_high: int = Field(9, ge=1, description="Samples for reasoning_effort=high.")
     max_self_consistency_samples: int = Field(16, ge=1, description="Cap on self_consistency.samples.")
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = Field(
+        None,
+        description="reasoning_effort of requests that give none (default: the checkpoint's "
+        "generation_config.json `reasoning_effort`; none there = plain answers).",
+    )
 
     @model_validator(mode="after")
     def _default_served_name(self) -> Settings:

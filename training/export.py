@@ -233,7 +233,13 @@ def export(
     run_dir, out = Path(run_dir), Path(out_dir)
     model, tokenizer_file = load_model_weights(run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, model.eval(), tokenizer_file, generation_config=GENERATION_CONFIG)
+    generation_config = dict(GENERATION_CONFIG)
+    if any(
+        TrainConfig.load(run / "train_config.json").stage == "reasoning-sft" for run in stage_chain(run_dir)
+    ):
+        # Our extension, read by the server: a reasoning checkpoint thinks unless a request says "none".
+        generation_config["reasoning_effort"] = "low"
+    save_checkpoint(out, model.eval(), tokenizer_file, generation_config=generation_config)
     eval_report = None
     if eval_dir and (Path(eval_dir) / "eval.json").exists():
         eval_report = json.loads((Path(eval_dir) / "eval.json").read_text(encoding="utf-8"))

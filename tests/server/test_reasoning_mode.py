@@ -254,22 +254,21 @@ def test_a_disconnect_cancels_every_sample(server: LiveServer):
     assert server.metric("tinyllm_batch_size_count") - steps_before < 800
 
 
-@pytest.mark.skipif(
-    not (Path(DEFAULT_MODEL_DIR) / "model.safetensors").exists(),
-    reason="the shipped checkpoint checkpoints/tinyllm-default is not there yet (being trained)",
-)
-def test_the_shipped_checkpoint_reasons():
+def test_the_shipped_checkpoint_thinks_by_default_and_answers_plainly_when_told():
+    """Its generation_config.json says reasoning_effort "low": a request that names no effort gets the chain
+    in reasoning_content and the answer in content; "none" asks for the answer alone; a request a vote
+    cannot serve (n > 1) gets plain answers instead of a 400 for a mode it never asked for."""
+    question = [{"role": "user", "content": "计算：12*(3+4)-10"}]
     with run_server(Path(DEFAULT_MODEL_DIR), quantize="int8", max_batch=8) as live:
         client = openai.OpenAI(base_url=live.v1, api_key=API_KEY, max_retries=0)
-        r = client.chat.completions.create(
-            model=MODEL,
-            messages=MESSAGES,
-            max_tokens=256,
-            seed=0,
-            extra_body={"self_consistency": {"samples": 5, "calculator": True}},
-        )
-    sc = r.model_extra["self_consistency"]
-    assert r.choices[0].message.model_extra["reasoning_content"]
-    assert r.choices[0].message.content and sc["answer"]
-    assert sc["samples"] == 5 and sum(v["count"] for v in sc["votes"]) == 5
-    assert sc["calculator"]["value"] == "74"
+        default = client.chat.completions.create(model=MODEL, messages=question, seed=0)
+        plain = client.chat.completions.create(model=MODEL, messages=question, reasoning_effort="none")
+        two = client.chat.completions.create(model=MODEL, messages=question, n=2, max_tokens=16)
+    message = default.choices[0].message
+    sc = default.model_extra["self_consistency"]
+    assert sc["samples"] == 1 and message.model_extra["reasoning_content"]
+    assert "</think>" not in message.content and extract_answer(message.content) == sc["answer"]
+    assert "self_consistency" not in (plain.model_extra or {})
+    assert not (plain.choices[0].message.model_extra or {}).get("reasoning_content")
+    assert plain.choices[0].message.content
+    assert len(two.choices) == 2 and "self_consistency" not in (two.model_extra or {})

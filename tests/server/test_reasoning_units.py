@@ -302,3 +302,19 @@ def test_the_calculator_reads_the_last_user_message():
         {"role": "user", "content": "再算 2*3"},
     ]
     assert question_of(messages) == "再算 2*3"
+
+
+def test_a_checkpoint_default_effort_applies_only_to_requests_a_vote_can_serve():
+    assert resolve_plan(request(), SETTINGS, 16, "low") == ReasoningPlan(1)
+    assert resolve_plan(request(), SETTINGS, 16, "medium") == ReasoningPlan(5)
+    assert resolve_plan(request(reasoning_effort="none"), SETTINGS, 16, "low") is None
+    assert resolve_plan(request(reasoning_effort="high"), SETTINGS, 16, "low").samples == 10
+    assert resolve_plan(request(), SETTINGS, 16, "none") is None
+    assert resolve_plan(request(), SETTINGS, 16, None) is None
+    for plain in (
+        {"n": 2},
+        {"stop": ["x"]},
+        {"logprobs": True},
+        {"response_format": {"type": "json_object"}},
+    ):
+        assert resolve_plan(request(**plain), SETTINGS, 16, "low") is None, plain
