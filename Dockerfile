@@ -24,12 +24,15 @@ RUN python -m venv /opt/venv
 # Keep the version equal to the torch pin in pyproject.toml (tests/deploy/test_docker.py checks it).
 # The wheel's C++ headers and the C++ unit-test binaries of torch itself (about 150 MB) are for building
 # extensions and testing torch; the server does neither (no torch.compile, no cpp_extension): drop them.
+# Every version is pinned by constraints.txt (scripts/update_constraints.py writes it from a tested
+# environment): a rebuild next month installs the same server.
+COPY constraints.txt /tmp/constraints.txt
 ARG TORCH_VERSION=2.13.0
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}" \
+RUN pip install --index-url https://download.pytorch.org/whl/cpu -c /tmp/constraints.txt "torch==${TORCH_VERSION}" \
  && rm -rf /opt/venv/lib/python3*/site-packages/torch/include /opt/venv/lib/python3*/site-packages/torch/test
 
-# Then the project and its runtime dependencies from PyPI. The installed "2.13.0+cpu" satisfies the
-# "torch==2.13.0" pin (a local version label is ignored when the pin has none), so pip keeps it.
+# Then the project and its runtime dependencies from PyPI, at the constrained versions. The installed
+# "2.13.0+cpu" satisfies the "torch==2.13.0" pin (a local version label is ignored when the pin has none), so pip keeps it.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY model/ model/
@@ -37,7 +40,7 @@ COPY reasoning/ reasoning/
 COPY server/ server/
 COPY training/ training/
 COPY tinyllm/ tinyllm/
-RUN pip install .
+RUN pip install -c /tmp/constraints.txt .
 
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -65,11 +65,12 @@ class EngineConfig:
 
 @dataclass
 class EngineStats:
-    running: int
-    waiting: int
+    running: int  # sequences decoding (a request with n=4 runs 4)
+    waiting: int  # requests queued
     slots_total: int
     slots_used: int
     last_batch_size: int
+    running_requests: int = 0  # requests with sequences decoding (same unit as ``waiting``)
 
 
 @dataclass
@@ -184,6 +185,7 @@ class Engine:
                 slots_total=self.config.max_batch,
                 slots_used=len(self._active),
                 last_batch_size=self._last_batch_size,
+                running_requests=len({id(s.request) for s in self._active}),
             )
 
     def stop_accepting(self) -> None:
@@ -260,6 +262,9 @@ class Engine:
 
     def _prefill(self, batch: list[_Request]) -> None:
         """Prefill the batch's prompts into consecutive slots, then fork each into its n slots."""
+        started = time.perf_counter()
+        for request in batch:
+            request.handle.scheduled_at = started
         first = len(self._active)
         lengths = torch.tensor([len(r.prompt_ids) for r in batch])
         width = int(lengths.max())

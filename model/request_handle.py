@@ -39,6 +39,7 @@ class RequestHandle:
         self.request_id = next(self._ids)
         self.n = n
         self.cancelled = False
+        self.scheduled_at: float | None = None  # time.perf_counter() when the engine starts the prompt
         self._wake = wake
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()

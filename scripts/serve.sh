@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install TinyLLM on a fresh machine (Python 3.11) and serve the shipped checkpoint on port 8000.
+# Install TinyLLM on a fresh machine (Python 3.11 to 3.13) and serve the shipped checkpoint on port 8000.
+# On Linux x86-64 torch comes as the CPU build (scripts/torch_index.sh), with no setting needed.
 #   ./scripts/serve.sh                      # extra arguments go to `tinyllm serve`, e.g. --port 9000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
+. scripts/torch_index.sh
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
-.venv/bin/python -m pip install -q -e .
+.venv/bin/python -m pip install -q $(torch_index_args .venv/bin/python) -e .
 if [ -z "${TINYLLM_API_KEYS:-}${TINYLLM_API_KEYS_FILE:-}" ]; then
   export TINYLLM_API_KEYS=sk-tinyllm-dev
   echo "TINYLLM_API_KEYS is not set: using the development key 'sk-tinyllm-dev' (set your own for anything real)" >&2

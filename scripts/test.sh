@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs on a fresh machine (Python 3.11), then run it.
+# Install everything the test suite needs on a fresh machine (Python 3.11 to 3.13), then run it.
 #   ./scripts/test.sh                 # the CI suite (fast; slow tests excluded)
 #   ./scripts/test.sh -m slow         # the long tests only
 set -euo pipefail
@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
-# Debian packages: Prometheus' binaries (promtool, prometheus) and docker-compose (offline validation of
-# docker-compose.yml, no engine needed) for the deploy tests, and the text
+# Debian packages: Prometheus' binaries (promtool, prometheus), docker-compose (offline validation of
+# docker-compose.yml, no engine needed), redis-server and nginx (replicas behind a proxy,
+# tests/deploy/test_scaleout.py) for the deploy tests, and the text
 # corpora the training pipeline reads (fortunes in Chinese and English, WordNet glosses).
-APT_PACKAGES="prometheus docker-compose fortunes-zh fortunes fortunes-min wordnet-base"
+APT_PACKAGES="prometheus docker-compose redis-server nginx fortunes-zh fortunes fortunes-min wordnet-base"
 missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -19,8 +20,8 @@ if [ -n "$missing" ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+. scripts/torch_index.sh
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
-# torch is pinned in pyproject.toml; on machines without a local CPU wheel, add the CPU index:
-#   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu ./scripts/test.sh
-.venv/bin/python -m pip install -q -e ".[dev]"
+# torch is pinned in pyproject.toml; on Linux x86-64 the CPU build is chosen (scripts/torch_index.sh).
+.venv/bin/python -m pip install -q $(torch_index_args .venv/bin/python) -e ".[dev]"
 exec .venv/bin/python -m pytest "$@"

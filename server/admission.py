@@ -6,15 +6,16 @@ sent, a stop string, the client gone, a shutdown or a failure).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from model.request_handle import RequestHandle
+from model.request_handle import RequestHandle, TokenEvent
+from server.metrics import RequestMetrics
 from server.outputs import SequenceAccounting
 from server.ratelimit import Reservation
 from server.request_log import log_fields
+from server.streams import merged_events
 
 if TYPE_CHECKING:  # server.serving builds Admissions: importing it here would be a cycle
     from server.serving import ServingContext
@@ -30,12 +31,20 @@ class Admission:
     handles: list[RequestHandle]
     reservation: Reservation
     prompt_tokens: int
-    started_at: float = field(default_factory=time.perf_counter)
+    timing: RequestMetrics
     finished: bool = False
 
     def cancel(self) -> None:
         for handle in self.handles:
             handle.cancel()
+
+    async def events(self) -> AsyncIterator[tuple[int, TokenEvent]]:
+        """``(prompt index, event)`` from every handle (:func:`server.streams.merged_events`); the first token
+        is timed as it arrives, so a stream still running already shows in time to first token."""
+        async for p, event in merged_events(self.handles):
+            if event.token_id is not None:
+                self.timing.on_token()
+            yield p, event
 
     def finish(
         self, choices: Sequence[SequenceAccounting], scope: dict[str, Any], extra_log: dict[str, Any]
@@ -49,15 +58,7 @@ class Admission:
             self.cancel()
         completion_tokens = sum(c.num_tokens for c in choices)
         self.reservation.settle(self.prompt_tokens + completion_tokens)
-        m = self.ctx.metrics
-        m.prompt_tokens.inc(self.prompt_tokens)
-        m.generation_tokens.inc(completion_tokens)
-        firsts = [c.first_token_at for c in choices if c.first_token_at is not None]
-        if firsts:
-            m.ttft.observe(min(firsts) - self.started_at)
-        for c in choices:
-            if c.num_tokens > 1 and c.first_token_at is not None and c.last_token_at is not None:
-                m.tpot.observe((c.last_token_at - c.first_token_at) / (c.num_tokens - 1))
+        self.timing.finish(choices)
         self.ctx.lifecycle.untrack(self)
         log_fields(scope).update(
             prompt_tokens=self.prompt_tokens,

@@ -2,7 +2,8 @@
 middleware and error handlers. Routes live in :mod:`server.routes`.
 
 Middleware, outermost first (all pure ASGI, so streamed responses pass through unbuffered):
-request id + access log -> metrics -> auth (``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
+request id + access log -> metrics -> auth (``/v1``; per-IP failed-auth limit) -> per-IP limit (routes outside
+``/v1``) -> rate-limit headers -> body size limit -> FastAPI.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from model.checkpoint import LoadedCheckpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
 from server import routes
-from server.auth import AuthMiddleware, KeyStore
+from server.auth import AuthMiddleware, ConfigError, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
+from server.client_limits import AuthFailureLimit, ClientCounters, PublicRouteLimitMiddleware, parse_limit
 from server.errors import install_error_handlers
+from server.keys_reload import KeyReloader
 from server.lifecycle import Lifecycle
 from server.loading import load_for_serving
 from server.metrics import Metrics, MetricsMiddleware
 from server.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from server.ratelimit_local import LocalRateLimiter
+from server.ratelimit_redis import RedisRateLimiter
+from server.redis_link import RedisLink
 from server.request_log import RequestContextMiddleware
 from server.serving import ServingContext, system_fingerprint
 from server.serving_chat import ServingChat
@@ -61,12 +67,27 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
     """
     keys = KeyStore.from_settings(settings)
     metrics = Metrics()
-    state = ServerState(
-        settings=settings,
-        keys=keys,
-        metrics=metrics,
-        limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm),
+    # Replicas share limits and keys through Redis (docs/scaling.md); without it all of it is in-process.
+    redis_url = settings.redis_url.get_secret_value()
+    try:
+        link = RedisLink(redis_url, settings.redis_timeout_seconds, metrics.registry) if redis_url else None
+    except ValueError as e:  # never echo the URL: it may hold a password
+        raise ConfigError(
+            f"TINYLLM_REDIS_URL is not a Redis URL (redis://host:6379/0): {type(e).__name__}"
+        ) from None
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm, link, settings.redis_failure)
+        if link is not None
+        else LocalRateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm)
     )
+    reloader = KeyReloader(keys, settings, link)
+    counters = ClientCounters(link, redis_url)  # per client IP, before authentication
+    failure_limit = (
+        AuthFailureLimit(settings.client_limit_auth_failures, counters)
+        if settings.client_limit_auth_failures.strip() and not settings.auth_disabled
+        else None
+    )
+    state = ServerState(settings=settings, keys=keys, metrics=metrics, limiter=limiter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,9 +120,12 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
             fingerprint=system_fingerprint(loaded.config.to_hf_dict(), settings.quantize),
         )
         state.engine, state.context = engine, ctx
+        metrics.set_build_info(settings.served_model_name, loaded.path.name, settings.quantize)
         state.model_owner = loaded.owner or "tinyllm"
         state.chat, state.completions = ServingChat(ctx), ServingCompletions(ctx)
         state.lifecycle.attach(asyncio.get_running_loop(), settings.shutdown_grace_seconds)
+        if not keys.disabled:
+            await reloader.start()
         state.lifecycle.ready = True
         logger.info(
             "ready",
@@ -120,6 +144,10 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
             yield
         finally:
             await _drain(state)
+            await reloader.stop()
+            await limiter.aclose()
+            if link is not None:
+                await link.aclose()
 
     app = FastAPI(
         title="TinyLLM",
@@ -140,7 +168,14 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         read_timeout=settings.body_read_timeout_seconds,
     )
     app.add_middleware(RateLimitHeadersMiddleware, limiter=state.limiter)
-    app.add_middleware(AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc)
+    if settings.client_limit_public.strip():
+        parse_limit(
+            "TINYLLM_CLIENT_LIMIT_PUBLIC", settings.client_limit_public
+        )  # fail at start, not at first use
+        app.add_middleware(PublicRouteLimitMiddleware, limit=settings.client_limit_public, counters=counters)
+    app.add_middleware(
+        AuthMiddleware, keys=keys, on_failure=metrics.auth_failures.inc, failure_limit=failure_limit
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware)
     return app

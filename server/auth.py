@@ -1,7 +1,9 @@
 """Bearer-key authentication for every ``/v1`` route.
 
 Keys come from ``TINYLLM_API_KEYS`` (comma-separated) and/or the JSON keys file ``TINYLLM_API_KEYS_FILE``
-(``{"keys": [{"key": "...", "name": "alice", "rpm": 60, "tpm": 20000}]}``; name and limits optional).
+(``{"keys": [{"key": "...", "name": "alice", "rpm": 60, "tpm": 20000}]}``; name and limits optional), and
+with ``TINYLLM_REDIS_URL`` from Redis too (SHA-256 hashes only; :mod:`server.keys_reload`). The keys file and
+Redis are re-read while the server runs, so keys are added and revoked without a restart.
 
 Authentication is a pure ASGI middleware rather than a FastAPI dependency so that it runs before anything
 else looks at the request: an unauthenticated client gets 401 before its body is read or parsed, on known
@@ -20,10 +22,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from fastapi import Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field, SecretStr, ValidationError
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import error_response
@@ -91,35 +95,54 @@ def _load_keys_file(path: str) -> list[_KeyEntry]:
         ) from None
 
 
+def identities_from_file(path: str) -> list[Identity]:
+    """The keys of a JSON keys file; raises ConfigError when it cannot be read or parsed."""
+    identities = []
+    for entry in _load_keys_file(path):
+        key = entry.key.get_secret_value()
+        identities.append(
+            Identity(name=entry.name or key_id(key), rpm=entry.rpm, tpm=entry.tpm, digest=_digest(key))
+        )
+    return identities
+
+
 class KeyStore:
-    def __init__(self, identities: list[Identity], disabled: bool) -> None:
+    """The keys this server accepts. ``fixed`` (TINYLLM_API_KEYS) never change; the reloadable ones (keys
+    file, Redis) are swapped whole by :meth:`replace`, which the reloader (:mod:`server.keys_reload`) calls."""
+
+    def __init__(
+        self, identities: list[Identity], disabled: bool, fixed: list[Identity] | None = None
+    ) -> None:
         self.identities = identities
         self.disabled = disabled
+        self.fixed = list(identities if fixed is None else fixed)
+
+    def replace(self, reloadable: list[Identity]) -> None:
+        """Accept exactly the fixed keys plus ``reloadable`` from now on (one assignment: no torn read)."""
+        self.identities = self.fixed + reloadable
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyStore:
-        identities = [Identity(name=key_id(k), digest=_digest(k)) for k in settings.api_key_list()]
+        fixed = [Identity(name=key_id(k), digest=_digest(k)) for k in settings.api_key_list()]
+        identities = list(fixed)
         if settings.api_keys_file:
-            for entry in _load_keys_file(settings.api_keys_file):
-                key = entry.key.get_secret_value()
-                identities.append(
-                    Identity(
-                        name=entry.name or key_id(key), rpm=entry.rpm, tpm=entry.tpm, digest=_digest(key)
-                    )
-                )
+            identities += identities_from_file(settings.api_keys_file)
         if settings.auth_disabled:
             logger.warning(
                 "AUTHENTICATION IS DISABLED (TINYLLM_AUTH_DISABLED=true): anyone who can reach this "
                 "server can use it. Use this for local development only."
             )
             return cls([], disabled=True)
-        if not identities:
+        if not identities and settings.redis_url.get_secret_value():
+            logger.warning("no API key in the environment or keys file: only keys added in Redis will work")
+        elif not identities:
             raise ConfigError(
                 "no API key configured: set TINYLLM_API_KEYS (comma-separated keys) or "
-                "TINYLLM_API_KEYS_FILE (a JSON keys file), or TINYLLM_AUTH_DISABLED=true for "
-                "local use without authentication"
+                "TINYLLM_API_KEYS_FILE (a JSON keys file), or TINYLLM_REDIS_URL (keys added with "
+                "python -m server.key_admin), or TINYLLM_AUTH_DISABLED=true for local use without "
+                "authentication"
             )
-        return cls(identities, disabled=False)
+        return cls(identities, disabled=False, fixed=fixed)
 
     def authenticate(self, authorization: str | None) -> Identity | None:
         """The identity of a valid ``Authorization: Bearer <key>`` header, else None."""
@@ -136,13 +159,33 @@ class KeyStore:
         return match
 
 
-class AuthMiddleware:
-    """401 for ``/v1`` requests without a valid key; otherwise records the caller's identity in the scope."""
+class FailureLimit(Protocol):
+    """Per-client limit on failed authentications (:class:`server.client_limits.AuthFailureLimit`)."""
 
-    def __init__(self, app: ASGIApp, keys: KeyStore, on_failure: Callable[[], None]) -> None:
+    async def retry_after(self, scope: Scope) -> float | None: ...
+
+    async def record(self, scope: Scope) -> None: ...
+
+    def refusal(self, retry_after: float) -> Response: ...
+
+
+class AuthMiddleware:
+    """401 for ``/v1`` requests without a valid key; otherwise records the caller's identity in the scope.
+
+    With a ``failure_limit``, a client past its failed-authentication budget gets 429 before its key is
+    checked (so a correct guess in the middle of a brute-force run is refused too)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: KeyStore,
+        on_failure: Callable[[], None],
+        failure_limit: FailureLimit | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.on_failure = on_failure
+        self.failure_limit = failure_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -154,9 +197,16 @@ class AuthMiddleware:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
+        if self.failure_limit is not None:
+            retry_after = await self.failure_limit.retry_after(scope)
+            if retry_after is not None:
+                await self.failure_limit.refusal(retry_after)(scope, receive, send)
+                return
         identity = self.keys.authenticate(authorization)
         if identity is None:
             self.on_failure()
+            if self.failure_limit is not None:
+                await self.failure_limit.record(scope)
             message = (
                 "Missing API key: send it in an Authorization header (Authorization: Bearer YOUR_KEY)."
                 if authorization is None

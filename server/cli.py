@@ -69,6 +69,9 @@ def serve(argv: Sequence[str] | None = None) -> int:
         # sse-starlette cancels streams after the grace period; uvicorn's own limit comes just after.
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 2,
         log_level=settings.log_level,
+        # The client IP (per-IP limits, logs) comes from X-Forwarded-For only when these proxies send it.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = _DrainingServer(config, app.state.tinyllm.lifecycle.begin_drain)
     server.run()

@@ -1,64 +1,31 @@
-"""Per-key rate limits as token buckets: one bucket of requests, one of tokens.
+"""Per-key rate limits: one limiter interface, two backends.
 
-A bucket holds up to its per-minute limit (the burst) and refills continuously at limit/60 per second. A
-request takes 1 from the requests bucket and reserves ``prompt + n * max_tokens`` from the tokens bucket at
-admission; when it ends, the part it did not use is given back. A limit of 0 means unlimited.
+Each key has two token buckets, one of requests and one of tokens. A bucket holds up to its per-minute limit
+(the burst) and refills continuously at limit/60 per second. A request takes 1 from the requests bucket and
+reserves ``prompt + n * max_tokens`` from the tokens bucket at admission; when it ends, the part it did not
+use is given back (reserve-then-refund). A limit of 0 means unlimited.
 
-Why not slowapi: it counts requests in fixed or moving windows (the ``limits`` package) and has no notion of
-a reservation that is partly refunded later, which is the point of a token limit for generation (we cannot
-know the completion length up front). The bucket below is small enough to read in one sitting.
+* :class:`server.ratelimit_local.LocalRateLimiter`: the buckets in this process (one replica);
+* :class:`server.ratelimit_redis.RedisRateLimiter`: the same buckets in Redis, updated atomically by a Lua
+  script, so every replica draws on one budget per key (``TINYLLM_REDIS_URL``).
+
+Why not slowapi for these: it counts requests in fixed or moving windows (the ``limits`` package) and has no
+notion of a reservation that is partly refunded later, which is the point of a token limit for generation
+(we cannot know the completion length up front). slowapi does the per-client-IP limits in front of
+authentication (:mod:`server.client_limits`).
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import IDENTITY_SCOPE_KEY, Identity
 
-
-class TokenBucket:
-    def __init__(self, per_minute: int, now: float) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0  # refill per second
-        self.level = float(per_minute)
-        self.updated = now
-
-    def _refill(self, now: float) -> None:
-        if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-            self.updated = now
-
-    def wait_time(self, amount: float, now: float) -> float:
-        """Seconds until ``amount`` can be taken (0 = now). Infinite if it exceeds the capacity."""
-        self._refill(now)
-        if amount <= self.level:
-            return 0.0
-        if amount > self.capacity:
-            return math.inf
-        return (amount - self.level) / self.rate
-
-    def take(self, amount: float, now: float) -> None:
-        self._refill(now)
-        self.level -= amount
-
-    def give_back(self, amount: float, now: float) -> None:
-        self._refill(now)
-        self.level = min(self.capacity, self.level + amount)
-
-    def remaining(self, now: float) -> int:
-        self._refill(now)
-        return max(0, math.floor(self.level))
-
-    def reset_seconds(self, now: float) -> float:
-        """Seconds until the bucket is full again."""
-        self._refill(now)
-        return max(0.0, (self.capacity - self.level) / self.rate)
+KINDS = ("requests", "tokens")
 
 
 class RateLimitExceeded(Exception):
@@ -68,11 +35,22 @@ class RateLimitExceeded(Exception):
         self.retry_after = retry_after  # seconds; inf when the request can never fit
         self.message = message
 
-
-@dataclass
-class _KeyBuckets:
-    requests: TokenBucket | None
-    tokens: TokenBucket | None
+    @classmethod
+    def for_bucket(cls, kind: str, capacity: int, wait: float, tokens: int) -> RateLimitExceeded:
+        """The refusal for ``kind`` with the same wording whichever backend refused."""
+        if kind == "requests":
+            message = f"Rate limit reached for requests: limit {capacity} per minute. Retry in {wait:.1f}s."
+        elif math.isinf(wait):
+            message = (
+                f"Request too large for the token rate limit: it needs {tokens} tokens (prompt + n * "
+                f"max_tokens) and the limit is {capacity} per minute. Ask for fewer max_tokens."
+            )
+        else:
+            message = (
+                f"Rate limit reached for tokens: limit {capacity} per minute, requested {tokens}. "
+                f"Retry in {wait:.1f}s."
+            )
+        return cls(kind, wait, message)
 
 
 @dataclass
@@ -91,97 +69,65 @@ class Reservation:
         self.limiter.refund(self.identity, max(0, self.reserved - used_tokens))
 
 
-class RateLimiter:
-    def __init__(
-        self, default_rpm: int, default_tpm: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+@dataclass(frozen=True)
+class BucketState:
+    """A bucket as the headers show it: capacity and level (fractional) now."""
+
+    capacity: int
+    level: float
+
+    def headers(self, kind: str) -> dict[str, str]:
+        rate = self.capacity / 60.0
+        return {
+            f"x-ratelimit-limit-{kind}": str(self.capacity),
+            f"x-ratelimit-remaining-{kind}": str(max(0, math.floor(self.level))),
+            f"x-ratelimit-reset-{kind}": format_duration(max(0.0, (self.capacity - self.level) / rate)),
+        }
+
+
+def bucket_id(identity: Identity) -> str:
+    """What a bucket is keyed by: the key's SHA-256 (the same on every replica and across key reloads)."""
+    return identity.digest.hex() if identity.digest else "name:" + identity.name
+
+
+class RateLimiter(ABC):
+    """Reserve-then-refund on a key's request and token buckets."""
+
+    def __init__(self, default_rpm: int, default_tpm: int) -> None:
         self.default_rpm = default_rpm
         self.default_tpm = default_tpm
-        self.clock = clock
-        self._buckets: dict[Identity, _KeyBuckets] = {}  # Identity hashes by object: one per key
-        # The event loop is the only caller today; the lock keeps the arithmetic right if that changes.
-        self._lock = threading.Lock()
 
     def limits(self, identity: Identity) -> tuple[int, int]:
         rpm = identity.rpm if identity.rpm is not None else self.default_rpm
         tpm = identity.tpm if identity.tpm is not None else self.default_tpm
         return rpm, tpm
 
-    def _buckets_of(self, identity: Identity) -> _KeyBuckets:
-        buckets = self._buckets.get(identity)
-        if buckets is None:
-            rpm, tpm = self.limits(identity)
-            now = self.clock()
-            buckets = _KeyBuckets(
-                TokenBucket(rpm, now) if rpm else None, TokenBucket(tpm, now) if tpm else None
-            )
-            self._buckets[identity] = buckets
-        return buckets
-
-    def reserve(self, identity: Identity, tokens: int) -> Reservation:
+    @abstractmethod
+    async def reserve(self, identity: Identity, tokens: int) -> Reservation:
         """Take one request and reserve ``tokens``, or raise RateLimitExceeded having taken nothing."""
-        with self._lock:
-            b = self._buckets_of(identity)
-            now = self.clock()
-            if b.requests is not None:
-                wait = b.requests.wait_time(1, now)
-                if wait > 0:
-                    raise RateLimitExceeded(
-                        "requests",
-                        wait,
-                        f"Rate limit reached for requests: limit "
-                        f"{int(b.requests.capacity)} per minute. Retry in {wait:.1f}s.",
-                    )
-            if b.tokens is not None:
-                wait = b.tokens.wait_time(tokens, now)
-                if math.isinf(wait):
-                    raise RateLimitExceeded(
-                        "tokens",
-                        wait,
-                        f"Request too large for the token rate limit: it "
-                        f"needs {tokens} tokens (prompt + n * max_tokens) and the limit is "
-                        f"{int(b.tokens.capacity)} per minute. Ask for fewer max_tokens.",
-                    )
-                if wait > 0:
-                    raise RateLimitExceeded(
-                        "tokens",
-                        wait,
-                        f"Rate limit reached for tokens: limit "
-                        f"{int(b.tokens.capacity)} per minute, requested {tokens}. Retry "
-                        f"in {wait:.1f}s.",
-                    )
-            if b.requests is not None:
-                b.requests.take(1, now)
-            if b.tokens is not None:
-                b.tokens.take(tokens, now)
-            return Reservation(self, identity, tokens if b.tokens is not None else 0)
 
+    @abstractmethod
     def refund(self, identity: Identity, tokens: int) -> None:
-        with self._lock:
-            b = self._buckets_of(identity)
-            if b.tokens is not None and tokens > 0:
-                b.tokens.give_back(tokens, self.clock())
+        """Give back ``tokens`` of a reservation (never blocks: a remote backend does it in the background)."""
 
+    @abstractmethod
     def refund_request(self, identity: Identity) -> None:
         """Give back the request of an admission the server itself could not serve (queue full)."""
-        with self._lock:
-            b = self._buckets_of(identity)
-            if b.requests is not None:
-                b.requests.give_back(1, self.clock())
 
-    def headers(self, identity: Identity) -> dict[str, str]:
+    @abstractmethod
+    async def states(self, identity: Identity) -> dict[str, BucketState]:
+        """The key's limited buckets now, by kind ("requests", "tokens"); empty when unlimited."""
+
+    async def headers(self, identity: Identity) -> dict[str, str]:
         """OpenAI's x-ratelimit-* headers for this key (a limited dimension only)."""
-        with self._lock:
-            b = self._buckets_of(identity)
-            now = self.clock()
-            out: dict[str, str] = {}
-            for kind, bucket in (("requests", b.requests), ("tokens", b.tokens)):
-                if bucket is None:
-                    continue
-                out[f"x-ratelimit-limit-{kind}"] = str(int(bucket.capacity))
-                out[f"x-ratelimit-remaining-{kind}"] = str(bucket.remaining(now))
-                out[f"x-ratelimit-reset-{kind}"] = format_duration(bucket.reset_seconds(now))
-            return out
+        out: dict[str, str] = {}
+        for kind, state in (await self.states(identity)).items():
+            out.update(state.headers(kind))
+        return out
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Wait for background refunds and release connections."""
 
 
 def format_duration(seconds: float) -> str:
@@ -212,7 +158,8 @@ class RateLimitHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             identity = scope.get(IDENTITY_SCOPE_KEY)
             if message["type"] == "http.response.start" and identity is not None:
-                extra = [(k.encode(), v.encode()) for k, v in self.limiter.headers(identity).items()]
+                headers = await self.limiter.headers(identity)
+                extra = [(k.encode(), v.encode()) for k, v in headers.items()]
                 message = {**message, "headers": list(message.get("headers", [])) + extra}
             await send(message)
 

@@ -37,13 +37,13 @@ from server.admission import Admission
 from server.auth import Identity
 from server.errors import APIError, retry_after_headers
 from server.lifecycle import Lifecycle
-from server.metrics import Metrics
+from server.metrics import Metrics, RequestMetrics
 from server.outputs import SequenceAccounting, TokenTexts
 from server.protocol import ChatCompletionRequest, SamplingRequestFields
 from server.ratelimit import RateLimiter, RateLimitExceeded
 from server.responses import ChatCompletionChunk, CompletionResponse, ResponseModel, UsageInfo
 from server.settings import Settings
-from server.streams import collect, error_event, merged_events, run_until_disconnect, sse_response
+from server.streams import collect, error_event, run_until_disconnect, sse_response
 from server.tools import template_messages, template_tools
 
 prompt_logger = logging.getLogger("tinyllm.prompts")
@@ -228,7 +228,7 @@ class OpenAIServing:
 
     # -------------------------------------------------------------------------------------- admission
 
-    def admit(
+    async def admit(
         self, identity: Identity, prompts: list[list[int]], params: SamplingParams, n: int, prompt_param: str
     ) -> Admission:
         """Reserve rate-limit budget and submit every prompt to the engine, or raise an APIError having kept
@@ -243,7 +243,9 @@ class OpenAIServing:
             )
         prompt_tokens = sum(len(p) for p in prompts)
         try:
-            reservation = ctx.limiter.reserve(identity, prompt_tokens + len(prompts) * n * params.max_tokens)
+            reservation = await ctx.limiter.reserve(
+                identity, prompt_tokens + len(prompts) * n * params.max_tokens
+            )
         except RateLimitExceeded as e:
             ctx.metrics.rate_limited.labels(limit=e.limit).inc()
             if e.retry_after == float("inf"):
@@ -265,12 +267,13 @@ class OpenAIServing:
             for handle in handles:
                 handle.cancel()
             reservation.settle(0)
-            ctx.limiter.refund_request(identity)
+            reservation.limiter.refund_request(identity)  # the store it was taken from
             error = self._submit_error(e, prompt_param)
             if error is None:
                 raise
             raise error from None
-        admission = Admission(ctx, handles, reservation, prompt_tokens)
+        timing = RequestMetrics(ctx.metrics, handles, prompt_tokens, n, params.max_tokens)
+        admission = Admission(ctx, handles, reservation, prompt_tokens, timing)
         ctx.lifecycle.track(admission)
         return admission
 
@@ -311,7 +314,7 @@ class OpenAIServing:
             return sse_response(self.ctx.settings, self._stream(gen), on_close=lambda: self._finish(gen))
         try:
             done = await run_until_disconnect(
-                collect(gen.admission.handles, gen.choices, gen.n), gen.raw_request, gen.admission.cancel
+                collect(gen.admission.events(), gen.choices, gen.n), gen.raw_request, gen.admission.cancel
             )
             if done is not None:
                 self.on_collected(gen)
@@ -328,7 +331,7 @@ class OpenAIServing:
         try:
             for chunk in self.opening_chunks(gen):
                 yield chunk
-            async for p, event in merged_events(gen.admission.handles):
+            async for p, event in gen.admission.events():
                 choice = gen.choices[p * gen.n + event.index]
                 if choice.done:  # tokens still in flight after a stop string matched
                     continue

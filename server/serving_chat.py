@@ -82,7 +82,7 @@ class ServingChat(OpenAIServing):
         params.constraint = output.constraint
         self.check_params(params, prompt.max_param)
         self.log_prompt(raw_request.scope, prompt.messages)
-        admission = self.admit(identity, [prompt.ids], params, n, "messages")
+        admission = await self.admit(identity, [prompt.ids], params, n, "messages")
         completion_id = self.new_completion_id()
         return await self.respond(
             ChatGeneration(

@@ -99,7 +99,7 @@ class ServingCompletions(OpenAIServing):
         if not all(prompts):  # text that encodes to no tokens (the tokenizer adds no BOS)
             raise APIError(400, "The prompt is empty.", code="invalid_value", param="prompt")
         self.log_prompt(raw_request.scope, prompt_texts)
-        admission = self.admit(identity, prompts, params, n, "prompt")
+        admission = await self.admit(identity, prompts, params, n, "prompt")
         choices = [
             ChoiceState(p * n + i, ctx.tokenizer, req.stop_list())
             for p in range(len(prompts))

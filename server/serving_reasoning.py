@@ -63,7 +63,7 @@ class ServingReasoning(OpenAIServing):
         self.check_params(params, prompt.max_param)
         self.log_prompt(raw_request.scope, prompt.messages)
         # One request for k continuations: one prefill, KV forked into k slots, decoded in the same batch.
-        admission = self.admit(identity, [prompt.ids], params, k, "messages")
+        admission = await self.admit(identity, [prompt.ids], params, k, "messages")
         completion_id = self.new_completion_id()
         log = {
             "model": req.model,

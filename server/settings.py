@@ -96,6 +96,33 @@ class Settings(BaseSettings):
         description="reasoning_effort of requests that give none (default: the checkpoint's "
         "generation_config.json `reasoning_effort`; none there = plain answers).",
     )
+    # Replicas: shared state in Redis (docs/scaling.md). Unset: every limit and key lives in this process.
+    redis_url: SecretStr = Field(
+        SecretStr(""),
+        description="Redis URL (redis://host:6379/0) shared by replicas: rate limits, per-IP limits, keys.",
+    )
+    redis_failure: Literal["open", "closed"] = Field(
+        "open",
+        description="Redis unreachable: open = this replica's own buckets (per-replica limits), closed = 503.",
+    )
+    redis_timeout_seconds: float = Field(
+        0.25, gt=0, le=10, description="Connect and command timeout for Redis (nothing waits longer)."
+    )
+    keys_reload_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Re-read the keys file (on change) and Redis keys this often (0 = only on SIGHUP).",
+    )
+    client_limit_public: str = Field(
+        "600/minute", description="Per client IP on routes without a key (/health, /metrics...); empty = off."
+    )
+    client_limit_auth_failures: str = Field(
+        "30/minute", description="Requests with a wrong or missing key per client IP before 429; empty = off."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies trusted for X-Forwarded-For (comma-separated IPs/CIDRs, * = any): the client IP.",
+    )
 
     @model_validator(mode="after")
     def _default_served_name(self) -> Settings:

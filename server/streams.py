@@ -47,10 +47,12 @@ async def merged_events(handles: list[RequestHandle]) -> AsyncIterator[tuple[int
             task.cancel()
 
 
-async def collect(handles: list[RequestHandle], choices: Sequence[SequenceAccounting], n: int) -> bool:
-    """Feed every event of a non-streaming request to its choice (choice ``p * n + i`` is sequence i of
-    prompt p) until all are done; True once they are."""
-    async for p, event in merged_events(handles):
+async def collect(
+    events: AsyncIterator[tuple[int, TokenEvent]], choices: Sequence[SequenceAccounting], n: int
+) -> bool:
+    """Feed every ``(prompt index, event)`` of a non-streaming request (``Admission.events()``) to its choice
+    (choice ``p * n + i`` is sequence i of prompt p) until all are done; True once they are."""
+    async for p, event in events:
         choices[p * n + event.index].on_event(event)
         if all(c.done for c in choices):
             break

@@ -3,9 +3,12 @@ random-weight model, written with the project's own save code (no committed bina
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from model.checkpoint import save_checkpoint
@@ -61,6 +64,23 @@ def make_checkpoint(directory: Path, tokenizer_path: Path, seed: int = 0, **over
     with torch.no_grad():
         model.embed_tokens.weight.normal_(0, 0.1)
     return save_checkpoint(directory, model, tokenizer_path)
+
+
+def in_ci() -> bool:
+    """CI sets CI=true (.ci/run does, as do GitHub Actions and GitLab CI)."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_binary(name: str, install: str) -> str:
+    """The path of the program ``name``. Missing, the test skips on a developer's machine and FAILS in CI
+    (CI=true): a CI machine without the program must not pass the tests that need it by skipping them."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed ({install})"
+        if in_ci():
+            pytest.fail(message + "; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 # SmolLM2's ChatML template, as its tokenizer_config.json and GGUF carry it.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ import yaml
 
 from server.settings import Settings, env_name
 from tests.deploy.support import healthcheck_command
+from tests.support import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS_ENV = {env_name(field): field for field in Settings.model_fields}
@@ -82,9 +82,10 @@ def container_ports(service: dict) -> list[int]:
 # --- the tests --------------------------------------------------------------------------------------
 
 
-def test_stack_has_api_prometheus_and_grafana():
+def test_stack_has_api_nginx_redis_prometheus_and_grafana():
     services = compose()["services"]
-    assert {"api", "prometheus", "grafana"} <= set(services)
+    assert {"api", "nginx", "redis", "prometheus", "grafana"} <= set(services)
+    assert environment(services["api"])["TINYLLM_REDIS_URL"] == "redis://redis:6379/0"
     build = services["api"]["build"]
     assert build["context"] == "."
     assert (REPO / build.get("dockerfile", "Dockerfile")).is_file()
@@ -103,7 +104,9 @@ def test_api_ports_agree_with_the_server_settings():
     env = environment(api)
     assert int(env["TINYLLM_PORT"]) == default_port
     assert env["TINYLLM_HOST"] == "0.0.0.0"
-    assert container_ports(api) == [default_port]
+    # Replicas publish nothing (so --scale works); nginx publishes the API port.
+    assert container_ports(api) == [] and [int(p) for p in api["expose"]] == [default_port]
+    assert container_ports(compose()["services"]["nginx"]) == [default_port]
     # The image's HEALTHCHECK, which tests/deploy/test_docker.py runs against a live server.
     assert api["healthcheck"]["test"] == ["CMD", *healthcheck_command()]
 
@@ -142,6 +145,19 @@ def test_env_example_documents_the_server_defaults():
         assert Settings(**{field: value}).model_dump()[field] == Settings.model_fields[field].default, name
 
 
+def test_nginx_balances_least_connections_without_buffering_and_hides_metrics():
+    nginx = compose()["services"]["nginx"]
+    mounts = dict((target, REPO / source) for source, target in bind_mounts(nginx))
+    config = mounts["/etc/nginx/nginx.conf"].read_text()
+    upstream = re.search(r"upstream tinyllm \{(.*?)\}", config, re.S).group(1)
+    assert "least_conn;" in upstream and "server api:8000 resolve;" in upstream
+    assert re.search(r"location = /metrics \{\s*return 403;", config)
+    included = re.search(r"include (\S+);", config).group(1)
+    proxy = (mounts[str(Path(included).parent)] / Path(included).name).read_text()
+    for directive in ("proxy_buffering off;", "proxy_read_timeout 600s;", "proxy_http_version 1.1;"):
+        assert directive in proxy
+
+
 def test_ports_are_published_on_loopback_by_default():
     services = resolved_compose(env_example())["services"]
     for name, service in services.items():
@@ -167,9 +183,10 @@ def test_prometheus_gets_its_config_and_scrapes_the_api_service():
         assert (host_dir / rule_file).is_file(), rule_file
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "tinyllm"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
-    (target,) = [t for sc in job["static_configs"] for t in sc["targets"]]
-    host, port = target.split(":")
-    assert host == "api" and int(port) in container_ports(services["api"])
+    # DNS service discovery of every replica of the api service, on the port it listens on.
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["api"] and discovery["type"] == "A"
+    assert str(discovery["port"]) in [str(p) for p in services["api"]["expose"]]
     assert container_ports(prometheus) == [9090]
 
 
@@ -190,18 +207,15 @@ def test_grafana_gets_its_provisioning_dashboards_and_datasource():
     assert url.hostname == "prometheus" and url.port in container_ports(services["prometheus"])
 
 
-@pytest.mark.skipif(
-    shutil.which("docker-compose") is None,
-    reason="docker-compose not installed (apt-get install docker-compose)",
-)
 def test_compose_validates_with_docker_compose_config(tmp_path):
+    compose = require_binary("docker-compose", "apt-get install docker-compose")
     # --env-file, and no inherited TINYLLM_* from this shell: the result depends on the files only.
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TINYLLM_", "GRAFANA_", "COMPOSE_"))}
 
     def config(env_file: Path) -> subprocess.CompletedProcess:
         return subprocess.run(
             [
-                "docker-compose",
+                compose,
                 "--project-directory",
                 str(REPO),
                 "-f",

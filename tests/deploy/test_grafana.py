@@ -97,3 +97,16 @@ def test_dashboard_has_the_panels_users_watch():
     panel_with(r"tinyllm_kv_slots_used", r"tinyllm_kv_slots_total")
     panel_with(r"tinyllm_rate_limited_total", r"tinyllm_auth_failures_total")
     panel_with(r"tinyllm_self_consistency_agreement")
+    # CPU saturation: CPU seconds per second over the CPUs the server may use.
+    panel_with(r"rate\(process_cpu_seconds_total[^\n]*/[^\n]*tinyllm_cpu_cores")
+    panel_with(r"process_resident_memory_bytes")
+    panel_with(
+        r"tinyllm_request_queue_time_seconds_bucket",
+        r"tinyllm_request_prefill_time_seconds_bucket",
+        r"tinyllm_request_decode_time_seconds_bucket",
+    )
+    panel_with(r"by \(le, finish_reason\) \(rate\(tinyllm_e2e_request_latency_seconds_bucket")
+    panel_with(r"tinyllm_request_prompt_tokens_bucket", r"tinyllm_request_generation_tokens_bucket")
+    panel_with(r"tinyllm_request_params_n_bucket", r"tinyllm_request_params_max_tokens_bucket")
+    panel_with(r"tinyllm_requests_running", r"tinyllm_sequences_running")
+    panel_with(r"tinyllm_build_info")

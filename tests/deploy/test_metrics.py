@@ -14,6 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.metrics import Metrics
+from server.redis_link import RedisLink
 from tests.deploy.support import (
     ALERT_TESTS,
     PROMETHEUS_OWN,
@@ -53,8 +54,10 @@ def exported_families(exposition: str) -> dict[str, set[str]]:
 
 def server_exposition() -> str:
     """What the server's metrics registry renders after one chat request (labelled metrics show their
-    buckets only once they have a child)."""
+    buckets only once they have a child), with TINYLLM_REDIS_URL set (the Redis link adds its metrics)."""
     metrics = Metrics()
+    RedisLink("redis://127.0.0.1:6379/0", 0.25, metrics.registry)  # connects only when first used
+    metrics.set_build_info("tinyllm", "tinyllm-default", "int8")
     metrics.requests.labels(route="/v1/chat/completions", status="200").inc()
     metrics.request_duration.labels(route="/v1/chat/completions").observe(1.0)
     return metrics.render().decode()
@@ -109,11 +112,60 @@ def test_dashboard_and_alerts_name_only_exported_metrics():
     assert alerts <= exported | PROMETHEUS_OWN, f"alerts name unknown metrics: {sorted(alerts - exported)}"
 
 
+# What the dashboard must show of the process collector's series (the rest: file descriptors, start time,
+# GC and Python version are for ad-hoc queries).
+PROCESS_ON_DASHBOARD = {"process_cpu_seconds", "process_resident_memory_bytes"}
+
+
+def test_a_fresh_registry_exports_the_process_platform_and_gc_series():
+    families = exported_families(Metrics().render().decode())
+    for family in (
+        "process_cpu_seconds",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "python_info",
+        "python_gc_collections",
+    ):
+        assert family in families, family
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families(Metrics().render().decode())
+        for s in f.samples
+        if not s.labels
+    }
+    assert samples["process_cpu_seconds_total"] > 0 and samples["process_resident_memory_bytes"] > 0
+    assert samples["tinyllm_cpu_cores"] >= 1
+
+
 def test_dashboard_shows_every_server_metric():
     families = exported_families(server_exposition())
     dashboard = set().union(*map(metric_names, dashboard_exprs()))
-    missing = sorted(name for name, series in families.items() if not series & dashboard)
+    ours = {name: series for name, series in families.items() if name.startswith("tinyllm_")}
+    ours |= {name: families[name] for name in PROCESS_ON_DASHBOARD}
+    missing = sorted(name for name, series in ours.items() if not series & dashboard)
     assert not missing, f"metrics exported but not on the dashboard: {missing}"
+
+
+def test_finish_reason_series_exist_before_the_first_request():
+    # rate() and the alerts see every finish reason from the first scrape, not after the first such request.
+    families = list(text_string_to_metric_families(Metrics().render().decode()))
+    for name in (
+        "tinyllm_e2e_request_latency_seconds",
+        "tinyllm_request_decode_time_seconds",
+        "tinyllm_request_generation_tokens",
+    ):
+        (family,) = [f for f in families if f.name == name]
+        reasons = {s.labels["finish_reason"] for s in family.samples}
+        assert reasons == {"stop", "length", "disconnected", "cancelled", "error"}, name
+
+
+def test_alerts_about_latency_and_errors_leave_out_the_models_route():
+    # /v1/models is polled by dashboards and UIs: cheap, frequent, and no measure of generation.
+    for expr in alert_exprs():
+        if "tinyllm_requests_total" in expr or "tinyllm_request_duration_seconds" in expr:
+            assert 'route=~"/v1/.+"' not in expr and "/v1/models" not in expr, expr
+            assert "/v1/(chat/)?completions" in expr, expr
 
 
 def test_latency_alert_thresholds_lie_inside_the_histogram_buckets():

@@ -53,11 +53,13 @@ def is_openai_error_body(body: Any) -> bool:
 
 
 def metric(base_url: str, name: str) -> float:
+    """One sample's value (``name`` with its labels as /metrics prints them); a series that does not exist
+    fails the test, so a renamed metric cannot pass for 0."""
     for line in httpx.get(base_url + "/metrics", timeout=10).text.splitlines():
         key, _, value = line.rpartition(" ")
         if key == name:
             return float(value)
-    return 0.0
+    raise AssertionError(f"/metrics has no series {name}")
 
 
 def wait_for_metric(base_url: str, name: str, value: float, timeout: float = 15.0) -> float:

@@ -215,11 +215,23 @@ def _tokenizing_thread() -> threading.Thread | None:
     return None
 
 
-@pytest.mark.parametrize("path", [CHAT, "/v1/completions"])
-def test_tokenizing_a_huge_prompt_does_not_stall_the_event_loop(server_checkpoint: Path, path: str):
-    """~12 MB of prompt takes SentencePiece seconds to tokenize. On the event loop's thread it would stall
-    every other request; it runs in a worker thread, and /health answers meanwhile."""
-    text = "你好 hello world " * 700_000
+@pytest.mark.parametrize(
+    ("path", "repeats"),
+    [
+        # ~3 MB: about a second of tokenizing, long enough to catch the worker thread at work.
+        (CHAT, 200_000),
+        ("/v1/completions", 200_000),
+        # ~12 MB, both routes: seconds each, and a 20 MB body through the server.
+        pytest.param(CHAT, 700_000, marks=pytest.mark.slow),
+        pytest.param("/v1/completions", 700_000, marks=pytest.mark.slow),
+    ],
+)
+def test_tokenizing_a_huge_prompt_does_not_stall_the_event_loop(
+    server_checkpoint: Path, path: str, repeats: int
+):
+    """Megabytes of prompt take SentencePiece a second or more to tokenize. On the event loop's thread that
+    would stall every other request; it runs in a worker thread, and /health answers meanwhile."""
+    text = "你好 hello world " * repeats
     body = (
         {**chat_body(0, 5), "messages": [{"role": "user", "content": text}]}
         if path == CHAT
@@ -367,7 +379,7 @@ def test_sigterm_under_load_finishes_or_ends_cleanly(server_checkpoint: Path):
                 assert r.status_code == 200
                 return [e async for e in _aevents(r)]
 
-        async def run_all() -> tuple[list, httpx.Response, float]:
+        async def run_all() -> tuple[list, httpx.Response]:
             async with httpx.AsyncClient(
                 base_url=srv.base_url, timeout=60, headers={"Authorization": f"Bearer {API_KEY}"}
             ) as c:
@@ -377,13 +389,13 @@ def test_sigterm_under_load_finishes_or_ends_cleanly(server_checkpoint: Path):
                 while not any(t.done() for t in tasks):  # under load: streams flow, slots full, a queue
                     await asyncio.sleep(0.05)
                 srv.proc.send_signal(signal.SIGTERM)
-                signalled = time.monotonic()
                 streams = await asyncio.gather(*tasks)
-                return streams, await plain, time.monotonic() - signalled
+                return streams, await plain
 
-        streams, plain, took = asyncio.run(run_all())
+        # No clock here: that the grace period, not the clients' patience, ended the long streams shows in
+        # how they end (a generation_cancelled error event) and in the server's own log line below.
+        streams, plain = asyncio.run(run_all())
         assert srv.proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    assert took < grace + 5  # every client had its answer within the grace period (plus scheduling)
     finished = cancelled = 0
     for events in streams:
         assert events, "a stream ended without a single event"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -372,11 +371,11 @@ def test_a_body_that_stops_arriving_gets_408(server: LiveServer):
         body[:25],
         {**AUTH, "Content-Type": "application/json", "Content-Length": str(len(body))},
     )
-    started = time.monotonic()
-    response = raw_http(server.port, request, read_timeout=20)
+    # The server's body timeout answers (408); had it waited on the client instead, the read would time out
+    # with no response at all (status None).
+    response = raw_http(server.port, request, read_timeout=30)
     assert response.status == 408, response
     assert response.json()["error"]["code"] == "request_timeout"
-    assert time.monotonic() - started < 15  # the 1 s timeout answered, not the client's patience
 
 
 def test_a_client_that_leaves_mid_body_costs_nothing(server: LiveServer):
@@ -402,4 +401,6 @@ def test_content_length_smaller_than_the_body(server: LiveServer):
 
 def test_the_server_is_healthy_after_all_this(server: LiveServer, client: httpx.Client):
     assert client.post(CHAT, json=_chat(max_tokens=4)).status_code == 200
-    assert server.metric("tinyllm_requests_total", route=CHAT, status="500") == 0
+    # The series exists for the successes (so the absence below is not a renamed metric) and not for 500s.
+    assert server.metric("tinyllm_requests_total", route=CHAT, status="200") >= 1
+    assert server.metric_if_present("tinyllm_requests_total", route=CHAT, status="500") is None

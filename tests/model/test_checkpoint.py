@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.config import ModelConfig
 from model.transformer import Transformer
 from tests.support import tiny_config
+
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "tinyllm-default"
 
 
 @pytest.mark.parametrize("tie,kv_heads", [(True, 2), (False, 4)])
@@ -34,6 +37,24 @@ def test_transformers_loads_our_checkpoint_with_same_logits(tmp_path, tiny_token
     with torch.no_grad():
         ours, theirs = model(ids), hf(ids).logits
     assert (ours - theirs).abs().max().item() < 1e-4
+
+
+def test_transformers_loads_the_shipped_checkpoint_with_same_logits():
+    """The checkpoint users download, not a random one: what ``transformers`` computes from the shipped files
+    equals what we serve in fp32, on real text and on random ids over the whole context."""
+    loaded = load_checkpoint(SHIPPED)
+    hf = LlamaForCausalLM.from_pretrained(SHIPPED, dtype=torch.float32).eval()
+    config = loaded.config
+    text = loaded.tokenizer.encode_chat(
+        [{"role": "user", "content": "What is 12*7? 请算一下。"}], reasoning=True
+    )
+    torch.manual_seed(0)
+    random_ids = torch.randint(0, config.vocab_size, (2, config.max_position_embeddings))
+    with torch.no_grad():
+        for ids in (torch.tensor([text]), random_ids):
+            ours, theirs = loaded.model.eval()(ids), hf(ids).logits
+            assert ours.shape == theirs.shape
+            assert (ours - theirs).abs().max().item() < 1e-3
 
 
 def test_config_round_trips_through_hf_config(tmp_path):

@@ -33,13 +33,14 @@ def body(i: int, **extra) -> dict:
     }
 
 
-def test_simultaneous_streams_complete_with_independent_outputs(server: LiveServer):
+def alone_and_together(server: LiveServer, count: int) -> tuple[list[str], list[tuple[str, str | None]]]:
+    """Each request's text sent alone, one after another; then (text, finish reason) of all of them streamed
+    at once."""
     with server.client() as c:
-        expected = [
+        alone = [
             c.post("/v1/chat/completions", json=body(i)).json()["choices"][0]["message"]["content"]
-            for i in range(STREAMS)
+            for i in range(count)
         ]
-    steps_before = server.metric("tinyllm_batch_size_count")
 
     async def stream(client: httpx.AsyncClient, i: int) -> tuple[str, str | None]:
         text, finish = "", None
@@ -56,9 +57,14 @@ def test_simultaneous_streams_complete_with_independent_outputs(server: LiveServ
         async with httpx.AsyncClient(
             base_url=server.base_url, timeout=120, headers={"Authorization": f"Bearer {API_KEY}"}
         ) as client:
-            return await asyncio.gather(*(stream(client, i) for i in range(STREAMS)))
+            return await asyncio.gather(*(stream(client, i) for i in range(count)))
 
-    results = asyncio.run(run_all())
+    return alone, asyncio.run(run_all())
+
+
+def test_simultaneous_streams_complete_with_independent_outputs(server: LiveServer):
+    steps_before = server.metric("tinyllm_batch_size_count")
+    expected, results = alone_and_together(server, STREAMS)
     assert [finish for _, finish in results] == ["length"] * STREAMS
     assert [text for text, _ in results] == expected  # each stream is its own request, unaffected by others
     assert len(set(expected)) > STREAMS // 2
@@ -69,6 +75,19 @@ def test_simultaneous_streams_complete_with_independent_outputs(server: LiveServ
     assert metrics['tinyllm_batch_size_bucket{le="4.0"}'] < metrics["tinyllm_batch_size_count"]
     assert metrics['tinyllm_batch_size_bucket{le="8.0"}'] == metrics["tinyllm_batch_size_count"]
     assert server.wait_for_metric("tinyllm_requests_running", 0) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="int8 dynamic quantization scales activations per batch, so a request's tokens depend on its "
+    "batch-mates (model/ owns the fix; strict: this test fails once int8 is batch-independent, to be unmarked)",
+)
+def test_int8_outputs_do_not_depend_on_other_requests(server_checkpoint: Path):
+    # int8 is the default precision: what users run must give each request the tokens it gets alone.
+    with run_server(server_checkpoint, max_batch=8, max_queue=64, quantize="int8") as live:
+        expected, results = alone_and_together(live, 12)
+    assert [finish for _, finish in results] == ["length"] * 12
+    assert [text for text, _ in results] == expected
 
 
 def test_a_stream_disconnect_frees_the_slot(server: LiveServer):

@@ -417,6 +417,27 @@ def test_tokens_rate_limit(server: LiveServer):
         assert r.headers["x-should-retry"] == "false"
 
 
+def test_limits_per_client_address_before_authentication(server_checkpoint: Path):
+    with run_server(
+        server_checkpoint, client_limit_public="4/minute", client_limit_auth_failures="3/minute"
+    ) as live:
+        with live.client("sk-wrong-guess") as guesser:
+            assert [guesser.get("/v1/models").status_code for _ in range(3)] == [401] * 3
+            r = guesser.get("/v1/models")
+            assert_openai_error(r, 429, "rate_limit_exceeded", None)
+            assert 1 <= int(r.headers["retry-after"]) <= 60
+        with live.client() as same_address:  # even the right key: a lucky guess must not get through
+            assert same_address.get("/v1/models").status_code == 429
+        other = httpx.HTTPTransport(local_address="127.0.0.2")
+        with live.client(transport=other) as elsewhere:
+            assert elsewhere.get("/v1/models").status_code == 200
+        with httpx.Client(base_url=live.base_url, timeout=10) as anonymous:
+            assert [
+                anonymous.get(path).status_code for path in ("/health", "/ready", "/health", "/health")
+            ] == [200] * 4
+            assert_openai_error(anonymous.get("/metrics"), 429, "rate_limit_exceeded", None)
+
+
 # ------------------------------------------------------------------------------------------ completions
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -11,8 +13,10 @@ from pydantic import ValidationError
 
 from model.request_handle import TokenEvent
 from model.tokenizer import Tokenizer
-from server.auth import ConfigError, KeyStore
+from server.app import create_app
+from server.auth import ConfigError, Identity, KeyStore
 from server.errors import param_from_loc
+from server.keys_reload import identities_from_redis_hash
 from server.loading import GENERATION_CONFIG_CHECKS
 from server.outputs import ChoiceState, TokenTexts
 from server.protocol import (
@@ -21,7 +25,8 @@ from server.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
 )
-from server.ratelimit import RateLimiter, RateLimitExceeded, TokenBucket, format_duration
+from server.ratelimit import RateLimitExceeded, format_duration
+from server.ratelimit_local import LocalRateLimiter, TokenBucket
 from server.settings import Settings, build_parser, settings_from_args
 
 # ------------------------------------------------------------------------------------------ protocol
@@ -201,6 +206,10 @@ class Clock:
         return self.now
 
 
+def headers(limiter: LocalRateLimiter, identity: Identity) -> dict[str, str]:
+    return asyncio.run(limiter.headers(identity))
+
+
 def test_token_bucket_refills_continuously_up_to_capacity():
     bucket = TokenBucket(60, now=0.0)  # 60 per minute = 1 per second
     assert bucket.wait_time(60, 0.0) == 0
@@ -216,29 +225,29 @@ def test_token_bucket_refills_continuously_up_to_capacity():
 
 def test_limiter_reserves_refunds_and_refuses_without_taking():
     clock = Clock()
-    limiter = RateLimiter(default_rpm=2, default_tpm=100, clock=clock)
+    limiter = LocalRateLimiter(default_rpm=2, default_tpm=100, clock=clock)
     keys = KeyStore.from_settings(Settings(api_keys="k1"))
     who = keys.identities[0]
-    first = limiter.reserve(who, 80)
-    assert limiter.headers(who)["x-ratelimit-remaining-tokens"] == "20"
+    first = limiter.reserve_now(who, 80)
+    assert headers(limiter, who)["x-ratelimit-remaining-tokens"] == "20"
     first.settle(30)  # used 30 of 80: 50 come back
     first.settle(0)  # settling twice gives nothing more
-    assert limiter.headers(who)["x-ratelimit-remaining-tokens"] == "70"
+    assert headers(limiter, who)["x-ratelimit-remaining-tokens"] == "70"
     with pytest.raises(RateLimitExceeded) as too_many_tokens:
-        limiter.reserve(who, 90)
+        limiter.reserve_now(who, 90)
     assert too_many_tokens.value.limit == "tokens"
     assert too_many_tokens.value.retry_after == pytest.approx(20 / (100 / 60))
-    assert limiter.headers(who)["x-ratelimit-remaining-requests"] == "1"  # the refusal took nothing
-    limiter.reserve(who, 10)
+    assert headers(limiter, who)["x-ratelimit-remaining-requests"] == "1"  # the refusal took nothing
+    limiter.reserve_now(who, 10)
     with pytest.raises(RateLimitExceeded) as too_many_requests:
-        limiter.reserve(who, 1)
+        limiter.reserve_now(who, 1)
     assert too_many_requests.value.limit == "requests"
     assert too_many_requests.value.retry_after == pytest.approx(30.0)
     clock.now += 30
-    limiter.reserve(who, 1)
+    limiter.reserve_now(who, 1)
     clock.now += 60
     with pytest.raises(RateLimitExceeded) as never:  # more than the bucket holds: no wait is enough
-        limiter.reserve(who, 101)
+        limiter.reserve_now(who, 101)
     assert math.isinf(never.value.retry_after)
 
 
@@ -247,18 +256,18 @@ def test_limits_zero_means_unlimited_and_per_key_overrides(tmp_path: Path):
     path.write_text(json.dumps({"keys": [{"key": "a", "name": "alice", "rpm": 1}, {"key": "b"}]}))
     keys = KeyStore.from_settings(Settings(api_keys_file=str(path)))
     alice, other = keys.identities
-    limiter = RateLimiter(default_rpm=0, default_tpm=0, clock=Clock())
+    limiter = LocalRateLimiter(default_rpm=0, default_tpm=0, clock=Clock())
     for _ in range(100):
-        limiter.reserve(other, 10**6)
-    assert limiter.headers(other) == {}
-    limiter.reserve(alice, 10**6)
-    assert set(limiter.headers(alice)) == {
+        limiter.reserve_now(other, 10**6)
+    assert headers(limiter, other) == {}
+    limiter.reserve_now(alice, 10**6)
+    assert set(headers(limiter, alice)) == {
         "x-ratelimit-limit-requests",
         "x-ratelimit-remaining-requests",
         "x-ratelimit-reset-requests",
     }
     with pytest.raises(RateLimitExceeded):
-        limiter.reserve(alice, 1)
+        limiter.reserve_now(alice, 1)
 
 
 def test_reset_duration_format():
@@ -268,6 +277,38 @@ def test_reset_duration_format():
 
 
 # ------------------------------------------------------------------------------------------ keys
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"client_limit_public": "lots"},
+        {"client_limit_auth_failures": "5/fortnight"},
+        {"redis_url": "http://u:secret@h/0"},
+    ],
+)
+def test_bad_scale_out_settings_are_refused_at_start_naming_the_setting(setting: dict[str, str]):
+    with pytest.raises(ConfigError) as refused:
+        create_app(Settings(api_keys="k", **setting))
+    assert f"TINYLLM_{next(iter(setting)).upper()}" in str(refused.value)
+    assert "secret" not in str(refused.value)
+
+
+def test_keys_from_redis_are_hashes_and_malformed_entries_are_skipped():
+    digest = hashlib.sha256(b"sk-from-redis").hexdigest()
+    entries = {
+        digest: '{"name": "erin", "rpm": 5}',
+        "zz": '{"name": "not-hex"}',
+        "ab" * 32: "not json",
+        "cd" * 16: '{"name": "too-short"}',
+        "ef" * 32: '{"rpm": 1}',  # no name
+    }
+    identities = identities_from_redis_hash(entries)
+    assert [(i.name, i.rpm, i.digest.hex()) for i in identities] == [("erin", 5, digest)]
+    store = KeyStore([], disabled=False)
+    store.replace(identities)
+    assert store.authenticate("Bearer sk-from-redis").name == "erin"
+    assert store.authenticate("Bearer " + digest) is None  # the hash itself is not a key
 
 
 def test_keys_are_matched_and_named_without_revealing_them(tmp_path: Path):

@@ -130,7 +130,10 @@ def _default_ci(out: Path, work: Path, *extra: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_resume_keeps_finished_stages_and_refuses_a_changed_tokenizer(ci_run, tmp_path):
+    """A second and third run of the whole recipe (data prepared again): minutes. The default suite checks
+    resuming at the trainer's level (tests/training/test_trainer.py)."""
     out, work = ci_run
     resumed = tmp_path / "resumed"
     proc = _default_ci(resumed, work, "--resume")
