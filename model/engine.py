@@ -3,7 +3,7 @@
 Each loop iteration (all torch work happens in the engine thread):
 
 1. drop cancelled requests and free their slots;
-2. admit waiting requests into free slots: prefill their prompts (batched, padded, in chunks) and sample
+2. fill free slots from the waiting queue: prefill their prompts (batched, padded, in chunks) and sample
    each sequence's first token; a request for ``n`` continuations is prefilled once and its prompt KV is
    copied into ``n`` slots (prefix sharing);
 3. one decode step over every active sequence at once, each row at its own position, each sampled with
@@ -223,7 +223,7 @@ class Engine:
                         return
                 try:
                     self._drop_cancelled()
-                    self._admit()
+                    self._fill_free_slots()
                     if self._active:
                         self._decode_step()
                 except Exception:  # keep serving others; the requests in flight end with "error"
@@ -245,7 +245,7 @@ class Engine:
                 self._finish(seq, "cancelled")
         self._retire()
 
-    def _admit(self) -> None:
+    def _fill_free_slots(self) -> None:
         batch: list[_Request] = []
         free = self.config.max_batch - len(self._active)
         budget = self.config.prefill_batch_tokens
@@ -317,6 +317,7 @@ class Engine:
             listener(len(batch), elapsed)
 
     def _accept_tokens(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
+        # Constrained rows (structured output) get their token mask inside the sampler.
         sampled = sample_next(logits, [s.state for s in sequences], self.eos_token_ids)
         events: list[tuple[RequestHandle, TokenEvent]] = []
         for seq, token in zip(sequences, sampled, strict=True):

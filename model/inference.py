@@ -8,7 +8,7 @@ and gate/up). Serving makes a copy in which
 * fp32: every linear weight is stored transposed and contiguous, ``[in, out]``, and applied as ``x @ W``.
   For the few rows of a decode step, x86 sgemm runs this layout 25-35% faster than ``nn.Linear``'s
   ``x @ W.T`` (measured on this model's shapes, 32 rows, one thread: lm_head 1.34 → 0.89 ms);
-* int8: every linear is dynamically quantized (:func:`model.quantization.quantize_int8`).
+* int8: every linear is int8 with per-row activation scales (:func:`model.quantization.quantize_int8`).
 Outputs equal the original model's up to float rounding; the copy is for inference only (no HF names).
 """
 

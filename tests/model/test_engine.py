@@ -226,3 +226,25 @@ def test_cached_attention_matches_the_uncached_forward(kv_heads, tmp_path):
         for _ in range(12):
             expected.append(int(model(torch.tensor([expected]))[0, -1].argmax()))
     assert got == expected[5:]
+
+
+def test_seeded_tokens_do_not_depend_on_the_rest_of_the_batch_with_default_settings(loaded):
+    """The served copy with the default precision (int8): one request's tokens alone and among others."""
+    from model.inference import prepare_for_serving
+
+    served = prepare_for_serving(loaded.model)
+    params = SamplingParams(temperature=0.8, top_p=0.95, seed=42, max_tokens=24, ignore_eos=True)
+    prompt = loaded.tokenizer.encode("hello world")
+    g = torch.Generator().manual_seed(1)
+    others = [torch.randint(10, loaded.config.vocab_size, (n,), generator=g).tolist() for n in (5, 30, 17)]
+    engine = Engine(served, EngineConfig(max_batch=8), eos_token_ids=[])
+    engine.start()
+    try:
+        alone = collect(engine.submit(prompt, params))[0]
+        crowd = [engine.submit(p, SamplingParams(temperature=1.0, max_tokens=40)) for p in others]
+        crowded = collect(engine.submit(prompt, params))[0]
+        for handle in crowd:
+            collect(handle)
+        assert crowded == alone
+    finally:
+        engine.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.sampling import SamplingParams, SequenceSamplingState, sample_next
+from model.sampling import SamplingParams, SequenceSamplingState, constraint_mask, sample_batch, sample_next
 
 V = 50
 
@@ -169,3 +169,156 @@ def test_a_greedy_row_with_nan_logits_still_gets_a_token(logits):
     out = sample_next(torch.stack([logits, broken]), states)
     expected = int(torch.nan_to_num(broken, nan=float("-inf")).argmax())
     assert [t.token_id for t in out] == [int(logits.argmax()), expected] and expected != 3
+
+
+def _reference_probs(row: torch.Tensor, p: SamplingParams) -> torch.Tensor:
+    """The per-row sampler's distribution, written one row at a time from the documented rules."""
+    x = row / p.temperature
+    if 0 < p.top_k < x.numel():
+        x = x.masked_fill(x < torch.sort(x, descending=True).values[p.top_k - 1], float("-inf"))
+    if p.top_p < 1.0:
+        values, order = torch.sort(x, descending=True)
+        probs = torch.softmax(values, -1)
+        drop = (probs.cumsum(-1) - probs) >= p.top_p
+        x = x.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+    if p.min_p:
+        probs = torch.softmax(x, -1)
+        x = x.masked_fill(probs < p.min_p * probs.max(), float("-inf"))
+    return torch.softmax(x, -1)
+
+
+MIXED = [
+    SamplingParams(temperature=0.8, top_p=0.95, seed=1),
+    SamplingParams(temperature=1.3, top_k=7, seed=2),
+    SamplingParams(temperature=0.6, min_p=0.05, seed=3),
+    SamplingParams(temperature=1.0, top_k=20, top_p=0.8, min_p=0.01, seed=4),
+    SamplingParams(temperature=1.0, seed=5),
+]
+
+
+def test_batched_distribution_equals_the_per_row_reference():
+    from model.sampling import sampling_probs
+
+    torch.manual_seed(3)
+    rows = torch.randn(len(MIXED), V) * 2
+    batched = sampling_probs(rows, MIXED)
+    for i, p in enumerate(MIXED):
+        torch.testing.assert_close(batched[i], _reference_probs(rows[i], p), rtol=1e-5, atol=1e-7)
+
+
+def test_draws_follow_the_filtered_distribution(logits):
+    """4000 draws of one seeded row: every drawn token is allowed, frequencies match the probabilities."""
+    params = SamplingParams(temperature=0.9, top_p=0.9, top_k=12, seed=11)
+    expected = _reference_probs(logits, params)
+    state = SequenceSamplingState.create(params, [1])
+    counts = torch.zeros(V)
+    for _ in range(4000):
+        counts[sample_batch(logits.unsqueeze(0), [state])[0]] += 1
+    assert (counts[expected == 0] == 0).all()
+    total_variation = 0.5 * (counts / counts.sum() - expected).abs().sum()
+    assert total_variation < 0.04, float(total_variation)
+
+
+def test_seeded_rows_do_not_depend_on_batch_composition_or_order(logits):
+    """Bias, penalties and filters batched: a row's tokens are those it draws alone, wherever it sits."""
+    params = MIXED + [
+        SamplingParams(temperature=0.9, seed=6, repetition_penalty=1.3, logit_bias={4: 3.0}),
+        SamplingParams(temperature=0.9, seed=7, frequency_penalty=0.7, presence_penalty=0.3),
+        SamplingParams(temperature=0),
+    ]
+    alone = [draw(logits, p, 25) for p in params]
+    order = [7, 2, 5, 0, 6, 1, 4, 3]
+    states = [SequenceSamplingState.create(params[i], [1, 2]) for i in order]
+    together = [[] for _ in order]
+    for _ in range(25):
+        for slot, token in enumerate(sample_batch(logits.expand(len(order), V).clone(), states).tolist()):
+            together[slot].append(token)
+    assert together == [alone[i] for i in order]
+
+
+def test_greedy_rows_are_the_argmax_of_each_row():
+    torch.manual_seed(5)
+    rows = torch.randn(16, V)
+    tokens = sample_batch(rows, [SamplingParams(temperature=0)] * 16)
+    assert tokens.tolist() == rows.argmax(-1).tolist()
+
+
+def test_token_mask_restricts_greedy_and_sampled_rows(logits):
+    allowed = torch.zeros(2, V, dtype=torch.bool)
+    allowed[0, [3, 9]] = True
+    allowed[1, 10:20] = True
+    rows = logits.expand(2, V).clone()
+    states = [
+        SequenceSamplingState.create(SamplingParams(temperature=0), [1]),
+        SequenceSamplingState.create(SamplingParams(temperature=2.0, seed=1), [1]),
+    ]
+    drawn = [sample_batch(rows, states, allowed).tolist() for _ in range(100)]
+    assert {d[0] for d in drawn} == {3 if logits[3] > logits[9] else 9}
+    assert all(10 <= d[1] < 20 for d in drawn) and len({d[1] for d in drawn}) > 2
+
+
+def test_constraint_mask_is_none_without_constraints_and_filled_per_row(logits):
+    class OnlyEven:
+        def __init__(self):
+            self.accepted = []
+
+        def fill_mask(self, mask_row):
+            mask_row[::2] = True
+
+        def accept(self, token_id):
+            self.accepted.append(token_id)
+
+        def is_done(self):
+            return False
+
+        def fork(self):
+            return OnlyEven()
+
+    constraint = OnlyEven()
+    states = [
+        SequenceSamplingState.create(SamplingParams(temperature=0), [1]),
+        SequenceSamplingState.create(SamplingParams(temperature=0, constraint=constraint), [1]),
+    ]
+    assert constraint_mask(states[:1], V) is None
+    mask = constraint_mask(states, V)
+    assert mask[0].all() and mask[1, ::2].all() and not mask[1, 1::2].any()
+    tokens = sample_batch(logits.expand(2, V).clone(), states).tolist()
+    assert tokens[0] == int(logits.argmax()) and tokens[1] == int(logits[::2].argmax()) * 2
+    assert constraint.accepted == [tokens[1]]
+
+
+def test_large_vocabulary_draws_match_the_distribution_and_ignore_the_batch():
+    """A 3000-token vocabulary: top-k/top-p rows draw among their best candidates unless some row's nucleus
+    is wider (then the whole vocabulary is sorted). Either way a row's tokens are the same, and follow its
+    filtered distribution."""
+    from model.sampling import sampling_probs
+
+    vocab = 3000
+    torch.manual_seed(7)
+    peaked = torch.randn(vocab) * 4
+    flat = torch.randn(vocab) * 0.1  # a nucleus of thousands of tokens: forces the full sort
+    params = [
+        SamplingParams(temperature=0.8, top_p=0.95, seed=1),
+        SamplingParams(temperature=1.0, top_k=40, seed=2),
+        SamplingParams(temperature=0.7, min_p=0.05, seed=3),
+        SamplingParams(temperature=1.0, top_p=0.9, seed=4),
+    ]
+    rows = [peaked, peaked, peaked, flat]
+
+    def run(indices: list[int], steps: int = 20) -> list[list[int]]:
+        states = [SequenceSamplingState.create(params[i], [1]) for i in indices]
+        batch = torch.stack([rows[i] for i in indices])
+        return [
+            list(t) for t in zip(*(sample_batch(batch, states).tolist() for _ in range(steps)), strict=True)
+        ]
+
+    alone = [run([i])[0] for i in range(4)]
+    assert run([0, 1, 2]) == alone[:3]  # candidates only
+    assert run([3, 0, 1, 2]) == [alone[3]] + alone[:3]  # the flat row makes the batch sort fully
+    state = SequenceSamplingState.create(params[0], [1])
+    expected = sampling_probs(peaked.unsqueeze(0), [params[0]])[0]
+    counts = torch.bincount(
+        torch.cat([sample_batch(peaked.expand(50, vocab), [state] * 50) for _ in range(60)]), minlength=vocab
+    ).float()
+    assert (counts[expected == 0] == 0).all()
+    assert 0.5 * (counts / counts.sum() - expected).abs().sum() < 0.06
