@@ -77,11 +77,6 @@ def test_simultaneous_streams_complete_with_independent_outputs(server: LiveServ
     assert server.wait_for_metric("tinyllm_requests_running", 0) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="int8 dynamic quantization scales activations per batch, so a request's tokens depend on its "
-    "batch-mates (model/ owns the fix; strict: this test fails once int8 is batch-independent, to be unmarked)",
-)
 def test_int8_outputs_do_not_depend_on_other_requests(server_checkpoint: Path):
     # int8 is the default precision: what users run must give each request the tokens it gets alone.
     with run_server(server_checkpoint, max_batch=8, max_queue=64, quantize="int8") as live:
