@@ -10,6 +10,7 @@ copy, pretrain, sft, reasoning-sft   train (one trainer, four presets); torchrun
 eval            perplexity and reasoning accuracy of a checkpoint
 export          write the server's checkpoint directory + model card + manifest from a run
 default         the whole recipe of the shipped checkpoint (--scale ci | full)
+lora            fine-tune a pretrained HF Llama (SmolLM2) with LoRA; lora-merge: base + adapter -> checkpoint
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    from training import lora_cli
+
+    lora_cli.add_parsers(sub)
 
     p = sub.add_parser(
         "corpus",
@@ -336,6 +340,10 @@ def _run(args: argparse.Namespace) -> int:
             )
         print(f"wrote {args.out}")
         return 0
+    if cmd in ("lora", "lora-merge"):
+        from training import lora_cli
+
+        return lora_cli.run(args)
     if cmd in TRAIN_STAGES:
         from training.distributed import shutdown_distributed
         from training.trainer import train

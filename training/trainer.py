@@ -151,14 +151,7 @@ class Trainer:
                     )
 
         torch.manual_seed(config.seed)
-        if config.init_from:
-            self.model, tokenizer_file = load_model_weights(config.init_from)
-        else:
-            self.model = Transformer(ModelConfig(**config.model))
-            if not (config.tokenizer or data_meta.get("tokenizer")):
-                # Copy drills are token ids without text: the run still needs the tokenizer it will serve with.
-                raise ValueError(f"{config.data} records no tokenizer: pass --tokenizer")
-            tokenizer_file = Path(config.tokenizer or data_meta["tokenizer"])
+        self.model, tokenizer_file = self._build_model(config, data_meta)
         self.tokenizer_file = Path(config.tokenizer) if config.tokenizer else tokenizer_file
         if self.model.config.vocab_size < data_meta["vocab_size"]:
             raise ValueError(
@@ -196,6 +189,17 @@ class Trainer:
             self.elapsed = self.state["elapsed"]
             _set_rng_state(self.state["rng"])
         self.model.train()
+
+    def _build_model(self, config: TrainConfig, data_meta: dict[str, Any]) -> tuple[torch.nn.Module, Path]:
+        """The network to train and the tokenizer file it serves with. A subclass may bring another network
+        (``training.lora``): the trainer needs ``model(ids) -> logits``, ``model.config`` with ``vocab_size``,
+        ``max_position_embeddings``, ``pad_token_id`` and ``save(path)``, and ``model.num_parameters()``."""
+        if config.init_from:
+            return load_model_weights(config.init_from)
+        if not (config.tokenizer or data_meta.get("tokenizer")):
+            # Copy drills are token ids without text: the run still needs the tokenizer it will serve with.
+            raise ValueError(f"{config.data} records no tokenizer: pass --tokenizer")
+        return Transformer(ModelConfig(**config.model)), Path(config.tokenizer or data_meta["tokenizer"])
 
     # --- pieces of a step ---------------------------------------------------------------------------
 

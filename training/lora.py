@@ -1,0 +1,285 @@
+"""Fine-tune a pretrained Hugging Face Llama (SmolLM2-135M-Instruct) with LoRA (``peft``) on the CPU.
+
+The data: reasoning records (``training.reasoning_data``) and a share of chat (``training.chat_data``),
+rendered with the BASE model's own chat template; a reasoning answer is the assistant turn
+``<think>\\n{cot}\\n</think>\\n{final}`` written as plain text (SmolLM2 has no ``<think>`` token; the server
+splits such a model's output at the textual ``</think>``). The loss is on assistant tokens only (the mask
+comes from ``BaseTokenizer.encode_sft_example``, as for our own models), written as ordinary prepared
+shards so the batches are the trainer's own.
+
+The training loop is ``training.trainer.Trainer`` (schedule, exact resume, progress bar, metrics, loss
+plot); :class:`HFCausalLM` adapts the ``transformers``/``peft`` model to the interface it expects, and its
+state dict holds only the trainable tensors, so a LoRA resume state is a few MB, not the whole base.
+
+Run directory: the trainer's files, plus ``lora.json`` (the options) and ``adapter/`` (``peft``'s
+``adapter_model.safetensors`` + ``adapter_config.json``; with ``full`` the whole fine-tuned model).
+:func:`merge` writes a servable checkpoint directory from the base and an adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from model.tokenizer_loading import load_tokenizer
+from training.data import SPLITS, ShardWriter, token_dtype
+from training.trainer import TrainConfig, Trainer
+
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
+# The reasoning effort a merged checkpoint declares: requests without one get the chain (one sample).
+DEFAULT_EFFORT = "low"
+
+
+@dataclass
+class LoraOptions:
+    base: str  # the pretrained checkpoint directory (Hugging Face Llama layout)
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    full: bool = False  # full fine-tuning instead of LoRA
+    dtype: str = "fp32"  # weights of the base while training: fp32 | bf16 (LoRA only)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def reasoning_messages(record: dict[str, Any], with_system: bool) -> list[dict[str, str]]:
+    """A reasoning record as a conversation whose answer carries its chain in textual markers."""
+    answer = f"<think>\n{record['cot']}\n</think>\n{record['final']}"
+    messages = [{"role": "user", "content": record["user"]}, {"role": "assistant", "content": answer}]
+    return ([{"role": "system", "content": record["system"]}] if with_system else []) + messages
+
+
+def training_conversations(
+    n_reasoning: int, n_chat: int, seed: int, system_share: float = 0.25, split: str = "train"
+) -> list[list[dict[str, str]]]:
+    """Reasoning conversations (a ``system_share`` of them with the record's system prompt; the others get
+    the template's default, as a request without one does) and chat conversations, shuffled."""
+    from training.chat_data import generate_chat
+    from training.reasoning_data import generate
+
+    rng = random.Random(f"tinyllm-lora:{split}:{seed}")
+    conversations = [
+        reasoning_messages(r, rng.random() < system_share) for r in generate(split, n_reasoning, seed)
+    ]
+    conversations += [r["messages"] for r in generate_chat(n_chat, seed)] if n_chat else []
+    rng.shuffle(conversations)
+    return conversations
+
+
+def prepare_data(
+    base: str | Path,
+    out: str | Path,
+    n_reasoning: int,
+    n_chat: int,
+    n_val: int = 64,
+    seed: int = 0,
+    max_tokens: int = 512,
+) -> dict[str, Any]:
+    """Tokenize the conversations with the base's tokenizer into prepared ``sft`` shards (train/ and val/,
+    val from the reasoning generator's test split). Returns the meta.json it writes."""
+    tokenizer = load_tokenizer(base)
+    out = Path(out)
+    dtype = token_dtype(tokenizer.vocab_size)
+    splits: dict[str, dict[str, int]] = {}
+    dropped = 0
+    for split, convs in (
+        ("train", training_conversations(n_reasoning, n_chat, seed)),
+        ("val", training_conversations(n_val, 0, seed, split="test")),
+    ):
+        writer = ShardWriter(out / split, dtype, with_mask=True)
+        for messages in convs:
+            ids, mask = tokenizer.encode_sft_example(messages)
+            if len(ids) > max_tokens:
+                dropped += 1
+                continue
+            writer.add(ids, mask)
+        splits[split] = writer.close()
+    assert set(splits) == set(SPLITS)
+    meta = {
+        "kind": "sft",
+        "dtype": dtype.name,
+        "tokenizer": str(Path(base).resolve()),
+        "vocab_size": tokenizer.vocab_size,
+        "sources": [{"reasoning": n_reasoning, "chat": n_chat, "val_reasoning": n_val, "seed": seed}],
+        "splits": splits,
+        "dropped_over_context": dropped,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+class _HFConfigView:
+    """What the trainer reads of ``model.config``, from a ``transformers`` config."""
+
+    def __init__(self, hf_config: Any, pad_token_id: int) -> None:
+        self.hf_config = hf_config
+        self.vocab_size = int(hf_config.vocab_size)
+        self.max_position_embeddings = int(hf_config.max_position_embeddings)
+        self.pad_token_id = pad_token_id
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.hf_config.to_json_string(), encoding="utf-8")
+
+
+class HFCausalLM(nn.Module):
+    """A ``transformers`` causal LM (optionally wrapped by ``peft``) as the trainer's model: ``ids ->
+    logits``; ``state_dict``/``load_state_dict`` cover the trainable tensors only (the frozen base is
+    reloaded from its directory, so a resume state stays small)."""
+
+    def __init__(self, network: nn.Module, pad_token_id: int) -> None:
+        super().__init__()
+        self.network = network
+        self.config = _HFConfigView(network.config, pad_token_id)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.network(input_ids=ids, use_cache=False).logits
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in {id(p): p for p in self.network.parameters()}.values())
+
+    def trainable_names(self) -> list[str]:
+        return [name for name, p in self.network.named_parameters() if p.requires_grad]
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        params = dict(self.network.named_parameters())
+        return {name: params[name].detach().clone() for name in self.trainable_names()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):  # type: ignore[override]
+        params = dict(self.network.named_parameters())
+        wanted = set(self.trainable_names())
+        if set(state) != wanted:
+            raise ValueError(
+                f"state holds {len(state)} tensors, the model trains {len(wanted)}: "
+                f"{sorted(set(state) ^ wanted)[:4]}"
+            )
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value)
+
+
+def build_network(options: LoraOptions) -> nn.Module:
+    """The base model, frozen and wrapped with LoRA on every linear layer of the blocks (or all
+    trainable, with ``full``)."""
+    from transformers import LlamaForCausalLM
+
+    dtype = torch.bfloat16 if options.dtype == "bf16" and not options.full else torch.float32
+    network = LlamaForCausalLM.from_pretrained(options.base, dtype=dtype)
+    if options.full:
+        return network
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=options.rank,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=list(TARGET_MODULES),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    network = get_peft_model(network, config)
+    if dtype != torch.float32:  # the adapter trains in fp32 on top of a bf16 base
+        for p in network.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    return network
+
+
+class LoraTrainer(Trainer):
+    """The trainer, on a ``transformers`` model with LoRA (options in ``lora.json`` of the run directory)."""
+
+    def __init__(self, config: TrainConfig, options: LoraOptions, resume: bool = False) -> None:
+        self.options = options
+        super().__init__(config, resume=resume)
+
+    def _build_model(self, config: TrainConfig, data_meta: dict[str, Any]) -> tuple[nn.Module, Path]:
+        tokenizer = load_tokenizer(self.options.base)
+        pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+        return HFCausalLM(build_network(self.options), pad), Path(self.options.base)
+
+    def _prepare_run_dir(self) -> None:
+        if not self.dist.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.cfg.save(self.out / "train_config.json")
+        (self.out / "lora.json").write_text(
+            json.dumps(asdict(self.options), indent=2) + "\n", encoding="utf-8"
+        )
+        self.model.config.save(self.out / "model_config.json")
+
+    def save_adapter(self) -> Path:
+        """``adapter/``: peft's adapter files (LoRA) or the whole fine-tuned model (full)."""
+        directory = self.out / "adapter"
+        self.model.network.save_pretrained(directory, safe_serialization=True)
+        if self.options.full:
+            copy_tokenizer_files(Path(self.options.base), directory)
+        return directory
+
+
+def train_lora(
+    config: TrainConfig, options: LoraOptions, resume: bool = False, stop_after: int | None = None
+) -> dict[str, Any]:
+    trainer = LoraTrainer(config, options, resume=resume)
+    summary = trainer.fit(stop_after=stop_after)
+    summary["adapter"] = str(trainer.save_adapter())
+    summary["trainable_parameters"] = sum(p.numel() for p in trainer.params)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------- merge
+
+
+def copy_tokenizer_files(source: Path, target: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
+
+
+def merge(base: str | Path, adapter: str | Path, out: str | Path, effort: str = DEFAULT_EFFORT) -> Path:
+    """A servable checkpoint directory: the base with the adapter folded into its weights (fp32
+    safetensors), the base's tokenizer and chat template, and a generation_config.json that declares
+    ``reasoning_effort`` so the server thinks by default."""
+    from peft import PeftModel
+    from transformers import LlamaForCausalLM
+
+    base, adapter, out = Path(base), Path(adapter), Path(out)
+    if (adapter / "config.json").is_file():  # a full fine-tune: the adapter directory is the model
+        merged = LlamaForCausalLM.from_pretrained(adapter, dtype=torch.float32)
+    else:
+        network = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32)
+        merged = PeftModel.from_pretrained(network, adapter).merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out, safe_serialization=True)
+    copy_tokenizer_files(base, out)
+    generation = {}
+    if (base / "generation_config.json").is_file():
+        generation = json.loads((base / "generation_config.json").read_text(encoding="utf-8"))
+    generation = {k: v for k, v in generation.items() if not k.startswith("transformers")}
+    generation["reasoning_effort"] = effort
+    (out / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def base_directory(base: str | None) -> Path:
+    """The base checkpoint: ``base`` if given, else SmolLM2-135M-Instruct pulled into the model cache."""
+    if base:
+        return Path(base)
+    from tinyllm.pull import pull
+
+    return pull("smollm2")
