@@ -36,8 +36,8 @@ def _timed(function):
     return wrapper
 
 
-# The grammar's share of a step, measured where the engine spends it (sampler mask, token accept).
-model.sampling._apply_constraints = _timed(model.sampling._apply_constraints)
+# The grammar's share of a step, measured where the engine spends it (the mask filled, the token accepted).
+model.sampling.constraint_mask = _timed(model.sampling.constraint_mask)
 GrammarConstraint.accept = _timed(GrammarConstraint.accept)
 
 SCHEMA = {

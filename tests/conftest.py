@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from model.tokenizer import Tokenizer
-from tests.server.support import CONTEXT, LiveServer, run_server
+from tests.server.support import CONTEXT
 from tests.support import make_checkpoint, make_hf_checkpoint, make_tokenizer
 
 
@@ -36,13 +35,6 @@ def server_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_p
 @pytest.fixture(scope="session")
 def server_tokenizer(server_checkpoint: Path) -> Tokenizer:
     return Tokenizer.from_directory(server_checkpoint)
-
-
-@pytest.fixture(scope="module")
-def live_server(server_checkpoint: Path) -> Iterator[LiveServer]:
-    """A real server with the default served model name ("tinyllm") and key ``API_KEY``, one per module."""
-    with run_server(server_checkpoint, served_model_name="tinyllm") as live:
-        yield live
 
 
 @pytest.fixture(scope="session")
