@@ -322,16 +322,32 @@ def test_closed_policy_answers_503_without_waiting_and_open_falls_back_to_local_
 
 def test_streams_through_nginx_arrive_token_by_token(fleet: Fleet):
     with client(fleet.proxy, "127.0.0.4", "sk-good", timeout=60) as c:
-        body = {"model": "tinyllm", "prompt": "hi", "max_tokens": 600, "stream": True}
-        with c.stream("POST", "/v1/completions", json=body) as r:
-            assert r.status_code == 200
-            events = sse_events(r.iter_lines())
-            first = next(events)
-            # The first token reached the client while the replica was still generating the rest.
-            running_then = sum(metric(replica, "tinyllm_requests_running") for replica in fleet.replicas)
-            rest = list(events)
+        body = {"model": "tinyllm", "prompt": "hi", "max_tokens": 900, "stream": True}
+        # Scraped in a loop: proof of streaming is a scrape, begun after the first event reached the client,
+        # that still finds the replica generating (a buffering proxy delivers the first event only at the end).
+        scrapes: list[tuple[float, float]] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                started = time.monotonic()
+                running = sum(metric(replica, "tinyllm_requests_running") for replica in fleet.replicas)
+                scrapes.append((started, running))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with c.stream("POST", "/v1/completions", json=body) as r:
+                assert r.status_code == 200
+                events = sse_events(r.iter_lines())
+                first = next(events)
+                first_at = time.monotonic()
+                rest = list(events)
+        finally:
+            done.set()
+            watcher.join()
     assert first["choices"][0]["text"] is not None
-    assert running_then >= 1
+    assert any(started > first_at and running >= 1 for started, running in scrapes)
     assert rest[-1] == "[DONE]" and rest[-2]["choices"][0]["finish_reason"] == "length"
     # Several events, not one blob at the end (the server may put tokens that are ready together in one).
     assert len(rest) >= 3

@@ -5,6 +5,7 @@ units, and refusals made before routing labelled with the route they were meant 
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,16 +96,30 @@ def test_a_finished_request_is_measured_by_phase_size_and_finish_reason(server: 
 
 
 def test_running_counts_requests_and_sequences_separately(server: LiveServer):
-    with server.client() as c:
-        body = chat(stream=True, max_tokens=600, ignore_eos=True, n=3)
-        with c.stream("POST", CHAT, json=body) as r:
-            events = sse_events(r.iter_lines())
-            for event in events:
-                if event != "[DONE]" and event["choices"][0]["delta"].get("content"):
-                    break
-            assert server.metric("tinyllm_requests_running") == 1
-            assert server.metric("tinyllm_sequences_running") == 3
-            assert server.metric("tinyllm_kv_slots_used") == 3
+    # Scraped in a loop while one n=3 request streams: the tiny model may finish before a client reads its
+    # first event, so a single scrape after the first token would race the engine.
+    seen: list[tuple[float, float, float]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            m = server.metrics()
+            seen.append(
+                (m["tinyllm_requests_running"], m["tinyllm_sequences_running"], m["tinyllm_kv_slots_used"])
+            )
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with server.client() as c:
+            body = chat(stream=True, max_tokens=900, ignore_eos=True, n=3)
+            with c.stream("POST", CHAT, json=body) as r:
+                assert list(sse_events(r.iter_lines()))[-1] == "[DONE]"
+    finally:
+        done.set()
+        watcher.join()
+    assert (1, 3, 3) in seen, sorted(set(seen))
+    assert all(requests <= 1 and sequences <= 3 for requests, sequences, _ in seen)
     assert server.wait_for_metric("tinyllm_sequences_running", 0) == 0
     assert server.metric("tinyllm_requests_running") == 0
 
