@@ -23,8 +23,6 @@ import asyncio
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,43 +33,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.processes import free_port, running
+
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-bench-replicas"
 PROMPT = "Tell me a short story about a fox and a dog."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout} s")
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextmanager
@@ -86,9 +52,9 @@ def replica(redis_url: str, threads: int) -> Iterator[str]:
         TINYLLM_REDIS_URL=redis_url,
         TINYLLM_LOG_LEVEL="warning",
     )
-    with process([sys.executable, "-m", "server"], env) as proc:
+    with running([sys.executable, "-m", "server"], env, cwd=REPO) as server:
         base = f"http://127.0.0.1:{port}"
-        wait_until(base + "/ready", proc)
+        server.wait_ready(base + "/ready")
         yield base
 
 
@@ -115,9 +81,9 @@ http {{
 """
     )
     binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    with process([binary, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"]) as proc:
+    with running([binary, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"], cwd=REPO) as proxy:
         base = f"http://127.0.0.1:{port}"
-        wait_until(base + "/health", proc)
+        proxy.wait_ready(base + "/health")
         yield base
 
 
@@ -165,10 +131,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as fleet:
         redis_port = free_port()
         redis = fleet.enter_context(
-            process(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"])
+            running(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], cwd=REPO)
         )
         time.sleep(0.5)
-        if redis.poll() is not None:
+        if redis.popen.poll() is not None:
             raise SystemExit("redis-server did not start")
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         setups = [("1 replica", 1, False), ("1 replica + nginx", 1, True), ("2 replicas + nginx", 2, True)]

@@ -31,9 +31,7 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,6 +39,8 @@ from pathlib import Path
 
 import httpx
 import torch
+
+from benchmarks.processes import Process, free_port
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "tinyllm-default"
 PROMPT = "Once upon a time, in a small village by the sea, there lived an old fisherman who"
@@ -54,12 +54,6 @@ class Run:
     ttfts: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
     errors: int = 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def memory_bandwidth_gbs(threads: int, megabytes: int = 256, repeats: int = 5) -> float:
@@ -89,35 +83,11 @@ def weight_bytes(checkpoint: Path, precision: str) -> int:
     return linear * per
 
 
-class Server:
+class Server(Process):
     def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        super().__init__(argv, env)
         self.name, self.port = name, port
         self.base = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.process.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 async def one_request(client: httpx.AsyncClient, body: dict, run: Run) -> None:
@@ -216,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         servers.append(peer)
     try:
         for server in servers:
-            server.wait_ready()
+            server.wait_ready(server.base + "/health", timeout=180)
         bandwidth = memory_bandwidth_gbs(args.threads)
         results: dict[tuple[str, int, str], Run] = {}
         for c in args.concurrency:

@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -35,9 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 
+from benchmarks.processes import free_port, running
 from reasoning.answers import extract_answer, normalize_answer
 
 HELDOUT = Path(__file__).resolve().parents[1] / "evals" / "heldout-v1.jsonl"
@@ -105,40 +102,14 @@ def table(records: list[dict[str, Any]], results: dict[str, list[bool]]) -> str:
 @contextmanager
 def served(checkpoint: str, api_key: str, quantize: str | None) -> Iterator[str]:
     """``python -m server`` on a free loopback port until the block ends; yields the /v1 base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "TINYLLM_MODEL": checkpoint, "TINYLLM_API_KEYS": api_key}
     if quantize:
         env["TINYLLM_QUANTIZE"] = quantize
-    cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
-    # The server logs a line per request: into a file, since a pipe nobody reads fills and blocks it.
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"server exited: {log.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready in 120 s")
-            time.sleep(0.5)
+    with running([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)], env) as server:
+        base = f"http://127.0.0.1:{port}"
+        server.wait_ready(f"{base}/ready")
         yield f"{base}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:  # still draining requests the client gave up on
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def main(argv: list[str] | None = None) -> None:
