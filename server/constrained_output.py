@@ -36,13 +36,19 @@ class OutputPlan:
     tools: ToolPlan | None = None
 
 
+def constrained_param(req: ChatCompletionRequest) -> str | None:
+    """The parameter that asks for a grammar-constrained output (JSON or a tool call), None if none does."""
+    if req.response_format is not None and req.response_format.type != "text":
+        return "response_format"
+    if req.tools and req.tool_choice != "none":
+        return "tools"
+    return None
+
+
 def refuse_in_reasoning_mode(req: ChatCompletionRequest) -> None:
     """A vote over k chains returns one voted answer: there is no single output to constrain."""
-    if req.response_format is not None and req.response_format.type != "text":
-        param = "response_format"
-    elif req.tools and req.tool_choice != "none":
-        param = "tools"
-    else:
+    param = constrained_param(req)
+    if param is None:
         return
     raise APIError(
         400,

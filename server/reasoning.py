@@ -30,6 +30,7 @@ from reasoning.answers import extract_answer, normalize_answer, split_reasoning
 from reasoning.calculator import check_answer
 from reasoning.chain_check import check_chain
 from reasoning.vote import vote
+from server.constrained_output import constrained_param
 from server.errors import APIError
 from server.outputs import SequenceAccounting
 from server.protocol import ChatCompletionRequest
@@ -81,8 +82,7 @@ def implicit_effort(req: ChatCompletionRequest, default_effort: str | None) -> s
         (req.n or 1) > 1
         or req.stop_list()
         or req.logprobs
-        or (req.response_format is not None and req.response_format.type != "text")
-        or (req.tools and req.tool_choice != "none")
+        or constrained_param(req) is not None
         or req.tool_choice not in (None, "none")  # the plain path validates it (400 without tools)
     )
     return None if wants_plain else default_effort
