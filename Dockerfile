@@ -22,14 +22,11 @@ RUN python -m venv /opt/venv
 # torch first and alone, from the CPU wheel index: PyPI's Linux wheel depends on several GB of CUDA
 # libraries a CPU server never loads. Its own layer, so editing the code does not download it again.
 # Keep the version equal to the torch pin in pyproject.toml (tests/deploy/test_docker.py checks it).
-# The wheel's C++ headers and the C++ unit-test binaries of torch itself (about 150 MB) are for building
-# extensions and testing torch; the server does neither (no torch.compile, no cpp_extension): drop them.
 # Every version is pinned by constraints.txt (scripts/update_constraints.py writes it from a tested
 # environment): a rebuild next month installs the same server.
 COPY constraints.txt /tmp/constraints.txt
 ARG TORCH_VERSION=2.13.0
-RUN pip install --index-url https://download.pytorch.org/whl/cpu -c /tmp/constraints.txt "torch==${TORCH_VERSION}" \
- && rm -rf /opt/venv/lib/python3*/site-packages/torch/include /opt/venv/lib/python3*/site-packages/torch/test
+RUN pip install --index-url https://download.pytorch.org/whl/cpu -c /tmp/constraints.txt "torch==${TORCH_VERSION}"
 
 # Then the project and its runtime dependencies from PyPI, at the constrained versions. The installed
 # "2.13.0+cpu" satisfies the "torch==2.13.0" pin (a local version label is ignored when the pin has none), so pip keeps it.
@@ -41,6 +38,16 @@ COPY server/ server/
 COPY training/ training/
 COPY tinyllm/ tinyllm/
 RUN pip install -c /tmp/constraints.txt .
+
+# The int8 kernels (model/kernels/*.cpp) are compiled here, once, for any AVX2 CPU (-mavx2, not -march=native),
+# so the runtime image needs no compiler: TINYLLM_INT8_KERNEL_PATH below points the server at the result.
+# The build must succeed (the import asserts it); the server itself falls back to fbgemm with a log line
+# only where the CPU lacks AVX2. Then torch's C++ headers and its own test binaries (about 150 MB), which
+# only building extensions and testing torch need, are dropped.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ && rm -rf /var/lib/apt/lists/* \
+ && TORCH_EXTENSIONS_DIR=/tmp/kernels python -c "from model.int8_kernel import load_kernel; assert load_kernel()" \
+ && mkdir -p /opt/venv/kernels && cp /tmp/kernels/tinyllm_int8/tinyllm_int8.so /opt/venv/kernels/ \
+ && rm -rf /tmp/kernels /opt/venv/lib/python3*/site-packages/torch/include /opt/venv/lib/python3*/site-packages/torch/test
 
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -67,7 +74,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     TINYLLM_HOST=0.0.0.0 \
     TINYLLM_PORT=8000 \
-    TINYLLM_MODEL=/app/checkpoints/tinyllm-default
+    TINYLLM_MODEL=/app/checkpoints/tinyllm-default \
+    TINYLLM_INT8_KERNEL_PATH=/opt/venv/kernels/tinyllm_int8.so
 
 USER 10001:10001
 

@@ -29,6 +29,8 @@ class RMSNorm(nn.Module):
         self.weight: nn.Parameter | None = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight is None and x.dtype == torch.float32:  # serving layout: one fused kernel, not five
+            return F.rms_norm(x, (x.shape[-1],), None, self.eps)
         # Normalise in float32 as Llama does, so low-precision weights don't change the statistics.
         x32 = x if x.dtype == torch.float32 else x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -85,8 +87,9 @@ class RotaryEmbedding(nn.Module):
 def apply_rotary(x: torch.Tensor, rotary: Rotary | torch.Tensor) -> torch.Tensor:
     """Rotate x [B, T, heads, D] by its positions' angles."""
     if isinstance(rotary, torch.Tensor):  # paired layout: (x[2i] + i*x[2i+1]) * e^(i*angle)
-        pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-        return torch.view_as_real(pairs * rotary).flatten(-2).to(x.dtype)
+        x32 = x if x.dtype == torch.float32 else x.float()
+        rotated = torch.view_as_real(torch.view_as_complex(x32.unflatten(-1, (-1, 2))) * rotary).flatten(-2)
+        return rotated if rotated.dtype == x.dtype else rotated.to(x.dtype)
     cos, signed_sin = rotary
     if cos.dtype != x.dtype:
         cos, signed_sin = cos.to(x.dtype), signed_sin.to(x.dtype)
@@ -237,6 +240,9 @@ class DecoderLayer(nn.Module):
 
 
 class Transformer(nn.Module):
+    # Set on int8 serving copies: a callable running every layer of forward_cached at once.
+    fused_layers = None
+
     def __init__(self, config: ModelConfig, max_len: int | None = None) -> None:
         """``max_len``: the longest sequence the rotary tables cover (default: the config's context). A
         server caps it at its max model length, so a 128K-context model does not build 128K-row tables."""
@@ -326,14 +332,21 @@ class Transformer(nn.Module):
         length = int(positions.max()) + 1
         if length > cache.max_len:
             raise ValueError(f"position {length - 1} is beyond the cache length {cache.max_len}")
-        slots = slice(first_slot, first_slot + b)
         x = self.embed_tokens(input_ids)
-        # Built once per pass, used by every layer.
-        write_at = (torch.arange(b).unsqueeze(1), positions)
-        groups = self.config.num_attention_heads // self.config.num_key_value_heads
-        bias = grouped_attention_bias(positions, length, groups, x.dtype)
-        rotary = self.rope(positions)
-        for i, layer in enumerate(self.layers):
-            x = layer.forward_cached(x, rotary, write_at, cache.k[i, slots], cache.v[i, slots], bias)
+        rotary = self.rope(positions)  # built once per pass, used by every layer
+        fused = self.fused_layers
+        if fused is not None and t == 1:  # int8 decode step: every layer in C++ (model/int8_kernel.py)
+            x = fused(x, rotary, positions, cache, first_slot)
+        else:
+            groups = self.config.num_attention_heads // self.config.num_key_value_heads
+            bias = grouped_attention_bias(positions, length, groups, x.dtype)
+            if fused is not None:
+                x = fused(x, rotary, positions, cache, first_slot, bias)
+            else:
+                write_at, slots = (torch.arange(b).unsqueeze(1), positions), slice(first_slot, first_slot + b)
+                for i, layer in enumerate(self.layers):
+                    x = layer.forward_cached(x, rotary, write_at, cache.k[i, slots], cache.v[i, slots], bias)
         x = x[:, -1] if logit_index is None else x[torch.arange(b), logit_index]
+        if fused is not None:
+            return fused.logits(x)  # the final norm inside the int8 kernel
         return self.lm_head(self.norm(x))

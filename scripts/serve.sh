@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
+# The int8 kernels (model/kernels/) compile on the first start (~1 minute, then cached): they need g++.
+# Without it the server still runs, on fbgemm's slower int8 path (one log line says so).
+if ! command -v c++ >/dev/null && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing g++ for the int8 kernels" >&2
+  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends g++ >/dev/null || true
+fi
 . scripts/torch_index.sh
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
 .venv/bin/python -m pip install -q $(torch_index_args .venv/bin/python) -e .

@@ -10,8 +10,9 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 # Debian packages: Prometheus' binaries (promtool, prometheus), docker-compose (offline validation of
 # docker-compose.yml, no engine needed), redis-server and nginx (replicas behind a proxy,
 # tests/deploy/test_scaleout.py) for the deploy tests, and the text
-# corpora the training pipeline reads (fortunes in Chinese and English, WordNet glosses).
-APT_PACKAGES="prometheus docker-compose redis-server nginx fortunes-zh fortunes fortunes-min wordnet-base"
+# corpora the training pipeline reads (fortunes in Chinese and English, WordNet glosses), and g++ for the
+# int8 kernels (model/kernels/, compiled on first use).
+APT_PACKAGES="prometheus docker-compose redis-server nginx fortunes-zh fortunes fortunes-min wordnet-base g++"
 missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -156,7 +156,11 @@ def _reference(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return x @ ((w / scale).round() * scale).t()
 
 
-def test_two_activation_passes_recover_what_seven_bits_lose_on_outlier_channels():
+KERNELS = ["auto", "fbgemm"]  # ours (model/kernels/int8_linear.cpp) where it builds, and the fallback
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_two_activation_passes_recover_what_seven_bits_lose_on_outlier_channels(kernel):
     from model.quantization import Int8Linear
 
     torch.manual_seed(1)
@@ -165,19 +169,20 @@ def test_two_activation_passes_recover_what_seven_bits_lose_on_outlier_channels(
     expected = _reference(linear, x)
     with torch.inference_mode():
         errors = {
-            residual: float((Int8Linear(linear, residual)(x) - expected).norm() / expected.norm())
+            residual: float((Int8Linear(linear, residual, kernel)(x) - expected).norm() / expected.norm())
             for residual in (False, True)
         }
     assert errors[False] > 0.03  # one pass: the other channels fall on a handful of levels
     assert errors[True] < 0.005 and errors[True] < errors[False] / 10
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("residual", [False, True])
-def test_int8_rows_are_the_same_bits_alone_and_in_any_batch(residual):
+def test_int8_rows_are_the_same_bits_alone_and_in_any_batch(residual, kernel):
     from model.quantization import Int8Linear
 
     torch.manual_seed(3)
-    layer = Int8Linear(nn.Linear(96, 80, bias=False), residual)
+    layer = Int8Linear(nn.Linear(96, 80, bias=False), residual, kernel)
     batch = torch.cat([_outlier_rows(1, 4), 1e-3 * torch.randn(3, 96), 500 * _outlier_rows(2, 5)])
     with torch.inference_mode():
         together = layer(batch)
@@ -201,3 +206,39 @@ def test_serving_int8_uses_two_passes_and_stays_closer_to_fp32_than_one_pass(tin
         reference = plain(ids)
         error = {name: float((m(ids) - reference).norm()) for name, m in (("two", served), ("one", one_pass))}
     assert error["two"] < error["one"] / 2
+
+
+def test_the_avx2_kernel_builds_on_a_machine_with_avx2_and_a_compiler():
+    """The fast path must not silently fall back where it can run: the suite's install brings g++ and ninja."""
+    from model.int8_kernel import load_kernel
+
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("the CPU has no AVX2: fbgemm is the path here")
+    assert load_kernel() is not None
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 5), (3, 33, 17), (9, 64, 8), (2, 1, 130)])
+def test_the_kernel_pads_odd_shapes_and_adds_the_bias(shape):
+    """Inputs not a multiple of 4, outputs not a multiple of 8, more rows than a tile, a 3-D input."""
+    from model.quantization import Int8Linear
+
+    rows, k, n = shape
+    torch.manual_seed(rows * 100 + k)
+    linear = nn.Linear(k, n, bias=True)
+    x = torch.randn(2, rows, k)
+    expected = _reference(linear, x) + linear.bias.detach()
+    with torch.inference_mode():
+        got = Int8Linear(linear, True, "auto")(x)
+    assert got.shape == (2, rows, n)
+    assert torch.allclose(got, expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max()))
+
+
+def test_both_kernels_agree_with_each_other_on_a_model_layer():
+    from model.quantization import Int8Linear
+
+    torch.manual_seed(5)
+    linear = nn.Linear(96, 688, bias=False)
+    x = _outlier_rows(12, 8)
+    with torch.inference_mode():
+        ours, fbgemm = Int8Linear(linear, True, "auto")(x), Int8Linear(linear, True, "fbgemm")(x)
+    assert float((ours - fbgemm).norm() / fbgemm.norm()) < 2e-3
