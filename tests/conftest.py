@@ -13,6 +13,14 @@ from tests.server.support import CONTEXT
 from tests.support import make_checkpoint, make_hf_checkpoint, make_tokenizer
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build the int8 kernels (model/kernels/, ~1 minute on a fresh machine, then cached) before any test
+    starts a server: a server's first start would otherwise spend that minute inside its start-up timeout."""
+    from model.int8_kernel import load_kernel
+
+    load_kernel()
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tokenizer(tmp_path_factory.mktemp("tokenizer"))
