@@ -40,13 +40,13 @@ COPY tinyllm/ tinyllm/
 RUN pip install -c /tmp/constraints.txt .
 
 # The int8 kernels (model/kernels/*.cpp) are compiled here, once, for any AVX2 CPU (-mavx2, not -march=native),
-# so the runtime image needs no compiler: TINYLLM_INT8_KERNEL_PATH below points the server at the result.
+# so the runtime image needs no compiler: TINYLLM_NATIVE_PATH below points the server at the result.
 # The build must succeed (the import asserts it); the server itself falls back to fbgemm with a log line
 # only where the CPU lacks AVX2. Then torch's C++ headers and its own test binaries (about 150 MB), which
 # only building extensions and testing torch need, are dropped.
 RUN apt-get update && apt-get install -y --no-install-recommends g++ && rm -rf /var/lib/apt/lists/* \
- && TORCH_EXTENSIONS_DIR=/tmp/kernels python -c "from model.int8_kernel import load_kernel; assert load_kernel()" \
- && mkdir -p /opt/venv/kernels && cp /tmp/kernels/tinyllm_int8/tinyllm_int8.so /opt/venv/kernels/ \
+ && TORCH_EXTENSIONS_DIR=/tmp/kernels python -c "from model.native import load_kernel; assert load_kernel()" \
+ && mkdir -p /opt/venv/kernels && cp /tmp/kernels/tinyllm_native/tinyllm_native.so /opt/venv/kernels/ \
  && rm -rf /tmp/kernels /opt/venv/lib/python3*/site-packages/torch/include /opt/venv/lib/python3*/site-packages/torch/test
 
 
@@ -75,7 +75,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TINYLLM_HOST=0.0.0.0 \
     TINYLLM_PORT=8000 \
     TINYLLM_MODEL=/app/checkpoints/tinyllm-default \
-    TINYLLM_INT8_KERNEL_PATH=/opt/venv/kernels/tinyllm_int8.so
+    TINYLLM_NATIVE_PATH=/opt/venv/kernels/tinyllm_native.so
 
 USER 10001:10001
 

@@ -5,7 +5,7 @@ per row (per token), so a request's numbers never depend on what else shares the
 
 Two kernels compute the same scheme:
 
-* ``model/kernels/int8_linear.cpp`` (:mod:`model.int8_kernel`), ours, AVX2, used wherever it builds: one
+* ``model/kernels/int8_linear.cpp`` (:mod:`model.native`), ours, AVX2, used wherever it builds: one
   call quantizes every row on its own to 7-bit integers plus a second 7-bit row for its rounding residual
   (~13-bit activations: SmolLM2-135M has activation outliers at 50-100x the other channels, and 7 bits alone
   cost it +17% perplexity) and runs exact integer dot products. One decode row costs what reading the
@@ -31,7 +31,7 @@ import warnings
 import torch
 from torch import nn
 
-from model.int8_kernel import FusedDecoderLayers, load_kernel, pack_weight, pad_channels
+from model.native import FusedDecoderLayers, load_kernel, pack_weight, pad_channels
 
 # The resolved overload: calling the packet resolves it again on every call (~2% of a c=1 decode step).
 _LINEAR_DYNAMIC = torch.ops.quantized.linear_dynamic.default

@@ -335,7 +335,7 @@ class Transformer(nn.Module):
         x = self.embed_tokens(input_ids)
         rotary = self.rope(positions)  # built once per pass, used by every layer
         fused = self.fused_layers
-        if fused is not None and t == 1:  # int8 decode step: every layer in C++ (model/int8_kernel.py)
+        if fused is not None and t == 1:  # int8 decode step: every layer in C++ (model/native.py)
             x = fused(x, rotary, positions, cache, first_slot)
         else:
             groups = self.config.num_attention_heads // self.config.num_key_value_heads

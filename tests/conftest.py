@@ -16,7 +16,7 @@ from tests.support import make_checkpoint, make_hf_checkpoint, make_tokenizer
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Build the int8 kernels (model/kernels/, ~1 minute on a fresh machine, then cached) before any test
     starts a server: a server's first start would otherwise spend that minute inside its start-up timeout."""
-    from model.int8_kernel import load_kernel
+    from model.native import load_kernel
 
     load_kernel()
 

@@ -17,7 +17,7 @@
 #include <cstring>
 #include <vector>
 
-#include "int8_linear.h"
+#include "kernels.h"
 
 using torch::indexing::Slice;
 
@@ -149,15 +149,4 @@ torch::Tensor decoder_layers(torch::Tensor x, const torch::Tensor& turns, const 
     x = x + project(at::silu(gate_up[0]) * gate_up[1], proj(3), residual);
   }
   return x;
-}
-
-// Both release the GIL while they run: the forward pass is most of the engine thread's time, and the HTTP
-// side (another thread) streams tokens meanwhile instead of waiting for Python's switch interval.
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("int8_linear", &int8_linear, "int8 weights x float rows (per-row 7-bit activations, AVX2)",
-        py::arg("x"), py::arg("packed"), py::arg("colsum"), py::arg("scale"), py::arg("bias"),
-        py::arg("out_features"), py::arg("residual"), py::arg("norm_eps") = -1.0,
-        py::call_guard<py::gil_scoped_release>());
-  m.def("decoder_layers", &decoder_layers, "every decoder layer of a cached forward pass, int8 projections",
-        py::call_guard<py::gil_scoped_release>());
 }

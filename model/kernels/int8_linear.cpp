@@ -14,7 +14,7 @@
 //   y[m, n] = ((acc_q - 64 * colsum[n]) + (acc_r - 64 * colsum[n]) / 126) * s[m] * w_scale[n] (+ bias[n])
 // where acc are int32 sums of (byte + 64) * weight and colsum[n] = sum_k w[n, k] removes the offset.
 //
-// Weight layout (packed once at load, see model/int8_kernel.py): blocks of 8 output channels, each
+// Weight layout (packed once at load, see model/native.py): blocks of 8 output channels, each
 // [K/4][8 channels][4 inputs] int8, so one 32-byte load feeds 8 int32 lanes of 4 products each.
 
 #include <ATen/Parallel.h>
@@ -26,7 +26,7 @@
 #include <cstring>
 #include <vector>
 
-#include "int8_linear.h"
+#include "kernels.h"
 
 namespace {
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tomllib
 
-from model import int8_kernel
+from model import native
 from server.settings import Settings, env_name
 from tests.deploy.support import (
     REPO,
@@ -164,7 +164,7 @@ def test_env_defaults_are_server_settings_that_validate():
     env = env_of(stages()[-1])
     tinyllm = {k: v for k, v in env.items() if k.startswith("TINYLLM_")}
     known = {env_name(field): field for field in Settings.model_fields}
-    unknown = set(tinyllm) - set(known) - set(int8_kernel.ENVIRONMENT)
+    unknown = set(tinyllm) - set(known) - set(native.ENVIRONMENT)
     assert not unknown, f"neither server settings nor the int8 kernel's variables: {unknown}"
     settings = Settings(**{known[k]: v for k, v in tinyllm.items() if k in known})
     assert settings.host == "0.0.0.0"
@@ -219,8 +219,8 @@ def test_the_image_builds_the_int8_kernel_and_the_server_loads_that_build():
     assert "g++" in builds[0]
     # Headers are removed only after the kernel is built (same RUN, after the build command).
     assert builds[0].index("load_kernel()") < builds[0].index("torch/include")
-    path = env_of(runtime)["TINYLLM_INT8_KERNEL_PATH"]
+    path = env_of(runtime)["TINYLLM_NATIVE_PATH"]
     assert (
         path.startswith("/opt/venv/")
-        and f"cp /tmp/kernels/tinyllm_int8/tinyllm_int8.so {path.rsplit('/', 1)[0]}/" in builds[0]
+        and f"cp /tmp/kernels/tinyllm_native/tinyllm_native.so {path.rsplit('/', 1)[0]}/" in builds[0]
     )

@@ -12,8 +12,8 @@ import torch
 from model.checkpoint import load_checkpoint
 from model.engine import Engine, EngineConfig
 from model.inference import prepare_for_serving
-from model.int8_kernel import load_kernel
 from model.kv_cache import KVCache
+from model.native import load_kernel
 from model.quantization import quantize_int8
 from model.sampling import SamplingParams
 
@@ -103,22 +103,22 @@ def test_the_shipped_model_greedy_text_is_the_same_fused_or_not():
 
 
 def test_a_prebuilt_kernel_loads_without_a_compiler(tmp_path):
-    """The Docker image's path: TINYLLM_INT8_KERNEL_PATH names the build, and no compiler is on the machine."""
+    """The Docker image's path: TINYLLM_NATIVE_PATH names the build, and no compiler is on the machine."""
     import os
     import subprocess
     import sys
 
-    from model import int8_kernel
+    from model import native
 
     module = load_kernel()
     assert module is not None
-    env = {**os.environ, "TINYLLM_INT8_KERNEL_PATH": module.__file__, "CXX": "/nonexistent/c++"}
+    env = {**os.environ, "TINYLLM_NATIVE_PATH": module.__file__, "CXX": "/nonexistent/c++"}
     env["TORCH_EXTENSIONS_DIR"] = str(tmp_path)  # an empty build cache: building would have to compile
     code = (
-        "from model.int8_kernel import load_kernel; m = load_kernel(); "
+        "from model.native import load_kernel; m = load_kernel(); "
         f"assert m is not None and m.__file__ == {module.__file__!r}, m; print('ok')"
     )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
     assert not any(tmp_path.iterdir()), "nothing was built"
-    assert "TINYLLM_INT8_KERNEL_PATH" in int8_kernel.ENVIRONMENT
+    assert "TINYLLM_NATIVE_PATH" in native.ENVIRONMENT

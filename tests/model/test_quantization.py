@@ -210,7 +210,7 @@ def test_serving_int8_uses_two_passes_and_stays_closer_to_fp32_than_one_pass(tin
 
 def test_the_avx2_kernel_builds_on_a_machine_with_avx2_and_a_compiler():
     """The fast path must not silently fall back where it can run: the suite's install brings g++ and ninja."""
-    from model.int8_kernel import load_kernel
+    from model.native import load_kernel
 
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("the CPU has no AVX2: fbgemm is the path here")

@@ -10,6 +10,19 @@ from model.sampling import SamplingParams, SequenceSamplingState, constraint_mas
 V = 50
 
 
+@pytest.fixture(autouse=True, params=["native", "python"])
+def sampler_path(request, monkeypatch):
+    """Every test runs on both draws of top-k/top-p rows: the C++ selection (model/kernels/sampling.cpp)
+    and the PyTorch sort (the path where the kernels are not built)."""
+    import model.sampling
+
+    if request.param == "python":
+        monkeypatch.setattr(model.sampling, "load_kernel", lambda: None)
+    elif model.sampling.load_kernel() is None:
+        pytest.skip("the C++ kernels are not built here")
+    return request.param
+
+
 def draw(logits: torch.Tensor, params: SamplingParams, steps: int = 1, prompt=(1, 2), eos=()) -> list[int]:
     state = SequenceSamplingState.create(params, list(prompt))
     return [sample_next(logits.unsqueeze(0), [state], eos)[0].token_id for _ in range(steps)]

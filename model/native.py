@@ -1,11 +1,12 @@
-"""The AVX2 int8 kernels of ``model/kernels/``: built on first use (or loaded prebuilt), packed weights, fallback.
+"""The C++ kernels of ``model/kernels/`` (the int8 matmul, the int8 decoder loop, the top-k/top-p draw):
+built on first use or loaded prebuilt, the int8 weight packing, and the fallback.
 
-The kernels are compiled with ``torch.utils.cpp_extension`` (a C++ compiler and ``ninja`` at run time; the
+They are compiled with ``torch.utils.cpp_extension`` (a C++ compiler and ``ninja`` at run time; the
 build is cached under ``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``, so only the
-first start of a machine pays ~1 minute). ``TINYLLM_INT8_KERNEL_PATH`` names an already built
-``tinyllm_int8*.so`` instead (the Docker image builds it at image build time and has no compiler). Where
-the kernel cannot be had (no compiler, no AVX2, or ``TINYLLM_INT8_KERNEL=fbgemm``) :func:`load_kernel`
-returns None and the caller uses fbgemm instead, after one log line saying why.
+first start of a machine pays ~1 minute). ``TINYLLM_NATIVE_PATH`` names an already built
+``tinyllm_native*.so`` instead (the Docker image builds it at image build time and has no compiler). Where
+they cannot be had (no compiler, no AVX2, or ``TINYLLM_NATIVE=off``) :func:`load_kernel` returns None
+and the callers use their Python paths (fbgemm for int8), after one log line saying why.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ import torch
 
 log = logging.getLogger("tinyllm.int8")
 
-SOURCES = [Path(__file__).with_name("kernels") / name for name in ("int8_linear.cpp", "decoder_layers.cpp")]
+SOURCES = [
+    Path(__file__).with_name("kernels") / name
+    for name in ("module.cpp", "int8_linear.cpp", "decoder_layers.cpp", "sampling.cpp")
+]
 # The environment variables this module reads (not server settings: the model layer reads them itself).
-ENVIRONMENT = ("TINYLLM_INT8_KERNEL", "TINYLLM_INT8_KERNEL_PATH")
+ENVIRONMENT = ("TINYLLM_NATIVE", "TINYLLM_NATIVE_PATH")
 LANES, GROUP = 8, 4  # output channels per block, inputs per lane (the kernel's weight layout)
 # The flags pin the ISA the code is written for (not -march=native: the cache may move between machines)
 # and keep the float epilogue free of compiler-chosen contractions, so every tile rounds the same way.
@@ -32,11 +36,11 @@ CFLAGS = ["-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fopenmp"]
 
 
 def _unavailable_reason() -> str | None:
-    choice = os.environ.get("TINYLLM_INT8_KERNEL", "auto")
-    if choice not in ("auto", "avx2", "fbgemm"):
-        return f"TINYLLM_INT8_KERNEL={choice!r} is not one of auto, avx2, fbgemm"
-    if choice == "fbgemm":
-        return "TINYLLM_INT8_KERNEL=fbgemm"
+    choice = os.environ.get("TINYLLM_NATIVE", "auto")
+    if choice not in ("auto", "off"):
+        return f"TINYLLM_NATIVE={choice!r} is not one of auto, off"
+    if choice == "off":
+        return "TINYLLM_NATIVE=off"
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         return f"the CPU has no AVX2 ({torch.backends.cpu.get_cpu_capability()})"
     if shutil.which(os.environ.get("CXX", "c++")) is None:
@@ -55,7 +59,7 @@ def _ninja_in_venv() -> bool:
 
 
 def _load_prebuilt(path: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tinyllm_int8", path)
+    spec = importlib.util.spec_from_file_location("tinyllm_native", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{path} is not a loadable extension")
     module = importlib.util.module_from_spec(spec)
@@ -66,14 +70,12 @@ def _load_prebuilt(path: str) -> ModuleType:
 @functools.cache
 def load_kernel() -> ModuleType | None:
     """The compiled kernel module, or None (logged once) where it cannot be used here."""
-    prebuilt = os.environ.get("TINYLLM_INT8_KERNEL_PATH")
-    if prebuilt and os.environ.get("TINYLLM_INT8_KERNEL", "auto") != "fbgemm":
+    prebuilt = os.environ.get("TINYLLM_NATIVE_PATH")
+    if prebuilt and os.environ.get("TINYLLM_NATIVE", "auto") != "off":
         try:
             return _load_prebuilt(prebuilt)
         except Exception as e:
-            log.warning(
-                "int8 kernel: TINYLLM_INT8_KERNEL_PATH=%s does not load (%s); building it", prebuilt, e
-            )
+            log.warning("int8 kernel: TINYLLM_NATIVE_PATH=%s does not load (%s); building it", prebuilt, e)
     reason = _unavailable_reason()
     if reason is None:
         try:
@@ -84,7 +86,7 @@ def load_kernel() -> ModuleType | None:
 
                 os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
             return cpp_extension.load(
-                name="tinyllm_int8",
+                name="tinyllm_native",
                 sources=[str(path) for path in SOURCES],
                 extra_include_paths=[str(SOURCES[0].parent)],
                 extra_cflags=CFLAGS,
@@ -93,7 +95,7 @@ def load_kernel() -> ModuleType | None:
             )
         except Exception as e:  # a broken toolchain must not stop the server: fbgemm still works
             reason = f"building it failed: {str(e).strip().splitlines()[-1] if str(e).strip() else e!r}"
-    log.warning("int8 kernel: using fbgemm's dynamic linear (%s)", reason)
+    log.warning("C++ kernels unavailable, using the Python paths (fbgemm for int8): %s", reason)
     return None
 
 

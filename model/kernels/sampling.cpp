@@ -1,0 +1,210 @@
+// Drawing one token per row with top-k / top-p / min-p, without sorting the vocabulary.
+//
+// The distribution is model/sampling.py's (_filter_sorted, then a draw in descending-probability order):
+// top-k keeps every token at least as likely as the k-th (ties stay) and renormalises over them; top-p
+// keeps a token while the probability of the tokens ranked above it is below top_p; min-p drops tokens
+// less likely than min_p times the best. The Python path sorts (a prefix of) each row for that; a row whose
+// nucleus spans thousands of tokens then sorts them all. Here both steps -- where the nucleus ends, and
+// which token the row's uniform number lands on in descending order -- are selections by probability
+// mass (quickselect with a three-way partition): expected linear time, no sort. Sums are in double, so a
+// draw can differ from the Python path's float32 cumsum only when the uniform lands within rounding of a
+// boundary; the distribution is the same.
+
+#include <immintrin.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "kernels.h"
+
+namespace {
+
+struct Item {
+  float value;
+  int64_t id;
+  double mass;
+};
+
+// Reorders items[lo, hi) as (greater than pivot | equal | less) by value; returns the two boundaries.
+std::pair<size_t, size_t> partition3(std::vector<Item>& items, size_t lo, size_t hi) {
+  const float a = items[lo].value, b = items[lo + (hi - lo) / 2].value, c = items[hi - 1].value;
+  const float pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));  // median of three
+  size_t gt = lo, i = lo, lt = hi;
+  while (i < lt) {
+    if (items[i].value > pivot) {
+      std::swap(items[gt++], items[i++]);
+    } else if (items[i].value < pivot) {
+      std::swap(items[i], items[--lt]);
+    } else {
+      ++i;
+    }
+  }
+  return {gt, lt};
+}
+
+// Appends every token with scaled[i] >= cut (and > -inf) and its probability exp(scaled[i] - lse); returns
+// their total. Eight logits per compare: most of the vocabulary is skipped without touching it further.
+double collect(const float* scaled, int64_t vocab, float cut, float lse, std::vector<Item>& items) {
+  cut = std::max(cut, std::numeric_limits<float>::lowest());
+  double held = 0.0;
+  auto take = [&](int64_t i) {
+    const double mass = std::exp(scaled[i] - lse);  // float exp: plenty for a draw
+    items.push_back({scaled[i], i, mass});
+    held += mass;
+  };
+  const __m256 threshold = _mm256_set1_ps(cut);
+  int64_t i = 0;
+  for (; i + 8 <= vocab; i += 8) {
+    unsigned bits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(scaled + i), threshold, _CMP_GE_OQ));
+    while (bits) {
+      take(i + __builtin_ctz(bits));
+      bits &= bits - 1;
+    }
+  }
+  for (; i < vocab; ++i)
+    if (scaled[i] >= cut) take(i);
+  return held;
+}
+
+float row_max(const float* scaled, int64_t vocab) {
+  __m256 best8 = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= vocab; i += 8) best8 = _mm256_max_ps(best8, _mm256_loadu_ps(scaled + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, best8);
+  float best = *std::max_element(lanes, lanes + 8);
+  for (; i < vocab; ++i) best = std::max(best, scaled[i]);
+  return best;
+}
+
+double mass_of(const std::vector<Item>& items, size_t lo, size_t hi) {
+  double total = 0.0;
+  for (size_t i = lo; i < hi; ++i) total += items[i].mass;
+  return total;
+}
+
+// Moves the top-p nucleus to the front (unordered) and returns its size: in descending order, an item is
+// kept while the mass before it is below top_p.
+size_t select_nucleus(std::vector<Item>& items, double top_p) {
+  size_t lo = 0, hi = items.size();
+  double before = 0.0;  // mass of the items ranked above [lo, hi)
+  while (lo < hi) {
+    const auto [gt, lt] = partition3(items, lo, hi);
+    const double greater = mass_of(items, lo, gt);
+    if (before + greater >= top_p && gt > lo) {  // the boundary is among the greater items
+      hi = gt;
+      continue;
+    }
+    before += greater;
+    for (size_t i = gt; i < lt; ++i) {  // equal values: in any order, one by one
+      if (before >= top_p) return i;
+      before += items[i].mass;
+    }
+    lo = lt;
+  }
+  return lo;
+}
+
+// The item at which the running mass in descending order first exceeds target.
+const Item& select_draw(std::vector<Item>& items, size_t n, double target) {
+  size_t lo = 0, hi = n;
+  double before = 0.0;
+  while (lo < hi) {
+    const auto [gt, lt] = partition3(items, lo, hi);
+    const double greater = mass_of(items, lo, gt);
+    if (before + greater > target && gt > lo) {
+      hi = gt;
+      continue;
+    }
+    before += greater;
+    for (size_t i = gt; i < lt; ++i) {
+      before += items[i].mass;
+      if (before > target) return items[i];
+    }
+    lo = lt;
+  }
+  // Rounding put the target at the very end: the least likely kept item.
+  return *std::min_element(items.begin(), items.begin() + n,
+                           [](const Item& x, const Item& y) { return x.value < y.value; });
+}
+
+// One row of temperature-scaled logits with its log-sum-exp over the vocabulary (PyTorch's vectorised
+// exp computes that faster than a scalar loop here; only candidates get an exp below).
+// One row of temperature-scaled logits with its log-sum-exp over the vocabulary (PyTorch's vectorised
+// exp computes that faster than a scalar loop here; only candidates get an exp below).
+int64_t draw_row(const float* scaled, int64_t vocab, double log_total, int64_t top_k, double top_p,
+                 double min_p, double uniform) {
+  if (!std::isfinite(log_total)) return -1;  // NaN logits, or every token banned: the caller falls back
+
+  // Top-k: the k-th largest value; everything at least that large stays, renormalised among themselves.
+  float floor = -INFINITY;
+  int64_t members = vocab;
+  if (top_k > 0 && top_k < vocab) {
+    std::vector<float> copy(scaled, scaled + vocab);
+    std::nth_element(copy.begin(), copy.begin() + (top_k - 1), copy.end(), std::greater<float>());
+    floor = copy[top_k - 1];
+    std::vector<Item> kept;
+    const double held = collect(scaled, vocab, floor, static_cast<float>(log_total), kept);
+    members = static_cast<int64_t>(kept.size());
+    log_total += std::log(held);
+  }
+  if (min_p > 0.0) floor = std::max(floor, row_max(scaled, vocab) + static_cast<float>(std::log(min_p)));
+
+  // Candidates. With top-p, tokens below (1 - top_p) / members can never be in the nucleus: together they
+  // hold less than 1 - top_p, so the tokens above them already reach top_p. As a logit threshold, so the
+  // tokens below it need no exp. Most rows' nucleus lies within a few nats of the log-sum-exp: try 8 nats
+  // first, and keep only what 4 nats hold when that already reaches top_p.
+  const float lse = static_cast<float>(log_total);
+  float from = floor;
+  if (top_p < 1.0)
+    from = std::max(from, static_cast<float>(log_total + std::log((1.0 - top_p) / static_cast<double>(members))));
+  std::vector<Item> items;
+  items.reserve(256);
+  const float near = std::max(from, lse - 8.0f);
+  if (near > from && collect(scaled, vocab, near, lse, items) < top_p) {
+    items.clear();
+    collect(scaled, vocab, from, lse, items);
+  } else if (near == from) {
+    collect(scaled, vocab, from, lse, items);
+  }
+  if (top_p < 1.0) {
+    double close = 0.0;
+    for (const Item& item : items) close += item.value >= lse - 4.0f ? item.mass : 0.0;
+    if (close >= top_p)
+      items.erase(std::remove_if(items.begin(), items.end(), [&](const Item& item) { return item.value < lse - 4.0f; }),
+                  items.end());
+  }
+  if (items.empty()) return -1;
+  const size_t n = top_p < 1.0 ? std::max<size_t>(1, select_nucleus(items, top_p)) : items.size();
+  double total = 0.0;
+  for (size_t i = 0; i < n; ++i) total += items[i].mass;
+  return select_draw(items, n, uniform * total).id;
+}
+
+}  // namespace
+
+// scaled [R, V]: float32 logits after bias, penalties and masks, divided by each row's temperature;
+// log_total: each row's log-sum-exp; one top_k, top_p, min_p and uniform number in [0, 1) per row.
+// Returns the token ids [R], -1 where a row's distribution is degenerate.
+torch::Tensor draw_ranked(const torch::Tensor& scaled, const std::vector<double>& log_total,
+                          const std::vector<int64_t>& top_k, const std::vector<double>& top_p,
+                          const std::vector<double>& min_p, const std::vector<double>& uniform) {
+  TORCH_CHECK(scaled.dim() == 2 && scaled.scalar_type() == torch::kFloat32, "rows must be a float32 matrix");
+  const torch::Tensor x = scaled.contiguous();
+  const int64_t R = x.size(0), V = x.size(1);
+  TORCH_CHECK(static_cast<int64_t>(log_total.size()) == R && static_cast<int64_t>(top_k.size()) == R &&
+                  static_cast<int64_t>(top_p.size()) == R && static_cast<int64_t>(min_p.size()) == R &&
+                  static_cast<int64_t>(uniform.size()) == R,
+              "one parameter of each kind per row");
+  auto out = torch::empty({R}, torch::kInt64);
+  auto* tokens = out.data_ptr<int64_t>();
+  const float* data = x.data_ptr<float>();
+  for (int64_t r = 0; r < R; ++r)
+    tokens[r] = draw_row(data + r * V, V, log_total[r], top_k[r], top_p[r], min_p[r], uniform[r]);
+  return out;
+}
