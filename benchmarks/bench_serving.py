@@ -167,7 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     ours = Server(
         "tinyllm",
         [sys.executable, "-m", "server", "--model", str(args.model), "--host", "127.0.0.1"]
-        + ["--port", str(port), "--auth-disabled", "--threads", str(args.threads)]
+        + [
+            "--port",
+            str(port),
+            "--auth-disabled",
+            "--threads",
+            str(args.threads),
+            "--served-model-name",
+            "tinyllm",
+        ]
         + ["--max-batch", str(max(args.concurrency)), "--quantize", args.quantize, "--log-level", "warning"],
         port,
     )

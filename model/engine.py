@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +51,12 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _default_threads() -> int:
+    """Every CPU this process may run on (not OMP_NUM_THREADS: the server keeps that at 1 for the other
+    threads, see server/cli.py)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class EngineError(Exception):
@@ -145,8 +152,6 @@ class Engine:
     def start(self) -> None:
         if self._thread is not None:
             return
-        if self.config.num_threads:
-            torch.set_num_threads(self.config.num_threads)
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="tinyllm-engine", daemon=True)
         self._thread.start()
@@ -231,6 +236,8 @@ class Engine:
     # ---- engine thread -----------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        # The thread count is each thread's own OpenMP setting: it must be set here, in the engine thread.
+        torch.set_num_threads(self.config.num_threads or _default_threads())
         with torch.inference_mode():
             while True:
                 with self._cond:

@@ -10,7 +10,14 @@ flight may run for ``TINYLLM_SHUTDOWN_GRACE_SECONDS`` before they are cancelled,
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+# Only the engine thread runs parallel torch work (it sets its own thread count, model/engine.py). An OpenMP
+# team left by another thread (loading, quantizing) made the engine's decode step twice as slow here
+# (SmolLM2-135M: 8.4 ms from the main thread, 15-18 ms from a second thread; 9.9 ms with every other thread
+# at one). Set before torch loads; an OMP_NUM_THREADS of the operator's wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from collections.abc import Callable, Sequence
 from types import FrameType
 

@@ -74,8 +74,8 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& cach
   const float* vp = cache_v.data_ptr<float>();
   float* op = out.data_ptr<float>();
   const int64_t work = b * h * (pos[0][0] + 1) * d;
-  // As in the int8 kernel: a second thread only for about a million multiply-adds or more.
-  at::parallel_for(0, b * h, work >= (1 << 20) ? 1 : b * h, [&](int64_t begin, int64_t end) {
+  // As in the int8 kernel: a second thread only for a few million multiply-adds or more.
+  at::parallel_for(0, b * h, work >= (4 << 20) ? 1 : b * h, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
     for (int64_t index = begin; index < end; ++index) {
       const int64_t row = index / h, head = index % h;

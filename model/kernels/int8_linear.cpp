@@ -35,7 +35,8 @@ constexpr int kGroup = 4;          // inputs per lane per step
 constexpr float kLevels = 63.0f;   // 7-bit activations
 constexpr int kOffset = 64;        // q + 64 is an unsigned byte in [1, 127]
 constexpr float kResidualGain = 126.0f;  // the rounding error (|e| <= 0.5) onto the same 7-bit grid
-constexpr int64_t kParallelWork = 1 << 20;  // multiply-adds below which a call runs on one thread
+constexpr int64_t kParallelBytes = 512 << 10;  // weights from which a call uses every thread ...
+constexpr int64_t kParallelWork = 4 << 20;     // ... or multiply-adds
 
 // Quantize M rows of K floats into `rows_per` byte rows each (1, or 2 with the residual), K padded to Kp
 // with the zero point. Returns the per-row scales.
@@ -206,12 +207,13 @@ torch::Tensor int8_linear(const torch::Tensor& input, const torch::Tensor& packe
   }
   const Problem p{q.data(), row_scale.data(), packed.data_ptr<int8_t>(), colsum.data_ptr<int32_t>(),
                   w_scale.data_ptr<float>(), bias_ptr, out.data_ptr<float>(), M, N, Kp, residual};
-  // A second thread only pays for ~1M multiply-adds or more: waking it and joining costs tens of
-  // microseconds, and a small model's decode step makes ~25 of these calls (measured: the shipped model at
-  // one stream ran 4x faster when every call stayed on one thread). The grain keeps small calls inline.
-  const int64_t work_per_block = std::max<int64_t>(1, Kp * kLanes * M * rows_per);
-  const int64_t grain = std::max<int64_t>(blocks_per_tile(std::min<int64_t>(M * rows_per, 8)),
-                                          (kParallelWork + work_per_block - 1) / work_per_block);
+  // A second thread pays only for big calls: waking it and joining costs tens of microseconds, and a
+  // small model's decode step makes ~25 of these calls (measured: the shipped model at one stream ran 4x
+  // faster when every call stayed on one thread). Big = enough weight bytes to be bound by memory
+  // bandwidth, which two threads raise, or enough multiply-adds. Otherwise the call runs inline.
+  const int64_t weight_bytes = blocks * kLanes * Kp;
+  const int64_t work = weight_bytes * M * rows_per;
+  const int64_t grain = weight_bytes >= kParallelBytes || work >= kParallelWork ? blocks_per_tile(std::min<int64_t>(M * rows_per, 8)) : blocks;
   at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) { run_blocks(p, begin, end); });
   return out;
 }
