@@ -135,3 +135,32 @@ def test_the_lowest_allowed_versions_install_and_serve():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "check_floors: the lowest allowed versions install and serve" in result.stdout
+
+
+def test_the_wheel_carries_the_kernel_sources(tmp_path):
+    """A non-editable install (the Docker image's) compiles model/kernels/ from the installed package."""
+    import zipfile
+
+    from model.native import SOURCES
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    needed = {f"model/kernels/{path.name}" for path in SOURCES} | {"model/kernels/kernels.h"}
+    assert needed <= names, f"missing from the wheel: {sorted(needed - names)}"
