@@ -21,7 +21,7 @@ from types import ModuleType
 
 import torch
 
-log = logging.getLogger("tinyllm.int8")
+log = logging.getLogger("tinyllm.native")
 
 SOURCES = [
     Path(__file__).with_name("kernels") / name
@@ -75,7 +75,7 @@ def load_kernel() -> ModuleType | None:
         try:
             return _load_prebuilt(prebuilt)
         except Exception as e:
-            log.warning("int8 kernel: TINYLLM_NATIVE_PATH=%s does not load (%s); building it", prebuilt, e)
+            log.warning("C++ kernels: TINYLLM_NATIVE_PATH=%s does not load (%s); building them", prebuilt, e)
     reason = _unavailable_reason()
     if reason is None:
         try:

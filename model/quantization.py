@@ -57,6 +57,7 @@ class Int8Linear(nn.Module):
         self.residual = residual
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach().float()
+        scale = (weight.abs().amax(1) / 127).clamp_min(1e-12)  # per output channel, both kernels
         bias = None if linear.bias is None else linear.bias.detach().float().contiguous()
         if kernel not in ("auto", "fbgemm"):
             raise ValueError(f"kernel must be 'auto' or 'fbgemm', not {kernel!r}")
@@ -64,7 +65,6 @@ class Int8Linear(nn.Module):
         # The function, not the module: a builtin function survives copy.deepcopy of the layer.
         self._kernel = None if module is None else module.int8_linear
         if self._kernel is not None:
-            scale = (weight.abs().amax(1) / 127).clamp_min(1e-12)
             qweight = torch.round(weight / scale[:, None]).clamp_(-127, 127).to(torch.int8)
             self.register_buffer("_packed_weight", pack_weight(qweight), persistent=False)
             self.register_buffer(
@@ -74,13 +74,12 @@ class Int8Linear(nn.Module):
             self.register_buffer("_bias", bias, persistent=False)
             return
         _use_fbgemm()
-        scale = (weight.abs().amax(1) / 127).clamp_min(1e-12).double()
         with (
             warnings.catch_warnings()
         ):  # the quantized-tensor API's deprecation notice: fbgemm needs it today
             warnings.simplefilter("ignore", UserWarning)
             qweight = torch.quantize_per_channel(
-                weight, scale, torch.zeros(self.out_features, dtype=torch.long), 0, torch.qint8
+                weight, scale.double(), torch.zeros(self.out_features, dtype=torch.long), 0, torch.qint8
             )
         self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
         sentinel = torch.zeros(1, self.in_features)

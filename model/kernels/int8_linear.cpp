@@ -145,17 +145,17 @@ void tile(const Problem& p, int64_t first_row, int64_t block) {
 }
 
 // Register budget (16 ymm): R * NR accumulators + NR weights + 2; few rows read more blocks at once.
+constexpr int64_t blocks_per_tile(int64_t rows) { return rows <= 2 ? 4 : (rows <= 4 ? 2 : 1); }
+
 template <int R>
 void tile_rows(const Problem& p, int64_t first_row, int64_t block, int64_t blocks_left) {
-  constexpr int NR = R <= 2 ? 4 : (R <= 4 ? 2 : 1);
+  constexpr int NR = static_cast<int>(blocks_per_tile(R));
   if (blocks_left >= NR) {
     tile<R, NR>(p, first_row, block);
   } else {
     for (int64_t b = 0; b < blocks_left; ++b) tile<R, 1>(p, first_row, block + b);
   }
 }
-
-int64_t blocks_per_tile(int64_t rows) { return rows <= 2 ? 4 : (rows <= 4 ? 2 : 1); }
 
 void run_blocks(const Problem& p, int64_t begin, int64_t end) {
   const int64_t byte_rows = p.M * (p.residual ? 2 : 1);
