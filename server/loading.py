@@ -84,9 +84,11 @@ def _smoke_test(loaded: LoadedCheckpoint, directory: Path) -> None:
         ) from None
     engine = None
     try:
+        # One thread: a two-thread OpenMP team started here outlives this engine as a parked thread, and
+        # the serving engine's decode then ran at half speed (see tests/server/test_loading.py).
         engine = Engine(
             loaded.model,
-            EngineConfig(max_batch=1, max_queue=1, max_seq_len=len(prompt) + 1),
+            EngineConfig(max_batch=1, max_queue=1, max_seq_len=len(prompt) + 1, num_threads=1),
             eos_token_ids=list(loaded.tokenizer.stop_token_ids),
         )
         engine.start()
