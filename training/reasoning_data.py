@@ -74,6 +74,7 @@ MAX_ATTEMPTS = 2000
 
 _SENTENCE_RE = re.compile(r"[^。.!?]+[。.!?]")
 # An equation inside a question: digits, operators and one-letter variables, not letters of words.
+_OPERATOR_IN_TEXT_RE = re.compile(r"[+*/×÷＋－＊／]|\d\s*[-−]\s*[\d(]")
 _EQUATION_IN_TEXT_RE = re.compile(r"(?:[\d()+\-*/=\s]|(?<![A-Za-z])[a-z](?![A-Za-z]))+")
 
 
@@ -135,9 +136,7 @@ def verify_record(record: dict) -> list[str]:
         errors.append(f"final {record['final']!r} does not give answer {answer!r}")
     kind = record["kind"]
     if kind == "expression":
-        check = check_answer(record["user"], answer)
-        if check is None or not check.agrees:
-            errors.append(f"calculator disagrees: {check}")
+        errors += _expression_errors(record)
     elif kind == "word" and equations and normalize_answer(equations[-1][3]) != answer:
         errors.append("last step does not give the answer")
     elif kind == "probability":
@@ -153,6 +152,26 @@ def verify_record(record: dict) -> list[str]:
                 errors.append(f"{answer} does not solve {equation}")
         elif equations and normalize_answer(equations[-1][3]) != answer:
             errors.append("last step does not give the answer")
+    return errors
+
+
+def _expression_errors(record: dict) -> list[str]:
+    """A question in symbols is checked by the calculator on its own text. One in words (no operator in it,
+    see ``training.reasoning_verbal``) on the formula the chain copied, which must hold the question's
+    numbers, no more, no fewer."""
+    user, answer = record["user"], record["answer"]
+    if _OPERATOR_IN_TEXT_RE.search(user):
+        check = check_answer(user, answer)
+        return [] if check is not None and check.agrees else [f"calculator disagrees: {check}"]
+    copied = chain_format.EXPRESSION_COPY_RE.search(record["cot"])
+    if copied is None:
+        return ["a question in words, and no formula copied in the chain"]
+    errors = []
+    if sorted(re.findall(r"\d+", user)) != sorted(re.findall(r"\d+", copied.group(1))):
+        errors.append(f"the copied formula {copied.group(1)!r} has other numbers than the question")
+    check = check_answer(copied.group(1), answer)
+    if check is None or not check.agrees:
+        errors.append(f"calculator disagrees with the copied formula: {check}")
     return errors
 
 

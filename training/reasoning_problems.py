@@ -21,6 +21,7 @@ from reasoning import chain_format
 from reasoning.answers import canonical_number, normalize_answer
 from reasoning.calculator import check_answer, evaluate
 from training import reasoning_templates as wording
+from training.reasoning_verbal import say_expression
 from training.template_lists import train_options
 
 
@@ -170,6 +171,7 @@ def numeric_answer(value: int | Fraction) -> tuple[str, str]:
 # ---------------------------------------------------------------- bare expressions
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
+SPOKEN_SHARE = 0.4  # train expression questions asked in words rather than symbols
 _OP_WORDS = {
     "+": ("加法", "add", "an addition"),
     "-": ("减法", "subtract", "a subtraction"),
@@ -286,6 +288,11 @@ def expression(ctx: Context, ch: Chain) -> Problem:
     }
     style["/"] = "÷" if style["*"] == "×" else "/"
     shown = _render(root, style)
+    # Train questions are sometimes read out in words (training.reasoning_verbal); test ones never, so the
+    # test split's figures stay comparable across versions.
+    spoken = None
+    if ctx.split == "train" and ctx.rng.random() < SPOKEN_SHARE:
+        spoken = say_expression(root, ctx.lang, ctx.rng, _needs_parens)
     steps = _schedule(root)
     # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
     # the kind of problem shows in what was copied, not in the question's (possibly unseen) wording.
@@ -317,9 +324,9 @@ def expression(ctx: Context, ch: Chain) -> Problem:
             f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}{en_rest}",
         )
     ch.write(chain_format.result(ch.lang, root[0]))
-    user = ctx.pick(wording.EXPRESSION).format(e=shown)
+    user = spoken or ctx.pick(wording.EXPRESSION).format(e=shown)
     key, display = numeric_answer(root[0])
-    check = check_answer(user, key)
+    check = check_answer(plain if spoken else user, key)
     if check is None or not check.agrees:
         raise RuntimeError(f"generator bug: calculator disagrees on {user!r}")
     return Problem(user, key, display)
