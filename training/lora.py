@@ -251,19 +251,25 @@ def copy_tokenizer_files(source: Path, target: Path) -> None:
             shutil.copyfile(source / name, target / name)
 
 
-def merge(base: str | Path, adapter: str | Path, out: str | Path, effort: str = DEFAULT_EFFORT) -> Path:
+def merge(
+    base: str | Path, adapter: str | Path | list, out: str | Path, effort: str = DEFAULT_EFFORT
+) -> Path:
     """A servable checkpoint directory: the base with the adapter folded into its weights (fp32
     safetensors), the base's tokenizer and chat template, and a generation_config.json that declares
-    ``reasoning_effort`` so the server thinks by default."""
+    ``reasoning_effort`` so the server thinks by default. A list of adapters is folded in order: a run
+    that continued from a merged checkpoint trained its adapter on top of the ones before."""
     from peft import PeftModel
     from transformers import LlamaForCausalLM
 
-    base, adapter, out = Path(base), Path(adapter), Path(out)
-    if (adapter / "config.json").is_file():  # a full fine-tune: the adapter directory is the model
-        merged = LlamaForCausalLM.from_pretrained(adapter, dtype=torch.float32)
+    base, out = Path(base), Path(out)
+    adapters = [Path(a) for a in (adapter if isinstance(adapter, list) else [adapter])]
+    if (adapters[0] / "config.json").is_file():  # a full fine-tune: the adapter directory is the model
+        merged = LlamaForCausalLM.from_pretrained(adapters[0], dtype=torch.float32)
+        adapters = adapters[1:]
     else:
-        network = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32)
-        merged = PeftModel.from_pretrained(network, adapter).merge_and_unload()
+        merged = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32)
+    for path in adapters:
+        merged = PeftModel.from_pretrained(merged, path).merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out, safe_serialization=True)
     copy_tokenizer_files(base, out)

@@ -59,7 +59,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Fetch the base (`tinyllm pull smollm2`, unless --base is given), fold the adapter "
         "into its weights and write a checkpoint directory the server and transformers load.",
     )
-    p.add_argument("--adapter", required=True, help="adapter directory (adapter_config.json + safetensors)")
+    p.add_argument(
+        "--adapter",
+        required=True,
+        nargs="+",
+        help="adapter directory (adapter_config.json + safetensors); several are folded in in order",
+    )
     p.add_argument("--out", required=True, help="output checkpoint directory")
     p.add_argument("--base", default=None, help="base checkpoint directory (default: `tinyllm pull smollm2`)")
     p.add_argument("--reasoning-effort", default="low", help="the checkpoint's default reasoning_effort")

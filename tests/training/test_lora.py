@@ -169,3 +169,28 @@ def test_full_fine_tuning_trains_every_weight_and_merges(base: Path, data: Path,
     trainer.model.eval()
     with torch.no_grad():
         torch.testing.assert_close(load_checkpoint(out).model(ids), trainer.model(ids), atol=1e-4, rtol=1e-4)
+
+
+def test_a_run_continued_from_a_merged_checkpoint_merges_as_two_adapters_in_order(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    first = LoraTrainer(_config(data, tmp_path / "first", max_steps=2), LoraOptions(str(base), rank=8))
+    first.fit()
+    first_merged = merge(base, first.save_adapter(), tmp_path / "first-merged")
+    second = LoraTrainer(
+        _config(data, tmp_path / "second", max_steps=2), LoraOptions(str(first_merged), rank=8)
+    )
+    second.fit()
+    second_adapter = second.save_adapter()
+    ids = torch.tensor([[1, 5, 9, 40, 2]])
+    second.model.eval()
+    with torch.no_grad():
+        trained = second.model(ids)
+    out = tmp_path / "both"
+    argv = ["lora-merge", "--base", str(base), "--adapter", str(first.save_adapter()), str(second_adapter)]
+    assert training_main([*argv, "--out", str(out)]) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(load_checkpoint(out).model(ids), trained, atol=1e-4, rtol=1e-4)
+        # The second adapter alone on the original base is another model.
+        alone = merge(base, second_adapter, tmp_path / "alone")
+        assert (load_checkpoint(alone).model(ids) - trained).abs().max() > 1e-3
