@@ -10,7 +10,8 @@ copy, pretrain, sft, reasoning-sft   train (one trainer, four presets); torchrun
 eval            perplexity and reasoning accuracy of a checkpoint
 export          write the server's checkpoint directory + model card + manifest from a run
 default         the whole recipe of the shipped checkpoint (--scale ci | full)
-lora            fine-tune a pretrained HF Llama (SmolLM2) with LoRA; lora-merge: base + adapter -> checkpoint
+lora            fine-tune a pretrained HF Llama (SmolLM2) with LoRA; lora-merge: base + adapters -> checkpoint;
+                lora-export: an adapter in bf16 for shipping
 """
 
 from __future__ import annotations
@@ -340,7 +341,7 @@ def _run(args: argparse.Namespace) -> int:
             )
         print(f"wrote {args.out}")
         return 0
-    if cmd in ("lora", "lora-merge"):
+    if cmd in ("lora", "lora-merge", "lora-export"):
         from training import lora_cli
 
         return lora_cli.run(args)

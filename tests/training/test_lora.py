@@ -194,3 +194,22 @@ def test_a_run_continued_from_a_merged_checkpoint_merges_as_two_adapters_in_orde
         # The second adapter alone on the original base is another model.
         alone = merge(base, second_adapter, tmp_path / "alone")
         assert (load_checkpoint(alone).model(ids) - trained).abs().max() > 1e-3
+
+
+def test_an_exported_adapter_is_half_the_bytes_and_merges_to_the_same_tokens(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    trainer = LoraTrainer(_config(data, tmp_path / "run", max_steps=3), LoraOptions(str(base), rank=8))
+    trainer.fit()
+    adapter = trainer.save_adapter()
+    shipped = tmp_path / "shipped"
+    assert training_main(["lora-export", "--adapter", str(adapter), "--out", str(shipped)]) == 0
+    size = (shipped / "adapter_model.safetensors").stat().st_size
+    assert size < 0.6 * (adapter / "adapter_model.safetensors").stat().st_size
+    ids = torch.tensor([[1, 5, 9, 40, 2, 77, 3]])
+    with torch.no_grad():
+        exact = load_checkpoint(merge(base, adapter, tmp_path / "exact")).model(ids)
+        halved = load_checkpoint(merge(base, shipped, tmp_path / "halved")).model(ids)
+    assert not torch.equal(exact, halved)  # the weights really were rounded
+    torch.testing.assert_close(halved, exact, atol=2e-2, rtol=0)
+    assert torch.equal(halved.argmax(-1), exact.argmax(-1))
