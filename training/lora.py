@@ -291,7 +291,9 @@ def export_adapter(adapter: str | Path, out: str | Path) -> Path:
     if not (adapter / "adapter_config.json").is_file():
         raise ValueError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(adapter / "adapter_config.json", out / "adapter_config.json")
+    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = None  # a path on the training machine; lora-merge is told the base
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     weights = load_file(adapter / "adapter_model.safetensors")
     save_file(
         {name: w.to(torch.bfloat16) for name, w in weights.items()},
