@@ -150,3 +150,19 @@ def keys_file(directory: Path, entries: list[dict[str, Any]]) -> str:
     path = directory / "keys.json"
     path.write_text(json.dumps({"keys": entries}), encoding="utf-8")
     return str(path)
+
+
+def heldout_slice_right(live: LiveServer, records: list[dict]) -> tuple[int, dict[str, int]]:
+    """Problems of the independent held-out set answered right through ``live`` with the defaults, asked as
+    ``benchmarks.heldout_eval`` asks them with the official ``openai`` client: (total, per stratum)."""
+    import openai
+
+    from benchmarks.heldout_eval import score
+
+    client = openai.OpenAI(base_url=live.v1, api_key=API_KEY, max_retries=0, timeout=600)
+    right = score(client, MODEL, records, ["default"], workers=8)["default"]
+    by_stratum = {
+        s: sum(ok for ok, r in zip(right, records, strict=True) if r["stratum"] == s)
+        for s in ("easy", "hard")
+    }
+    return sum(right), by_stratum
