@@ -252,7 +252,10 @@ def copy_tokenizer_files(source: Path, target: Path) -> None:
 
 
 def merge(
-    base: str | Path, adapter: str | Path | list, out: str | Path, effort: str = DEFAULT_EFFORT
+    base: str | Path,
+    adapter: str | Path | list[str | Path],
+    out: str | Path,
+    effort: str = DEFAULT_EFFORT,
 ) -> Path:
     """A servable checkpoint directory: the base with the adapter folded into its weights (fp32
     safetensors), the base's tokenizer and chat template, and a generation_config.json that declares

@@ -73,8 +73,9 @@ TEST_PERCENT = 20
 MAX_ATTEMPTS = 2000
 
 _SENTENCE_RE = re.compile(r"[^。.!?]+[。.!?]")
-# An equation inside a question: digits, operators and one-letter variables, not letters of words.
+# An arithmetic operator written in a question (a question in words has none; "-" only between operands).
 _OPERATOR_IN_TEXT_RE = re.compile(r"[+*/×÷＋－＊／]|\d\s*[-−]\s*[\d(]")
+# An equation inside a question: digits, operators and one-letter variables, not letters of words.
 _EQUATION_IN_TEXT_RE = re.compile(r"(?:[\d()+\-*/=\s]|(?<![A-Za-z])[a-z](?![A-Za-z]))+")
 
 

@@ -1,5 +1,5 @@
-"""Bare expressions read out in words, for train questions: ``(13*7)-5`` as "the product of 13 and 7, minus 5",
-"Take 13, multiply it by 7, then subtract 5.", "13与7的积减去5是多少？".
+"""Bare expressions read out in words, for train questions: ``13*7-5`` as "13 times 7 minus 5", "Take 13,
+multiply it by 7, then subtract 5.", "13乘7的积减去5是多少？".
 
 Why: people ask arithmetic in words as often as in symbols, and a model that only ever saw "计算：13*7-5"
 copies the wrong numbers or the wrong operation from a sentence it never saw ("What is 14 divided by 2, plus
@@ -9,17 +9,24 @@ sentence frame. The chain is the symbolic one unchanged: it starts by copying th
 13*7-5.``), so the reading is exactly the step from words to that formula.
 
 A phrasing is only used where it cannot be misread: "a plus b times c" only where the formula needs no
-parentheses (school precedence reads it right), "the sum of a and ..." only with a number first (so the
-first "and" splits it), "..., then add b" only with a number after. A tree with no safe reading at some
-node is rejected and drawn again.
+parentheses (school precedence reads it right), "the result of multiplying a by ..." only with a number
+first, "..., then add b" only with a number after. A tree with no safe reading at some node gets the
+symbolic question instead. The independent held-out set's own phrasings ("the product of ... and ...",
+"...与...的积") are deliberately not used (a test checks that no question of that set shares a frame
+with these).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-# Per operation: infix joiners ("{l} plus {r}"), noun forms ("the sum of {l} and {r}"), and the verbs of a
-# step ("then add {r}"). A list per language; "{l}"/"{r}" are the operands as already rendered.
+# The symbolic renderer's rule (child, parent_op, is_right) -> needs parentheses, passed in by
+# training.reasoning_problems, which imports this module.
+NeedsParens = Callable[[list, str, bool], bool]
+
+# Per operation: infix joiners ("{l} plus {r}"), noun phrases ("the result of adding {r} to {l}"), and the
+# verbs of a step ("then add {r}"). A list per language; "{l}"/"{r}" are the operands as already rendered.
 _INFIX = {
     "en": {
         "+": ["{l} plus {r}"],
@@ -96,10 +103,11 @@ def _leaf(node: list) -> bool:
     return len(node) == 1
 
 
-# Which forms a child may take, by language, the parent's form and the side: the ones that cannot swallow the
-# words after them. en: a noun phrase ends in "and {r}", which would take in what follows, so it is never a
-# left operand, and its right one is a noun phrase too ("the quotient of 8 and 2 plus 4" reads either way); zh: "3加4与5的积" reads either way, so a noun phrase's left operand is a noun phrase too,
-# and "5加3与4的积" as well, so an infix's right operand is infix.
+# Which forms a child may take, by language, the parent's form and the side: the ones that cannot run into
+# the words after them. en: a noun phrase ending in an operand would take in what follows ("the result of
+# dividing 8 by 2 plus 4" reads either way), so it is never an infix's left operand, and a noun phrase's
+# right operand is a noun phrase too. zh: "3加4乘5的积" reads either way, so a noun phrase's left operand is
+# a noun phrase too, and "5加3乘4的积" as well, so an infix's right operand is infix.
 _CHILD_FORMS = {
     ("en", "infix", False): ("infix",),
     ("en", "infix", True): ("infix", "noun"),
@@ -110,7 +118,9 @@ _CHILD_FORMS = {
 }
 
 
-def _in_words(node: list, lang: str, rng: random.Random, needs_parens, forms=("infix", "noun")) -> str:
+def _in_words(
+    node: list, lang: str, rng: random.Random, needs_parens: NeedsParens, forms=("infix", "noun")
+) -> str:
     """One subtree as a phrase in one of ``forms``; raises LookupError where no phrasing is safe."""
     if _leaf(node):
         return str(node[0])
@@ -154,7 +164,7 @@ def _as_steps(node: list, lang: str, rng: random.Random) -> str | None:
     return text
 
 
-def say_expression(root: list, lang: str, rng: random.Random, needs_parens) -> str | None:
+def say_expression(root: list, lang: str, rng: random.Random, needs_parens: NeedsParens) -> str | None:
     """A question asking for the value of ``root`` (nodes as in ``training.reasoning_problems``) in words, or
     None when this tree has no safe reading. ``needs_parens(child, parent_op, is_right)`` is the symbolic
     renderer's rule, so the words and the copied formula agree on the order of operations."""

@@ -58,6 +58,14 @@ def _config(data: Path, out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def _trained(base: Path, data: Path, out: Path, steps: int) -> LoraTrainer:
+    """A rank-8 LoRA run of ``steps`` steps on ``base``, fitted, its model in eval mode."""
+    trainer = LoraTrainer(_config(data, out, max_steps=steps), LoraOptions(str(base), rank=8))
+    trainer.fit()
+    trainer.model.eval()
+    return trainer
+
+
 def test_loss_mask_covers_exactly_the_assistant_turn(base: Path, data: Path) -> None:
     tokenizer = load_tokenizer(base)
     record = generate("train", 1, 5)[0]
@@ -129,11 +137,9 @@ def test_merged_checkpoint_loads_here_and_in_transformers_with_equal_logits(
 ) -> None:
     from transformers import LlamaForCausalLM
 
-    trainer = LoraTrainer(_config(data, tmp_path / "run", max_steps=4), LoraOptions(str(base), rank=8))
-    trainer.fit()
+    trainer = _trained(base, data, tmp_path / "run", steps=4)
     adapter = trainer.save_adapter()
     ids = torch.tensor([load_tokenizer(base).encode_chat([{"role": "user", "content": "计算：12*3+4"}])])
-    trainer.model.eval()
     with torch.no_grad():
         trained = trainer.model(ids)
     # The command users run: base + shipped adapter -> checkpoint directory.
@@ -174,16 +180,11 @@ def test_full_fine_tuning_trains_every_weight_and_merges(base: Path, data: Path,
 def test_a_run_continued_from_a_merged_checkpoint_merges_as_two_adapters_in_order(
     base: Path, data: Path, tmp_path: Path
 ) -> None:
-    first = LoraTrainer(_config(data, tmp_path / "first", max_steps=2), LoraOptions(str(base), rank=8))
-    first.fit()
+    first = _trained(base, data, tmp_path / "first", steps=2)
     first_merged = merge(base, first.save_adapter(), tmp_path / "first-merged")
-    second = LoraTrainer(
-        _config(data, tmp_path / "second", max_steps=2), LoraOptions(str(first_merged), rank=8)
-    )
-    second.fit()
+    second = _trained(first_merged, data, tmp_path / "second", steps=2)
     second_adapter = second.save_adapter()
     ids = torch.tensor([[1, 5, 9, 40, 2]])
-    second.model.eval()
     with torch.no_grad():
         trained = second.model(ids)
     out = tmp_path / "both"
@@ -199,9 +200,7 @@ def test_a_run_continued_from_a_merged_checkpoint_merges_as_two_adapters_in_orde
 def test_an_exported_adapter_is_half_the_bytes_and_merges_to_the_same_tokens(
     base: Path, data: Path, tmp_path: Path
 ) -> None:
-    trainer = LoraTrainer(_config(data, tmp_path / "run", max_steps=3), LoraOptions(str(base), rank=8))
-    trainer.fit()
-    adapter = trainer.save_adapter()
+    adapter = _trained(base, data, tmp_path / "run", steps=3).save_adapter()
     shipped = tmp_path / "shipped"
     assert training_main(["lora-export", "--adapter", str(adapter), "--out", str(shipped)]) == 0
     size = (shipped / "adapter_model.safetensors").stat().st_size
