@@ -13,6 +13,7 @@ the question as the only message, no system prompt. Methods:
 * ``default``: nothing but the question: the server's and the checkpoint's defaults (a reasoning
   checkpoint thinks by default: one greedy chain, the answer in ``content``);
 * ``plain``: ``reasoning_effort: "none"``, temperature 0: the answer alone, greedy;
+* ``medium``: ``reasoning_effort: "medium"`` (OpenAI's default effort; here a checked vote of 5 samples);
 * ``vote``: ``reasoning_effort: "high"`` (the server's k-sample checked vote).
 The answer is the server's voted answer where it reports one, else the one extracted from ``content``.
 Answers are compared after the same normalisation the vote uses.
@@ -41,6 +42,7 @@ HELDOUT = Path(__file__).resolve().parents[1] / "evals" / "heldout-v1.jsonl"
 METHODS: dict[str, dict[str, Any]] = {
     "default": {},
     "plain": {"reasoning_effort": "none", "temperature": 0.0},
+    "medium": {"reasoning_effort": "medium"},
     "vote": {"reasoning_effort": "high"},
 }
 GROUPS = ("all", "easy", "hard", "easy/zh", "easy/en", "hard/zh", "hard/en")
@@ -100,12 +102,16 @@ def table(records: list[dict[str, Any]], results: dict[str, list[bool]]) -> str:
 
 
 @contextmanager
-def served(checkpoint: str, api_key: str, quantize: str | None) -> Iterator[str]:
+def served(
+    checkpoint: str, api_key: str, quantize: str | None, arithmetic: str | None = None
+) -> Iterator[str]:
     """``python -m server`` on a free loopback port until the block ends; yields the /v1 base URL."""
     port = free_port()
     env = {**os.environ, "TINYLLM_MODEL": checkpoint, "TINYLLM_API_KEYS": api_key}
     if quantize:
         env["TINYLLM_QUANTIZE"] = quantize
+    if arithmetic:
+        env["TINYLLM_REASONING_ARITHMETIC"] = arithmetic
     with running([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)], env) as server:
         base = f"http://127.0.0.1:{port}"
         server.wait_ready(f"{base}/ready")
@@ -119,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
         "--serve", metavar="CHECKPOINT", help="start `python -m server` on this checkpoint instead"
     )
     p.add_argument("--quantize", choices=["none", "int8"], help="with --serve: TINYLLM_QUANTIZE")
+    p.add_argument(
+        "--arithmetic",
+        choices=["calculator", "model"],
+        help="with --serve: TINYLLM_REASONING_ARITHMETIC (who writes the chains' arithmetic results)",
+    )
     p.add_argument("--api-key", default="sk-heldout-eval")
     p.add_argument("--model", help="model name to send (default: the server's first model)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -130,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         p.error("give exactly one of --url and --serve")
     records = load_problems(limit=args.limit)
     start = time.perf_counter()
-    with served(args.serve, args.api_key, args.quantize) if args.serve else _given(args.url) as url:
+    serving = served(args.serve, args.api_key, args.quantize, args.arithmetic) if args.serve else None
+    with serving or _given(args.url) as url:
         client = openai.OpenAI(base_url=url, api_key=args.api_key, max_retries=0, timeout=600)
         model = args.model or client.models.list().data[0].id
         results = score(client, model, records, args.methods, args.workers)

@@ -100,6 +100,8 @@ class GrammarConstraint(TokenConstraint):
     never fails the batch it decodes in.
     """
 
+    decides_end = True  # a finished document has nothing else to write
+
     def __init__(self, compiled: xgrammar.CompiledGrammar, vocab_size: int) -> None:
         self._compiled = compiled
         self._vocab_size = vocab_size

@@ -27,12 +27,17 @@ _GREEDY_BELOW = 1e-5
 
 @runtime_checkable
 class TokenConstraint(Protocol):
-    """A per-sequence rule on which tokens may come next (structured output: a grammar, a JSON schema).
+    """A per-sequence rule on which tokens may come next (structured output: a grammar, a JSON schema;
+    reasoning: the calculator writing arithmetic results).
 
     The sampler asks for the allowed set before every draw (one [B, vocab] mask, built only when some row
     has a constraint) and reports the token drawn. A constraint holds the state of one sequence: each of a
     request's ``n`` sequences gets its own (``fork``).
     """
+
+    # True: the constraint alone says when the sequence may end (a grammar); ignore_eos and min_tokens are
+    # then not applied. False: it only shapes the text, and they apply as without it.
+    decides_end: bool
 
     def fill_mask(self, mask_row: torch.Tensor) -> None:
         """Write True for every allowed token into ``mask_row`` (bool, vocabulary length, all False)."""
@@ -145,7 +150,8 @@ class SequenceSamplingState:
         """Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos). A constraint
         decides for itself when its sequence may end (a finished JSON document has nothing else to write)."""
         p = self.params
-        if p.constraint is None and (p.ignore_eos or self.num_generated < p.min_tokens):
+        free_end = p.constraint is None or not p.constraint.decides_end
+        if free_end and (p.ignore_eos or self.num_generated < p.min_tokens):
             return tuple(eos_token_ids) + tuple(p.stop_token_ids)
         return ()
 

@@ -209,6 +209,11 @@ class SelfConsistencyOptions(OpenAIRequestModel):
     samples: int = Field(ge=1, le=1024, description="k: chains sampled and voted (capped by the server).")
     return_chains: bool = Field(False, description="List every sample's chain and answer in the response.")
     calculator: bool = Field(False, description="Check the voted answer with the safe calculator.")
+    arithmetic: Literal["calculator", "model"] | None = Field(
+        None,
+        description="Who writes the result of each `expression=` in the chains: the safe calculator or the "
+        "model alone (default: the server's TINYLLM_REASONING_ARITHMETIC).",
+    )
     check_steps: bool = Field(
         True,
         description="Recompute every arithmetic step of each chain and trace its numbers "

@@ -56,6 +56,7 @@ class ReasoningPlan:
     return_chains: bool = False  # list every sample in the response's self_consistency object
     calculator: bool = False  # check the voted answer against the safe calculator
     check_steps: bool = True  # rank first the answers of chains that pass reasoning.chain_check.check_chain
+    arithmetic: str = "calculator"  # who writes each `expression=`'s result: "calculator" or "model"
 
 
 # reasoning_effort values that ask for a plain answer, no reasoning chain.
@@ -148,6 +149,7 @@ def resolve_plan(
         return_chains=bool(options and options.return_chains),
         calculator=bool(options and options.calculator),
         check_steps=options.check_steps if options is not None else True,
+        arithmetic=(options and options.arithmetic) or settings.reasoning_arithmetic,
     )
 
 
@@ -346,6 +348,7 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
             winner_index=result.winner_index,
             chains=chains,
             calculator=calculator,
+            arithmetic=plan.arithmetic,
         ),
     )
 

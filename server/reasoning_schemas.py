@@ -45,5 +45,6 @@ class SelfConsistencyResult(BaseModel):
     agreement: float  # votes for the answer / samples
     votes: list[SelfConsistencyVote]  # most votes first; the counts sum to samples
     winner_index: int  # the sample whose chain and final text the message carries
+    arithmetic: str  # who wrote the chains' arithmetic results: "calculator" or "model"
     chains: list[SelfConsistencyChain] | None = Field(None, exclude_if=if_none)
     calculator: SelfConsistencyCalculator | None = Field(None, exclude_if=if_none)

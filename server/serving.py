@@ -17,6 +17,7 @@ One request's path through an endpoint:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ from model.engine import Engine, EngineError, PromptTooLongError, QueueFullError
 from model.request_handle import RequestHandle
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
+from reasoning.arithmetic_guide import GuideVocabulary
 from server.admission import Admission
 from server.auth import Identity
 from server.errors import APIError, retry_after_headers
@@ -78,6 +80,11 @@ class ServingContext:
     @property
     def context_len(self) -> int:
         return self.engine.max_seq_len
+
+    @functools.cached_property
+    def guide_vocabulary(self) -> GuideVocabulary:
+        """What the calculator guide of reasoning chains needs from the tokenizer (built at first use)."""
+        return GuideVocabulary.of(self.tokenizer)
 
     @property
     def default_reasoning_effort(self) -> str | None:

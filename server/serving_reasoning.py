@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from reasoning.arithmetic_guide import ArithmeticGuide
 from server.auth import Identity
 from server.protocol import ChatCompletionRequest
 from server.reasoning import (
@@ -60,6 +61,8 @@ class ServingReasoning(OpenAIServing):
         k = plan.samples
         prompt = await self.render_chat(req, reasoning=True)
         params = vote_params(req.to_sampling_params(prompt.max_tokens, ctx.generation_defaults), req, k)
+        if plan.arithmetic == "calculator":
+            params.constraint = ArithmeticGuide(ctx.guide_vocabulary)  # forked for each of the k samples
         self.check_params(params, prompt.max_param)
         self.log_prompt(raw_request.scope, prompt.messages)
         # One request for k continuations: one prefill, KV forked into k slots, decoded in the same batch.

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     reasoning_samples_medium: int = Field(5, ge=1, description="Samples for reasoning_effort=medium.")
     reasoning_samples_high: int = Field(9, ge=1, description="Samples for reasoning_effort=high.")
     max_self_consistency_samples: int = Field(16, ge=1, description="Cap on self_consistency.samples.")
+    reasoning_arithmetic: Literal["calculator", "model"] = Field(
+        "calculator",
+        description="Who writes the result of each `expression=` in a reasoning chain: the safe calculator "
+        "(the model chooses what to compute) or the model alone. Requests may override it with "
+        "self_consistency.arithmetic.",
+    )
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = Field(
         None,
         description="reasoning_effort of requests that give none (default: the checkpoint's "

@@ -272,6 +272,8 @@ def test_token_mask_restricts_greedy_and_sampled_rows(logits):
 
 def test_constraint_mask_is_none_without_constraints_and_filled_per_row(logits):
     class OnlyEven:
+        decides_end = True
+
         def __init__(self):
             self.accepted = []
 
