@@ -13,11 +13,16 @@ Only a full arithmetic expression is completed: the longest run of digits, ``+ -
 parentheses before ``=``, starting with a digit or ``(``, not glued to a letter (``3x+5=`` is an equation,
 not a sum) and holding an operator. A value the vocabulary cannot spell digit by digit, or the calculator
 refuses (too big, division by zero), is left to the model.
+
+The same goes for the chain's copy of the question (``题目：`` / ``Given:``): when the question writes its
+expression in symbols, the copy is the question's expression, exactly, as the generator's chains copy it.
+The model still chooses to copy (a word problem's chain never does) and everything after.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
@@ -25,11 +30,17 @@ from typing import Protocol
 import torch
 
 from model.sampling import TokenConstraint
-from reasoning.calculator import CalculatorError, evaluate
+from reasoning.calculator import CalculatorError, evaluate, find_expression, normalise_expression
+from reasoning.chain_format import given
 
 # The run before "=": maximal (no run character or ASCII letter right before it), starts with a digit or "(".
 _EXPRESSION_AT_END = re.compile(r"(?<![0-9A-Za-z.+\-*/()])([0-9(][0-9.+\-*/()]*)=$")
 _OPERATOR_INSIDE = re.compile(r".[+\-*/]")
+_VARIABLE = re.compile(r"\d[A-Za-z]|[A-Za-z]\d")  # "3x+5=20": an equation, not an expression to copy
+# "题目：" and "Given:" (its space belongs to the copy: a tokenizer may write " 41" as one piece).
+_COPY_MARKERS = {
+    given(lang, "").rstrip(): given(lang, "")[len(given(lang, "").rstrip()) :] for lang in ("zh", "en")
+}
 _TAIL_BYTES = 96  # enough for any expression the calculator accepts in a chain step
 _VALUE_CHARS = "0123456789-/"
 
@@ -54,6 +65,7 @@ class GuideVocabulary:
     digit_start: torch.Tensor  # int64 ids
     special_ids: frozenset[int]
     token_bytes: tuple[bytes, ...]
+    encode: Callable[[str], list[int]]
 
     @classmethod
     def of(cls, tokenizer: GuideTokenizer) -> GuideVocabulary:
@@ -72,6 +84,7 @@ class GuideVocabulary:
             digit_start=torch.tensor(digit_start, dtype=torch.long),
             special_ids=frozenset(tokenizer.special_ids),
             token_bytes=pieces,
+            encode=tokenizer.encode,
         )
 
     def spell(self, text: str) -> list[int] | None:
@@ -79,10 +92,34 @@ class GuideVocabulary:
         ids = [self.char_ids.get(char) for char in text]
         return None if None in ids else ids  # type: ignore[return-value]
 
+    def copies(self, expression: str) -> dict[bytes, list[int]]:
+        """For each copy marker, the tokens the tokenizer writes ``expression`` with after it (so merged
+        pieces such as ``*(`` come out as in training)."""
+        out = {}
+        for marker, space in _COPY_MARKERS.items():
+            head, whole = self.encode(marker), self.encode(marker + space + expression)
+            if whole[: len(head)] == head and len(whole) > len(head):
+                out[marker.encode()] = whole[len(head) :]
+        return out
+
 
 def format_value(value: Fraction) -> str:
     """As the chain format writes results: an integer, or a fraction in lowest terms (``18/30=3/5``)."""
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def question_expression(question: str) -> str | None:
+    """The arithmetic a question writes in symbols, as a chain copies it (``"计算：12 × (3+4) − 10"`` ->
+    ``"12*(3+4)-10"``); None when it has none, has a variable, or has numbers outside it (then the
+    expression is not the whole question, and copying it alone would mislead the chain)."""
+    if _VARIABLE.search(question):
+        return None
+    found = find_expression(question)
+    expression = re.sub(r"\s+", "", found) if found else None
+    if not expression or not _OPERATOR_INSIDE.search(expression):
+        return None
+    numbers = sorted(re.findall(r"\d+(?:\.\d+)?", normalise_expression(question)))
+    return expression if numbers == sorted(re.findall(r"\d+(?:\.\d+)?", expression)) else None
 
 
 def value_to_write(text: str) -> str | None:
@@ -98,16 +135,19 @@ def value_to_write(text: str) -> str | None:
 
 class ArithmeticGuide(TokenConstraint):
     """One sequence's guide (a :class:`~model.sampling.TokenConstraint`); ``fork`` gives each sample its own.
+    ``question`` (the last user message) gives the expression a copy marker is completed with, if any.
     ``completed`` counts the values the calculator wrote."""
 
     # The guide never decides when a sequence ends: ignore_eos and min_tokens still apply.
     decides_end = False
 
-    def __init__(self, vocabulary: GuideVocabulary) -> None:
+    def __init__(self, vocabulary: GuideVocabulary, question: str | None = None) -> None:
         self._vocab = vocabulary
         self._tail = bytearray()
-        self._pending: list[int] = []  # the value's remaining tokens, written one per step
-        self._ban_digits = False  # the step right after a completed value
+        self._pending: list[int] = []  # the value's (or copy's) remaining tokens, written one per step
+        self._ban_digits = False  # the step right after a completed value or copy
+        expression = question_expression(question) if question else None
+        self._copies = vocabulary.copies(expression) if expression else {}  # used once, then emptied
         self.completed = 0
 
     def fill_mask(self, mask_row: torch.Tensor) -> None:
@@ -131,7 +171,13 @@ class ArithmeticGuide(TokenConstraint):
             return
         self._tail += self._vocab.token_bytes[token_id]
         del self._tail[:-_TAIL_BYTES]
-        if self._pending or not self._tail.endswith(b"="):
+        if self._pending:
+            return
+        for marker, ids in self._copies.items():
+            if self._tail.endswith(marker):
+                self._pending, self._copies = list(ids), {}
+                return
+        if not self._tail.endswith(b"="):
             return
         value = value_to_write(self._tail.decode("utf-8", errors="ignore"))
         ids = self._vocab.spell(value) if value is not None else None
@@ -147,5 +193,6 @@ class ArithmeticGuide(TokenConstraint):
         twin._tail = bytearray(self._tail)
         twin._pending = list(self._pending)
         twin._ban_digits = self._ban_digits
+        twin._copies = self._copies
         twin.completed = self.completed
         return twin

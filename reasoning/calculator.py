@@ -25,6 +25,7 @@ MAX_MAGNITUDE = 10**15  # bound on |numerator| and denominator of every literal 
 
 # NFKC turns full-width digits, （）＋－＊／ into ASCII; these symbols it leaves alone.
 _SYMBOLS = str.maketrans({"\u00d7": "*", "\u00f7": "/", "\u2212": "-", "\u2013": "-", "\u2217": "*"})
+_TIMES_X = re.compile(r"(?<=[\d)]) [xX] (?=[\d(])")
 _ALLOWED_CHARS = re.compile(r"[0-9.+\-*/()\s]*")
 _RUN = re.compile(r"[0-9.+\-*/()\s]+")
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
@@ -43,8 +44,9 @@ class CalcCheck:
 
 
 def normalise_expression(text: str) -> str:
-    """Full-width digits and brackets, × ÷ and the minus sign to plain ASCII arithmetic."""
-    return unicodedata.normalize("NFKC", text).translate(_SYMBOLS)
+    """Full-width digits and brackets, × ÷ and the minus sign to plain ASCII arithmetic; a letter x between
+    two spaced operands is a times sign ("41 x 7", "(3 + 4) x 2"; "3x" stays a variable)."""
+    return _TIMES_X.sub("*", unicodedata.normalize("NFKC", text).translate(_SYMBOLS))
 
 
 def _checked(value: Fraction) -> Fraction:

@@ -61,8 +61,9 @@ class ServingReasoning(OpenAIServing):
         k = plan.samples
         prompt = await self.render_chat(req, reasoning=True)
         params = vote_params(req.to_sampling_params(prompt.max_tokens, ctx.generation_defaults), req, k)
-        if plan.arithmetic == "calculator":
-            params.constraint = ArithmeticGuide(ctx.guide_vocabulary)  # forked for each of the k samples
+        question = question_of(prompt.messages)
+        if plan.arithmetic == "calculator":  # forked for each of the k samples
+            params.constraint = ArithmeticGuide(ctx.guide_vocabulary, question)
         self.check_params(params, prompt.max_param)
         self.log_prompt(raw_request.scope, prompt.messages)
         # One request for k continuations: one prefill, KV forked into k slots, decoded in the same batch.
@@ -85,7 +86,7 @@ class ServingReasoning(OpenAIServing):
                 log=log,
                 completion_id=completion_id,
                 plan=plan,
-                question=question_of(prompt.messages),
+                question=question,
             )
         )
 

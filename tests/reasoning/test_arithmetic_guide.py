@@ -11,7 +11,8 @@ import torch
 
 from model.sampling import SamplingParams, SequenceSamplingState, sample_batch
 from model.tokenizer_loading import load_tokenizer
-from reasoning.arithmetic_guide import ArithmeticGuide, GuideVocabulary, value_to_write
+from reasoning.arithmetic_guide import ArithmeticGuide, GuideVocabulary, question_expression, value_to_write
+from reasoning.chain_format import GIVEN
 from server.settings import DEFAULT_MODEL_DIR
 from training import reasoning_data as rd
 
@@ -52,6 +53,38 @@ def test_it_agrees_with_every_chain_the_generator_writes() -> None:
                     completed += 1
                     assert re.match(re.escape(value) + r"(?![\d/])", text[end:]), text[end - 30 : end + 10]
     assert completed > 2000
+
+
+@pytest.mark.parametrize(
+    ("question", "expression"),
+    [
+        ("计算：12×(3+4)−10", "12*(3+4)-10"),
+        ("Work out 41 x 7 - 13 x 13.", "41*7-13*13"),  # x between spaced operands is a times sign
+        ("Give me the number 46 * (15 + 19) - 9 comes to.", "46*(15+19)-9"),
+        ("解方程：3x+5=20", None),  # a variable: an equation
+        ("2024年，小明算了3+4，结果是几？", None),  # a number outside the expression
+        ("What is 7 times 8?", None),  # in words: the model reads it
+        ("Tom has 5 apples.", None),
+    ],
+)
+def test_the_expression_a_chain_copies_from_the_question(question: str, expression: str | None) -> None:
+    assert question_expression(question) == expression
+
+
+def test_it_copies_every_generator_question_as_the_generators_chain_does() -> None:
+    copied = 0
+    for record in rd.generate("train", 1500, seed=4, kinds=("expression", "algebra")):
+        expression = question_expression(record["user"])
+        cot = record["cot"]
+        if expression is not None:
+            marker = next(m for m in GIVEN.values() if cot.startswith(m))
+            assert (
+                cot[len(marker) :].lstrip().startswith(expression + ("。" if record["lang"] == "zh" else "."))
+            )
+            copied += 1
+        else:  # an equation, or a question in words: the model writes its own copy
+            assert record["kind"] == "algebra" or not any(c in record["user"] for c in "+*/×÷")
+    assert copied > 300
 
 
 @pytest.fixture(scope="module", params=["sentencepiece", "tokenizer.json"])
@@ -103,6 +136,22 @@ def test_the_sampler_writes_the_calculators_digits_over_the_models(tokenizer) ->
     out = [sample_batch(logits.clone(), rows).tolist() for _ in range(4)]
     for row in range(2):
         assert tokenizer.decode([step[row] for step in out]) == "145，"
+
+
+def test_after_the_copy_marker_it_writes_the_questions_expression_as_the_tokenizer_does(tokenizer) -> None:
+    guide = ArithmeticGuide(GuideVocabulary.of(tokenizer), "Work out 41 x (7 + 13) - 2.")
+    for token in tokenizer.encode(GIVEN["en"]):
+        guide.accept(token)
+    written = []
+    while (allowed := _allowed(guide, tokenizer.vocab_size).nonzero().flatten().tolist()) and len(
+        allowed
+    ) == 1:
+        written.append(allowed[0])
+        guide.accept(allowed[0])
+    assert written == tokenizer.encode(GIVEN["en"] + " 41*(7+13)-2")[len(tokenizer.encode(GIVEN["en"])) :]
+    for token in tokenizer.encode(". Then 3+4"):  # once only: a later marker is the model's
+        guide.accept(token)
+    assert _allowed(guide, tokenizer.vocab_size).all()
 
 
 def test_the_guide_leaves_the_end_of_a_sequence_to_ignore_eos_and_min_tokens(tokenizer) -> None:

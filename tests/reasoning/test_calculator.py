@@ -96,6 +96,8 @@ def test_division_by_zero() -> None:
         ("2024年的题目：3+4等于几？", "3+4"),
         ("(见 3+4)", "3+4"),
         ("先算 2+2，再算 10*(3+4)-1", "10*(3+4)-1"),  # the longest one
+        ("Work out 41 x 7 - 13 X 13.", "41*7 - 13*13"),  # x between spaced operands is a times sign
+        ("Find (37 + 26) x (18 - 11).", "(37 + 26)*(18 - 11)"),
     ],
 )
 def test_find_expression(question: str, expression: str) -> None:
