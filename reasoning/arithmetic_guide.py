@@ -37,10 +37,16 @@ from reasoning.chain_format import given
 _EXPRESSION_AT_END = re.compile(r"(?<![0-9A-Za-z.+\-*/()])([0-9(][0-9.+\-*/()]*)=$")
 _OPERATOR_INSIDE = re.compile(r".[+\-*/]")
 _VARIABLE = re.compile(r"\d[A-Za-z]|[A-Za-z]\d")  # "3x+5=20": an equation, not an expression to copy
-# "题目：" and "Given:" (its space belongs to the copy: a tokenizer may write " 41" as one piece).
-_COPY_MARKERS = {
-    given(lang, "").rstrip(): given(lang, "")[len(given(lang, "").rstrip()) :] for lang in ("zh", "en")
-}
+
+
+def _copy_marker(lang: str) -> tuple[str, str]:
+    """("题目：", "") and ("Given:", " "): the space belongs to the copy (a tokenizer may write " 41" as one
+    piece)."""
+    opening = given(lang, "")
+    return opening.rstrip(), opening[len(opening.rstrip()) :]
+
+
+_COPY_MARKERS = dict(_copy_marker(lang) for lang in ("zh", "en"))
 _TAIL_BYTES = 96  # enough for any expression the calculator accepts in a chain step
 _VALUE_CHARS = "0123456789-/"
 
@@ -58,8 +64,8 @@ class GuideTokenizer(Protocol):
 
 @dataclass(frozen=True)
 class GuideVocabulary:
-    """Per tokenizer, computed once: the token that writes each character of a value, and the tokens that
-    begin with a digit (banned right after a completed value)."""
+    """Per tokenizer, computed once: the token that writes each character of a value, the tokens that begin
+    with a digit (banned right after a completed value), and the tokenizer's encoder (for copies)."""
 
     char_ids: dict[str, int]
     digit_start: torch.Tensor  # int64 ids
