@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Protocol
 
 import torch
 
 from model.sampling import TokenConstraint
+from reasoning.answers import canonical_number
 from reasoning.calculator import CalculatorError, evaluate, find_expression, normalise_expression
 from reasoning.chain_format import given
 
@@ -109,11 +109,6 @@ class GuideVocabulary:
         return out
 
 
-def format_value(value: Fraction) -> str:
-    """As the chain format writes results: an integer, or a fraction in lowest terms (``18/30=3/5``)."""
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
-
-
 def question_expression(question: str) -> str | None:
     """The arithmetic a question writes in symbols, as a chain copies it (``"计算：12 × (3+4) − 10"`` ->
     ``"12*(3+4)-10"``); None when it has none, has a variable, or has numbers outside it (then the
@@ -134,7 +129,8 @@ def value_to_write(text: str) -> str | None:
     if match is None or not _OPERATOR_INSIDE.search(match.group(1)):
         return None
     try:
-        return format_value(evaluate(match.group(1)))
+        # An integer, or a fraction in lowest terms: what the chain format writes (``18/30=3/5``).
+        return canonical_number(evaluate(match.group(1)))
     except CalculatorError:
         return None
 
