@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from model.tokenizer import Tokenizer
 from tests.server.support import MODEL, LiveServer, run_server, sse_events
 
 CHAT = "/v1/chat/completions"
@@ -42,10 +43,16 @@ def test_a_fresh_server_exports_process_platform_and_build_series(server: LiveSe
     assert f'checkpoint="{Path(server.settings.model).name}"' in build
 
 
-def test_time_to_first_token_is_observed_while_the_stream_still_runs(server: LiveServer):
+def test_time_to_first_token_is_observed_while_the_stream_still_runs(
+    server: LiveServer, server_tokenizer: Tokenizer
+):
+    # Eight long choices keep the request running for seconds after its first token (one choice of 600 ran out
+    # under load before the scrape). A visible token forced by logit_bias makes the first token content even if
+    # the random weights would loop on a token with no text of its own.
+    (visible,) = server_tokenizer.encode("a")
     before = server.metrics()
     with server.client() as c:
-        body = chat(stream=True, max_tokens=600, ignore_eos=True)
+        body = chat(stream=True, max_tokens=900, n=8, ignore_eos=True, logit_bias={str(visible): 100})
         with c.stream("POST", CHAT, json=body) as r:
             events = sse_events(r.iter_lines())  # keep a reference: a dropped generator closes the stream
             for event in events:
