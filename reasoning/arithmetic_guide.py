@@ -7,23 +7,30 @@ not on which operation comes next. The chain format (docs/reasoning.md) writes e
 calculator annotations do (Cobbe et al. 2021), with no change to the format and no retraining.
 
 It is a :class:`~model.sampling.TokenConstraint`: before every draw the sampler asks for the row's allowed
-tokens. Nearly always that is every token; right after ``expression=`` it is the next token of the value,
-one token per step, and right after the value it is anything but a digit (so ``16`` cannot become ``160``).
-Only a full arithmetic expression is completed: the longest run of digits, ``+ - * /``, ``.`` and
-parentheses before ``=``, starting with a digit or ``(``, not glued to a letter (``3x+5=`` is an equation,
-not a sum) and holding an operator. A value the vocabulary cannot spell digit by digit, or the calculator
-refuses (too big, division by zero), is left to the model.
+tokens. Nearly always that is every token; right after ``expression=`` it is the pieces that write the
+value's next characters (the model picks the split), and right after the value anything but a digit (so
+``16`` cannot become ``160``). Only a full arithmetic expression is completed: the longest run of digits,
+``+ - * /``, ``.`` and parentheses before ``=``, starting with a digit or ``(``, not glued to a letter
+(``3x+5=`` is an equation, not a sum) and holding an operator. A value the calculator refuses (too big,
+division by zero) is left to the model.
 
-The same goes for the chain's copy of the question (``题目：`` / ``Given:``): when the question writes its
-expression in symbols, the copy is the question's expression, exactly, as the generator's chains copy it.
-The model still chooses to copy (a word problem's chain never does) and everything after.
+The same goes for the expression the chain carries from step to step (``reasoning.expression_steps``):
+
+* the copy (``题目：`` / ``Given:``): when the question writes its expression in symbols, the copy is the
+  question's expression, exactly, as the generator's chains copy it; the model still chooses to copy (a
+  word problem's chain never does);
+* the rewrite after a step (``算式变成`` / ``the expression is now``): what is left once the step just
+  written is done, when that step is one the expression can do next. The model picks the step; the
+  calculator only substitutes its result, and drops the brackets that no longer hold anything. Where the
+  model wrote its own copy or rewrite (a question in words), the guide reads it and goes on from there.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -31,7 +38,8 @@ import torch
 from model.sampling import TokenConstraint
 from reasoning.answers import canonical_number
 from reasoning.calculator import CalculatorError, evaluate, find_expression, normalise_expression
-from reasoning.chain_format import given
+from reasoning.chain_format import REWRITE, given, rewrite
+from reasoning.expression_steps import parse, what_is_left
 
 # The run before "=": maximal (no run character or ASCII letter right before it), starts with a digit or "(".
 _EXPRESSION_AT_END = re.compile(r"(?<![0-9A-Za-z.+\-*/()])([0-9(][0-9.+\-*/()]*)=$")
@@ -39,16 +47,26 @@ _OPERATOR_INSIDE = re.compile(r".[+\-*/]")
 _VARIABLE = re.compile(r"\d[A-Za-z]|[A-Za-z]\d")  # "3x+5=20": an equation, not an expression to copy
 
 
-def _copy_marker(lang: str) -> tuple[str, str]:
-    """("题目：", "") and ("Given:", " "): the space belongs to the copy (a tokenizer may write " 41" as one
-    piece)."""
-    opening = given(lang, "")
+def _marker(opening: str) -> tuple[str, str]:
+    """("题目：", "") and ("Given:", " "): the phrase that opens an expression, and the space before it, which
+    belongs to the expression (a tokenizer may write " 41" as one piece)."""
     return opening.rstrip(), opening[len(opening.rstrip()) :]
 
 
-_COPY_MARKERS = dict(_copy_marker(lang) for lang in ("zh", "en"))
+_COPY_MARKERS = dict(_marker(given(lang, "")) for lang in ("zh", "en"))
+# ("the expression is now", " ") and ("算式变成", ""): a rewrite's phrase and the space before what is left.
+_REWRITE_MARKERS = {REWRITE[lang]: _marker(rewrite(lang, ""))[1] for lang in REWRITE}
+# The step a rewrite follows, right before its phrase: "so 27+18=45, and the expression is now".
+_STEP_BEFORE = {
+    REWRITE[lang].encode(): re.compile(
+        r"(\d+)([+\-*/])(\d+)=(\d+)" + re.escape(_marker(rewrite(lang, ""))[0]) + "$"
+    )
+    for lang in REWRITE
+}
+_EXPRESSION_BYTES = frozenset(b"0123456789+-*/() ")
+_MAX_EXPRESSION = 200
 _TAIL_BYTES = 96  # enough for any expression the calculator accepts in a chain step
-_VALUE_CHARS = "0123456789-/"
+_NOT_AFTER_A_COPY = {bytes([c]) for c in b"0123456789+-*/()="}  # what would extend the expression
 
 
 class GuideTokenizer(Protocol):
@@ -64,49 +82,51 @@ class GuideTokenizer(Protocol):
 
 @dataclass(frozen=True)
 class GuideVocabulary:
-    """Per tokenizer, computed once: the token that writes each character of a value, the tokens that begin
-    with a digit (banned right after a completed value), and the tokenizer's encoder (for copies)."""
+    """Per tokenizer, computed once: the tokens that begin with a digit (banned right after a completed
+    value) and an index of the pieces by their bytes (for the text the guide writes)."""
 
-    char_ids: dict[str, int]
     digit_start: torch.Tensor  # int64 ids
     special_ids: frozenset[int]
     token_bytes: tuple[bytes, ...]
-    encode: Callable[[str], list[int]]
+    by_bytes: dict[bytes, list[int]]  # a piece's bytes -> the ids that write exactly them
+    sorted_pieces: list[bytes]  # the distinct pieces in byte order (for prefix search)
+    _continuations: dict[bytes, torch.Tensor] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, tokenizer: GuideTokenizer) -> GuideVocabulary:
         pieces = tuple(tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size))
-        char_ids: dict[str, int] = {}
-        for char in _VALUE_CHARS:
-            # The id the tokenizer itself writes the character with after "=" (a SentencePiece vocabulary
-            # also has a byte-fallback piece for it, which the model never saw in that place).
-            written = [i for i in tokenizer.encode("=" + char) if pieces[i] == char.encode()]
-            any_id = [i for i, piece in enumerate(pieces) if piece == char.encode()]
-            if written or any_id:
-                char_ids[char] = (written or any_id)[0]
         digit_start = [i for i, piece in enumerate(pieces) if piece[:1].isdigit()]
+        by_bytes: dict[bytes, list[int]] = {}
+        for i, piece in enumerate(pieces):
+            if piece and i not in tokenizer.special_ids:
+                by_bytes.setdefault(piece, []).append(i)
         return cls(
-            char_ids=char_ids,
             digit_start=torch.tensor(digit_start, dtype=torch.long),
             special_ids=frozenset(tokenizer.special_ids),
             token_bytes=pieces,
-            encode=tokenizer.encode,
+            by_bytes=by_bytes,
+            sorted_pieces=sorted(by_bytes),
         )
 
-    def spell(self, text: str) -> list[int] | None:
-        """The token ids that write ``text`` one character each, or None if some character has none."""
-        ids = [self.char_ids.get(char) for char in text]
-        return None if None in ids else ids  # type: ignore[return-value]
-
-    def copies(self, expression: str) -> dict[bytes, list[int]]:
-        """For each copy marker, the tokens the tokenizer writes ``expression`` with after it (so merged
-        pieces such as ``*(`` come out as in training)."""
-        out = {}
-        for marker, space in _COPY_MARKERS.items():
-            head, whole = self.encode(marker), self.encode(marker + space + expression)
-            if whole[: len(head)] == head and len(whole) > len(head):
-                out[marker.encode()] = whole[len(head) :]
-        return out
+    def continuations(self, text: bytes) -> torch.Tensor:
+        """The tokens that may come next when ``text`` must be written: a piece that writes its beginning,
+        or one that writes all of it and goes on with punctuation (``).`` and ``)。`` are single pieces in
+        both our tokenizers; a chain that had to end a copy on a lone ``)`` stopped right there). Which of
+        them, and so how the text is split into pieces, is the model's choice."""
+        cached = self._continuations.get(text)
+        if cached is not None:
+            return cached
+        ids = [i for end in range(1, len(text) + 1) for i in self.by_bytes.get(text[:end], ())]
+        start = bisect.bisect_right(self.sorted_pieces, text)
+        for piece in itertools.islice(self.sorted_pieces, start, None):
+            if not piece.startswith(text):
+                break
+            if piece[len(text) : len(text) + 1] not in _NOT_AFTER_A_COPY:
+                ids += self.by_bytes[piece]
+        if len(self._continuations) > 4096:
+            self._continuations.clear()
+        self._continuations[text] = tensor = torch.tensor(sorted(ids), dtype=torch.long)
+        return tensor
 
 
 def question_expression(question: str) -> str | None:
@@ -138,7 +158,7 @@ def value_to_write(text: str) -> str | None:
 class ArithmeticGuide(TokenConstraint):
     """One sequence's guide (a :class:`~model.sampling.TokenConstraint`); ``fork`` gives each sample its own.
     ``question`` (the last user message) gives the expression a copy marker is completed with, if any.
-    ``completed`` counts the values the calculator wrote."""
+    ``completed`` counts the values the calculator wrote, ``rewritten`` the rewrites."""
 
     # The guide never decides when a sequence ends: ignore_eos and min_tokens still apply.
     decides_end = False
@@ -146,15 +166,19 @@ class ArithmeticGuide(TokenConstraint):
     def __init__(self, vocabulary: GuideVocabulary, question: str | None = None) -> None:
         self._vocab = vocabulary
         self._tail = bytearray()
-        self._pending: list[int] = []  # the value's (or copy's) remaining tokens, written one per step
+        self._text = b""  # what is left to write of a value, copy or rewrite, in pieces the model picks
         self._ban_digits = False  # the step right after a completed value or copy
-        expression = question_expression(question) if question else None
-        self._copies = vocabulary.copies(expression) if expression else {}  # used once, then emptied
+        self._question = question_expression(question) if question else None
+        self._copy_due = self._question is not None  # the question's expression is copied once
+        self._expression: str | None = None  # what is left of the chain's expression, as last written
+        self._reading: bytearray | None = None  # an expression the model is writing after its marker
         self.completed = 0
+        self.rewritten = 0
 
     def fill_mask(self, mask_row: torch.Tensor) -> None:
-        if self._pending:
-            mask_row[self._pending[0]] = True
+        if self._text:
+            ids = self._vocab.continuations(self._text)
+            mask_row[ids[ids < mask_row.shape[0]]] = True
             return
         mask_row.fill_(True)
         if self._ban_digits:
@@ -162,30 +186,79 @@ class ArithmeticGuide(TokenConstraint):
 
     def accept(self, token_id: int) -> None:
         self._ban_digits = False
-        if self._pending:
-            if token_id == self._pending[0]:
-                self._pending.pop(0)
-                self._ban_digits = not self._pending
-            else:  # only when the row's logits were all NaN and the sampler fell back: give up this value
-                self._pending.clear()
-        if token_id in self._vocab.special_ids or token_id >= len(self._vocab.token_bytes):
+        special = token_id in self._vocab.special_ids or token_id >= len(self._vocab.token_bytes)
+        piece = b"" if special else self._vocab.token_bytes[token_id]
+        if self._text:
+            if piece and (self._text.startswith(piece) or piece.startswith(self._text)):
+                self._text = self._text[len(piece) :]
+                self._ban_digits = not self._text
+            else:  # only when the row's logits were all NaN and the sampler fell back: give up the text
+                self._text = b""
+        if special:
             self._tail.clear()  # a role or reasoning marker: no expression spans it
+            self._reading = None
             return
-        self._tail += self._vocab.token_bytes[token_id]
+        self._tail += piece
         del self._tail[:-_TAIL_BYTES]
-        if self._pending:
+        if self._reading is not None:
+            self._read(piece)
+        if self._text:
             return
-        for marker, ids in self._copies.items():
-            if self._tail.endswith(marker):
-                self._pending, self._copies = list(ids), {}
-                return
+        if self._open_expression(piece):
+            return
         if not self._tail.endswith(b"="):
             return
         value = value_to_write(self._tail.decode("utf-8", errors="ignore"))
-        ids = self._vocab.spell(value) if value is not None else None
-        if ids:
-            self._pending = ids
+        if value is not None:
+            self._text = value.encode()
             self.completed += 1
+
+    def _open_expression(self, piece: bytes) -> bool:
+        """At a copy's or a rewrite's phrase (it may end inside the last piece: ``：(``), start its text:
+        the question's expression after the first copy phrase, what is left after a rewrite phrase when the
+        calculator knows it; else read what the model writes there."""
+        for marker, space in (*_COPY_MARKERS.items(), *_REWRITE_MARKERS.items()):
+            written = _written_after(self._tail, marker.encode(), len(piece))
+            if written is None:
+                continue
+            if marker in _COPY_MARKERS:
+                text = space + self._question if self._copy_due else None
+                self._copy_due = False
+                self._expression = self._question if text else None
+            else:
+                text = self._rest_after_step(marker)
+                text = space + text if text else None
+            if text is not None and text.encode().startswith(written):
+                self._text = text.encode()[len(written) :]
+                self.rewritten += marker in _REWRITE_MARKERS
+                if not self._text:
+                    self._ban_digits = True
+            else:
+                self._reading = bytearray()
+                self._read(written)
+            return True
+        return False
+
+    def _rest_after_step(self, marker: str) -> str | None:
+        """What is left of the expression after the step written right before the rewrite phrase, if that
+        step is one the expression can do next (the model still picks the step)."""
+        step = _STEP_BEFORE[marker.encode()].search(self._tail.decode("utf-8", errors="ignore"))
+        rest = what_is_left(self._expression, *step.groups()) if step and self._expression else None
+        self._expression = rest
+        return rest
+
+    def _read(self, piece: bytes) -> None:
+        """Collect the expression the model writes after a phrase, up to the first byte that cannot be in
+        one; then it is what is left of the chain's expression."""
+        for byte in piece:
+            if byte not in _EXPRESSION_BYTES:
+                written = self._reading.decode().replace(" ", "")
+                self._reading = None
+                self._expression = written if parse(written) is not None else None
+                return
+            self._reading.append(byte)
+        if len(self._reading) > _MAX_EXPRESSION:
+            self._reading = None
 
     def is_done(self) -> bool:
         return False
@@ -193,8 +266,19 @@ class ArithmeticGuide(TokenConstraint):
     def fork(self) -> ArithmeticGuide:
         twin = ArithmeticGuide(self._vocab)
         twin._tail = bytearray(self._tail)
-        twin._pending = list(self._pending)
+        twin._text = self._text
         twin._ban_digits = self._ban_digits
-        twin._copies = self._copies
+        twin._question = self._question
+        twin._copy_due = self._copy_due
+        twin._expression = self._expression
+        twin._reading = None if self._reading is None else bytearray(self._reading)
         twin.completed = self.completed
+        twin.rewritten = self.rewritten
         return twin
+
+
+def _written_after(tail: bytearray, marker: bytes, piece_length: int) -> bytes | None:
+    """The bytes after ``marker`` if the marker ends inside the last piece (b"" if the tail ends with it)."""
+    window = bytes(tail[-(piece_length + len(marker) - 1) :]) if piece_length else b""
+    at = window.rfind(marker)
+    return None if at < 0 else window[at + len(marker) :]

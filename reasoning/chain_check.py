@@ -33,11 +33,11 @@ from __future__ import annotations
 import ast
 import re
 import unicodedata
-from copy import deepcopy
 from dataclasses import dataclass
 
 from reasoning.answers import normalize_answer
 from reasoning.chain_format import EXPRESSION_COPY_RE, REWRITE_RE, WORKED_HEADER_RE, worked_end_re
+from reasoning.expression_steps import after_step
 from reasoning.step_check import EQUATION_RE, chain_equations, false_steps
 
 FREE_OPERAND_LIMIT = 20  # operands below this are column work (digits, carries, "13-9" borrows, "*10")
@@ -47,7 +47,6 @@ _THOUSANDS_SEP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _INTEGER = re.compile(r"(?<![\d.A-Za-z])\d+(?![\d]|\.\d)")
 _LETTER_VARIABLE = re.compile(r"(?<![A-Za-z])([a-z])(?![A-Za-z])")
 _FRACTION = re.compile(r"(?<![\d.])(\d+)/(\d+)(?!\d)")
-_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 def question_numbers(question: str) -> list[int]:
@@ -116,21 +115,6 @@ def _tree(text: str) -> ast.expr | None:
         return None
 
 
-def _ready_operations(tree: ast.expr) -> list[tuple[ast.BinOp, list]]:
-    """Operations of two plain numbers (the ones a step can do next), each with the path from the root."""
-    found = []
-
-    def walk(node: ast.expr, path: list) -> None:
-        if isinstance(node, ast.BinOp):
-            if isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant):
-                found.append((node, path))
-            walk(node.left, [*path, "left"])
-            walk(node.right, [*path, "right"])
-
-    walk(tree, [])
-    return found
-
-
 def _after_step(tree: ast.expr, step: re.Match) -> list[str]:
     """``tree`` with the operation that ``step`` ("a op b=c") did replaced by its result, once for each
     place it can be done; as ``ast.dump`` texts, which ignore brackets that change nothing."""
@@ -138,20 +122,7 @@ def _after_step(tree: ast.expr, step: re.Match) -> list[str]:
     result = _tree(c)
     if result is None:
         return []
-    done = []
-    for node, path in _ready_operations(tree):
-        if (str(node.left.value), _SYMBOL.get(type(node.op)), str(node.right.value)) != (a, op, b):
-            continue
-        if not path:
-            done.append(ast.dump(result))
-            continue
-        changed = deepcopy(tree)
-        parent = changed
-        for attribute in path[:-1]:
-            parent = getattr(parent, attribute)
-        setattr(parent, path[-1], result)
-        done.append(ast.dump(changed))
-    return done
+    return [ast.dump(done) for done in after_step(tree, a, op, b, result)]
 
 
 def _bad_rewrites(cot: str, steps: list[re.Match]) -> list[str]:

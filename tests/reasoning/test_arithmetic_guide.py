@@ -12,7 +12,7 @@ import torch
 from model.sampling import SamplingParams, SequenceSamplingState, sample_batch
 from model.tokenizer_loading import load_tokenizer
 from reasoning.arithmetic_guide import ArithmeticGuide, GuideVocabulary, question_expression, value_to_write
-from reasoning.chain_format import GIVEN
+from reasoning.chain_format import GIVEN, REWRITE_RE, given, rewrite
 from server.settings import DEFAULT_MODEL_DIR
 from training import reasoning_data as rd
 
@@ -104,13 +104,17 @@ def test_after_an_expression_only_its_value_may_follow_then_no_digit(tokenizer) 
     for token in tokenizer.encode("先算括号里的加法：57+88="):
         assert _allowed(guide, tokenizer.vocab_size).all()  # before "=": every token
         guide.accept(token)
-    written = []
-    for _ in range(3):
+    written = b""
+    while not written.endswith(b"145"):
         allowed = _allowed(guide, tokenizer.vocab_size).nonzero().flatten().tolist()
-        assert len(allowed) == 1
-        written.append(allowed[0])
-        guide.accept(allowed[0])
-    assert tokenizer.decode(written) == "145" and guide.completed == 1
+        pieces = {tokenizer.token_bytes(i) for i in allowed}
+        for piece in pieces:  # the value's next characters, or all of it and no more digits
+            text = written + piece
+            assert b"145".startswith(text) or (text.startswith(b"145") and not text[3:4].isdigit()), text
+        token = min(allowed, key=lambda i: (len(tokenizer.token_bytes(i)), i))
+        written += tokenizer.token_bytes(token)
+        guide.accept(token)
+    assert written == b"145" and guide.completed == 1
     after = _allowed(guide, tokenizer.vocab_size)
     assert not after[vocab.digit_start].any()  # "145" cannot become "1450"
     assert after[tokenizer.encode("，")[-1]] and after[tokenizer.stop_token_ids[0]]
@@ -118,40 +122,113 @@ def test_after_an_expression_only_its_value_may_follow_then_no_digit(tokenizer) 
     assert _allowed(guide, tokenizer.vocab_size).all()
 
 
-def test_the_sampler_writes_the_calculators_digits_over_the_models(tokenizer) -> None:
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_the_sampler_writes_the_calculators_digits_over_the_models(tokenizer, temperature: float) -> None:
     """A 'model' that always prefers 9 writes 57+88=145 under the guide, then its second choice (not a
     digit), greedy or sampled; each of a request's sequences (``fork``) keeps its own state."""
     prefix = tokenizer.encode("57+88=")
-    nine = GuideVocabulary.of(tokenizer).char_ids["9"]
+    (nine,) = [i for i in tokenizer.encode("=9") if tokenizer.token_bytes(i) == b"9"]
+    comma = tokenizer.encode("，")[-1]
     guide = ArithmeticGuide(GuideVocabulary.of(tokenizer))
     for token in prefix:
         guide.accept(token)
-    rows = [
-        SequenceSamplingState.create(SamplingParams(temperature=0.0, constraint=guide), prefix),
-        SequenceSamplingState.create(SamplingParams(temperature=1.0, seed=1, constraint=guide), prefix, 1),
-    ]
-    logits = torch.zeros(2, tokenizer.vocab_size)
-    logits[:, nine] = 30.0
-    logits[:, tokenizer.encode("，")[-1]] = 20.0  # the model's second choice
-    out = [sample_batch(logits.clone(), rows).tolist() for _ in range(4)]
-    for row in range(2):
-        assert tokenizer.decode([step[row] for step in out]) == "145，"
+    for index in range(2):
+        row = SequenceSamplingState.create(
+            SamplingParams(temperature=temperature, seed=1, constraint=guide.fork()), prefix, index
+        )
+        logits = torch.zeros(1, tokenizer.vocab_size)
+        logits[:, nine] = 30.0
+        logits[:, comma] = 20.0  # the model's second choice
+        out = []
+        while comma not in out and len(out) < 6:
+            out += sample_batch(logits.clone(), [row]).tolist()
+        assert tokenizer.decode(out) == "145，"
 
 
-def test_after_the_copy_marker_it_writes_the_questions_expression_as_the_tokenizer_does(tokenizer) -> None:
+def _write(guide: ArithmeticGuide, tokenizer, text: str) -> list[str]:
+    """Feed ``text``'s tokens to the guide as a model writing it would; return the pieces it forbade."""
+    forbidden = []
+    for token in tokenizer.encode(text):
+        if not _allowed(guide, tokenizer.vocab_size)[token]:
+            forbidden.append(tokenizer.decode([token]))
+        guide.accept(token)
+    return forbidden
+
+
+def test_after_the_copy_marker_only_the_questions_expression_may_follow(tokenizer) -> None:
     guide = ArithmeticGuide(GuideVocabulary.of(tokenizer), "Work out 41 x (7 + 13) - 2.")
-    for token in tokenizer.encode(GIVEN["en"]):
+    assert _write(guide, tokenizer, GIVEN["en"]) == []
+    remaining = b" 41*(7+13)-2"
+    for token in tokenizer.encode(GIVEN["en"] + " 41*(7+13)-2")[len(tokenizer.encode(GIVEN["en"])) :]:
+        allowed = _allowed(guide, tokenizer.vocab_size)
+        assert allowed[token]  # the tokenizer's own pieces...
+        for other in allowed.nonzero().flatten().tolist():  # ...and only pieces of what is left to write
+            piece = tokenizer.token_bytes(other)
+            assert remaining.startswith(piece) or (
+                piece.startswith(remaining) and piece[len(remaining) :][:1] in b".,"
+            ), piece
+        remaining = remaining[len(tokenizer.token_bytes(token)) :]
         guide.accept(token)
-    written = []
-    while (allowed := _allowed(guide, tokenizer.vocab_size).nonzero().flatten().tolist()) and len(
-        allowed
-    ) == 1:
-        written.append(allowed[0])
-        guide.accept(allowed[0])
-    assert written == tokenizer.encode(GIVEN["en"] + " 41*(7+13)-2")[len(tokenizer.encode(GIVEN["en"])) :]
-    for token in tokenizer.encode(". Then 3+4"):  # once only: a later marker is the model's
-        guide.accept(token)
+    assert remaining == b""
+    assert _write(guide, tokenizer, ". Then 3+4") == []  # the copy is made once: a later one is the model's
+    guide.accept(tokenizer.encode(GIVEN["en"])[-1])
     assert _allowed(guide, tokenizer.vocab_size).all()
+
+
+def test_a_copy_ending_in_a_bracket_may_end_with_the_piece_that_merges_it_with_a_full_stop(
+    smollm2_dir,
+) -> None:
+    """Both tokenizers write "(18-11)." with one ")." piece; forcing a lone ")" left SmolLM2's chains
+    stopping right after the copy. The last piece may merge with punctuation, never with more arithmetic."""
+    for tokenizer in (load_tokenizer(DEFAULT_MODEL_DIR), load_tokenizer(smollm2_dir)):
+        guide = ArithmeticGuide(GuideVocabulary.of(tokenizer), "Find (37 + 26) x (18 - 11).")
+        (stop,) = [i for i in tokenizer.encode("(1).") if tokenizer.token_bytes(i) == b")."]
+        _write(guide, tokenizer, GIVEN["en"] + " (37+26)*(18-11")
+        last = _allowed(guide, tokenizer.vocab_size)
+        assert last[stop] and last[tokenizer.encode("(1)")[-1]]
+        pieces = [tokenizer.token_bytes(i) for i in last.nonzero().flatten().tolist()]
+        assert all(p.startswith(b")") and not set(p[1:2]) & set(b"0123456789*/+-()") for p in pieces), pieces
+        assert _write(guide, tokenizer, "). Work") == []
+
+
+def test_it_writes_every_rewrite_of_the_generators_chains_and_allows_every_token_of_them(tokenizer) -> None:
+    """Token by token through the guide, a generator chain is never forbidden a token, and every rewrite
+    ("the expression is now 26*45-14") is one the calculator wrote."""
+    vocab, rewrites, forced = GuideVocabulary.of(tokenizer), 0, 0
+    for record in rd.generate("test", 120, seed=5, kinds=("expression",)):
+        guide = ArithmeticGuide(vocab, record["user"])
+        assert _write(guide, tokenizer, record["cot"]) == [], record["cot"]
+        rewrites += len(REWRITE_RE.findall(record["cot"]))
+        forced += guide.rewritten
+    assert forced == rewrites > 100
+
+
+def test_a_rewrite_follows_the_step_the_model_chose_and_only_a_step_the_expression_can_do(tokenizer) -> None:
+    vocab = GuideVocabulary.of(tokenizer)
+    en = rewrite("en", "")
+
+    def forced_rest(question: str | None, chain: str) -> str:
+        """What the guide writes after ``chain`` (ending with a rewrite phrase), or "" if it leaves it."""
+        guide = ArithmeticGuide(vocab, question)
+        _write(guide, tokenizer, chain.rstrip())
+        written = b""
+        while (allowed := _allowed(guide, tokenizer.vocab_size)).sum() < tokenizer.vocab_size // 2:
+            # the shortest allowed piece: the text itself, not a piece merged with punctuation after it
+            token = min(allowed.nonzero().flatten().tolist(), key=lambda i: len(tokenizer.token_bytes(i)))
+            written += tokenizer.token_bytes(token)
+            guide.accept(token)
+        return written.decode().strip()
+
+    copy = f"{given('en', '26*(27+18)-14')}. First, 27+18=45{en}"
+    assert forced_rest("Give me 26 * (27 + 18) - 14.", copy) == "26*45-14"  # the bracket goes
+    later = f"{copy}26*45-14. Then 26*45=1170{en}"
+    assert forced_rest("Give me 26 * (27 + 18) - 14.", later) == "1170-14"
+    # The model's own copy of a question in words is read, and its rewrites written from it.
+    assert forced_rest("Double 18 and add 7.", f"{given('en', '18*2+7')}. First, 18*2=36{en}") == "36+7"
+    # A step the expression cannot do next (precedence) or a false one: the model writes the rewrite.
+    assert forced_rest("Work out 222 - 23 x 3.", f"{given('en', '222-23*3')}. First, 222-23=199{en}") == ""
+    zh = f"{given('zh', '(44+28)*(16-13)')}。先算括号里的加法：44+28=72{rewrite('zh', '')}"
+    assert forced_rest("（44+28）×（16−13）算出来是多少？", zh) == "72*(16-13)"
 
 
 def test_the_guide_leaves_the_end_of_a_sequence_to_ignore_eos_and_min_tokens(tokenizer) -> None:
