@@ -118,10 +118,21 @@ async def one_request(client: httpx.AsyncClient, body: dict, run: Run) -> None:
     run.tokens += usage or count
 
 
-async def load(base: str, model: str, concurrency: int, requests: int, new_tokens: int, mode: str) -> Run:
+def long_prompt(words: int) -> str:
+    """``PROMPT`` after ``words`` words of a long text every Debian ships (GPL-3), as a long system prompt or
+    document that every request repeats: what a prefix cache is for."""
+    if not words:
+        return PROMPT
+    text = Path("/usr/share/common-licenses/GPL-3").read_text().split()
+    return " ".join(text[:words]) + "\n\n" + PROMPT
+
+
+async def load(
+    base: str, model: str, concurrency: int, requests: int, new_tokens: int, mode: str, prompt: str
+) -> Run:
     body = {
         "model": model,
-        "prompt": PROMPT,
+        "prompt": prompt,
         "max_tokens": new_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -160,7 +171,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=2, help="requests per client, one after another")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--prompt-words",
+        type=int,
+        default=0,
+        help="put this many words of a long text before the prompt (every request repeats them)",
+    )
+    parser.add_argument(
+        "--prefix-cache-entries", type=int, default=None, help="our server's prefix cache (default: its own)"
+    )
     args = parser.parse_args(argv)
+    prompt = long_prompt(args.prompt_words)
+    cache = (
+        []
+        if args.prefix_cache_entries is None
+        else ["--prefix-cache-entries", str(args.prefix_cache_entries)]
+    )
 
     servers: list[Server] = []
     port = free_port()
@@ -176,14 +202,15 @@ def main(argv: list[str] | None = None) -> None:
             "--served-model-name",
             "tinyllm",
         ]
-        + ["--max-batch", str(max(args.concurrency)), "--quantize", args.quantize, "--log-level", "warning"],
+        + ["--max-batch", str(max(args.concurrency)), "--quantize", args.quantize, "--log-level", "warning"]
+        + cache,
         port,
     )
     servers.append(ours)
     peer = None
     if args.llama_server and args.gguf:
         port = free_port()
-        context = max(args.concurrency) * (args.new_tokens + 64)
+        context = max(args.concurrency) * (args.new_tokens + 64 + 3 * args.prompt_words)
         peer = Server(
             "llama-server",
             [args.llama_server, "--model", str(args.gguf), "--host", "127.0.0.1", "--port", str(port)]
@@ -200,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         for c in args.concurrency:
             for mode in args.modes:
                 for server in servers:  # alternated per (c, mode)
-                    run = asyncio.run(load(server.base, "tinyllm", c, args.requests, args.new_tokens, mode))
+                    run = asyncio.run(
+                        load(server.base, "tinyllm", c, args.requests, args.new_tokens, mode, prompt)
+                    )
                     results[(server.name, c, mode)] = run
                     print(
                         f"  {server.name:12s} c={c:<3d} {mode:8s} {run.tokens / run.wall_s:8.1f} tok/s "
@@ -228,7 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         f"llama-server {args.gguf or 'not run'})\nmemory bandwidth (copy, {args.threads} threads): "
         f"{bandwidth:.1f} GB/s; c=1 ceiling: ours {bandwidth * 1e9 / ours_bytes:.0f} tok/s, "
         f"llama-server {bandwidth * 1e9 / peer_bytes:.0f} tok/s\n"
-        f"{args.requests} requests per client, {args.new_tokens} new tokens each, prompt: {PROMPT!r}\n"
+        f"{args.requests} requests per client, {args.new_tokens} new tokens each, prompt: "
+        f"{args.prompt_words} words of GPL-3, then {PROMPT!r}; our prefix cache: "
+        f"{'default' if args.prefix_cache_entries is None else args.prefix_cache_entries} entries\n"
     )
     if peer is None:
         print("llama-server: not run (give --llama-server and --gguf); ratios left empty\n")

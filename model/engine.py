@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import torch
 
 from model.kv_cache import KVCache
+from model.prefix_cache import PrefixCache
 from model.request_handle import GenerationResult, RequestHandle, TokenEvent, deliver
 from model.sampling import SamplingParams, SequenceSamplingState, sample_next
 from model.transformer import Transformer
@@ -84,6 +85,7 @@ class EngineConfig:
     max_seq_len: int | None = None  # defaults to the model's context
     prefill_chunk: int = 256  # tokens per row per prefill forward
     prefill_batch_tokens: int = 4096  # padded tokens per prefill forward (bounds memory and others' stall)
+    prefix_cache_entries: int = 0  # spare KV slots keeping recent prompts for reuse (model/prefix_cache.py)
     num_threads: int | None = None
 
 
@@ -115,6 +117,8 @@ class _Sequence:
     pos: int = 0  # tokens already in the cache
     last_token: int = -1  # sampled but not yet fed to the model
     finished: bool = False
+    generated: list[int] = field(default_factory=list)  # sampled tokens (the last one not yet fed)
+    failed: bool = False  # ended by an engine error: its cache rows are not worth keeping
 
 
 class Engine:
@@ -133,7 +137,9 @@ class Engine:
         )
         self.vocab_size = model_config.vocab_size
         self.eos_token_ids = tuple(eos_token_ids)
-        self.cache = KVCache(model_config, self.config.max_batch, self.max_seq_len)
+        entries = self.config.prefix_cache_entries
+        self.cache = KVCache(model_config, self.config.max_batch + entries, self.max_seq_len)
+        self.prefix_cache = PrefixCache(self.cache, self.config.max_batch, entries)
         self._waiting: collections.deque[_Request] = collections.deque()
         self._active: list[_Sequence] = []
         self._cond = threading.Condition()
@@ -284,17 +290,34 @@ class Engine:
         if batch:
             self._prefill(batch)
 
+    def _restore_prefixes(self, batch: list[_Request], first: int) -> list[int]:
+        """Copy each prompt's longest cached prefix into its slot; the lengths restored. A row whose cached
+        prefix would push the batch's padded positions past the cache computes its whole prompt instead."""
+        starts = [self.prefix_cache.restore(r.prompt_ids, first + row) for row, r in enumerate(batch)]
+        while True:  # each pass gives up at least one hit, and rows without one always fit
+            width = max(len(r.prompt_ids) - start for r, start in zip(batch, starts, strict=True))
+            too_far = [row for row, start in enumerate(starts) if start and start + width > self.max_seq_len]
+            if not too_far:
+                break
+            for row in too_far:
+                starts[row] = 0
+        for request, start in zip(batch, starts, strict=True):
+            request.handle.cached_tokens = start
+        return starts
+
     def _prefill(self, batch: list[_Request]) -> None:
         """Prefill the batch's prompts into consecutive slots, then fork each into its n slots."""
         started = time.perf_counter()
         for request in batch:
             request.handle.scheduled_at = started
         first = len(self._active)
-        lengths = torch.tensor([len(r.prompt_ids) for r in batch])
+        # Each row computes its prompt from its cached prefix on (``starts``, 0 when nothing is cached).
+        starts = torch.tensor(self._restore_prefixes(batch, first))
+        lengths = torch.tensor([len(r.prompt_ids) for r in batch]) - starts
         width = int(lengths.max())
         ids = torch.full((len(batch), width), 0, dtype=torch.long)
         for row, request in enumerate(batch):
-            ids[row, : len(request.prompt_ids)] = torch.tensor(request.prompt_ids)
+            ids[row, : int(lengths[row])] = torch.tensor(request.prompt_ids[int(starts[row]) :])
         last = lengths - 1
         logits = torch.empty(len(batch), self.vocab_size)
         chunk = self.config.prefill_chunk
@@ -302,9 +325,11 @@ class Engine:
             piece = ids[:, start : start + chunk]
             # Each row's logits come from its own last prompt token, in whichever chunk that falls.
             index = (last - start).clamp(0, piece.shape[1] - 1)
-            out = self.model.forward_cached(piece, torch.full((len(batch),), start), self.cache, first, index)
+            out = self.model.forward_cached(piece, starts + start, self.cache, first, index)
             in_chunk = (last >= start) & (last < start + piece.shape[1])
             logits[in_chunk] = out[in_chunk].float()
+        for row, request in enumerate(batch):
+            self.prefix_cache.store(request.prompt_ids, first + row)
 
         # Primaries sit in slots first..first+len(batch); their forks follow.
         primaries = [self._new_sequence(request, 0, first + row) for row, request in enumerate(batch)]
@@ -352,6 +377,7 @@ class Engine:
                 events.append((seq.request.handle, TokenEvent(seq.index, None, finish_reason="stop")))
                 continue
             seq.last_token = token.token_id
+            seq.generated.append(token.token_id)
             done = seq.state.num_generated >= params.max_tokens or seq.pos + 1 >= self.max_seq_len
             events.append(
                 (
@@ -384,6 +410,7 @@ class Engine:
             for i in reversed(range(len(active))):
                 if not active[i].finished:
                     continue
+                self._remember(active[i])
                 tail = active.pop()
                 if i < len(active):
                     self.cache.copy_slot(tail.slot, i, tail.pos)
@@ -391,7 +418,14 @@ class Engine:
                     active[i] = tail
             self._cond.notify_all()
 
+    def _remember(self, seq: _Sequence) -> None:
+        """Keep a finished conversation's keys and values for its next turn (the first of its n only)."""
+        if seq.index == 0 and not seq.failed:
+            prompt = seq.request.prompt_ids
+            self.prefix_cache.store(prompt + seq.generated[: seq.pos - len(prompt)], seq.slot)
+
     def _fail_all_active(self) -> None:
         for seq in self._active:
+            seq.failed = True
             self._finish(seq, "error")
         self._retire()

@@ -32,10 +32,11 @@ class KVCache:
         self.k = torch.zeros(shape, dtype=dtype)
         self.v = torch.zeros(shape, dtype=dtype)
 
-    def copy_slot(self, src: int, dst: int, length: int) -> None:
-        """Copy the first ``length`` positions of slot ``src`` into slot ``dst`` (prefix sharing, compaction)."""
-        self.k[:, dst, :, :length] = self.k[:, src, :, :length]
-        self.v[:, dst, :, :length] = self.v[:, src, :, :length]
+    def copy_slot(self, src: int, dst: int, length: int, start: int = 0) -> None:
+        """Copy positions ``start .. length - 1`` of slot ``src`` into slot ``dst`` (forks, compaction, the
+        prefix cache)."""
+        self.k[:, dst, :, start:length] = self.k[:, src, :, start:length]
+        self.v[:, dst, :, start:length] = self.v[:, src, :, start:length]
 
     def nbytes(self) -> int:
         return self.k.numel() * self.k.element_size() * 2

@@ -40,6 +40,7 @@ class RequestHandle:
         self.n = n
         self.cancelled = False
         self.scheduled_at: float | None = None  # time.perf_counter() when the engine starts the prompt
+        self.cached_tokens = 0  # prompt tokens whose keys and values came from the prefix cache
         self._wake = wake
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()

@@ -34,6 +34,11 @@ class Admission:
     timing: RequestMetrics
     finished: bool = False
 
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens the engine took from its prefix cache instead of computing them."""
+        return sum(handle.cached_tokens for handle in self.handles)
+
     def cancel(self) -> None:
         for handle in self.handles:
             handle.cancel()
@@ -62,6 +67,7 @@ class Admission:
         self.ctx.lifecycle.untrack(self)
         log_fields(scope).update(
             prompt_tokens=self.prompt_tokens,
+            cached_tokens=self.cached_tokens,
             completion_tokens=completion_tokens,
             finish_reasons=[c.finish_reason or "disconnected" for c in choices],
             **extra_log,

@@ -103,6 +103,7 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
             EngineConfig(
                 max_batch=settings.max_batch,
                 max_queue=settings.max_queue,
+                prefix_cache_entries=settings.prefix_cache_entries,
                 num_threads=settings.threads or None,
             ),
             eos_token_ids=list(loaded.tokenizer.stop_token_ids),

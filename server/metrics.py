@@ -156,6 +156,11 @@ class Metrics:
             registry=r,
         )
         self.prompt_tokens = Counter("tinyllm_prompt_tokens_total", "Prompt tokens admitted.", registry=r)
+        self.prompt_tokens_cached = Counter(
+            "tinyllm_prompt_tokens_cached_total",
+            "Prompt tokens taken from the prefix cache instead of computed (a share of the prompt tokens).",
+            registry=r,
+        )
         self.generation_tokens = Counter("tinyllm_generation_tokens_total", "Tokens generated.", registry=r)
         self.running = Gauge(
             "tinyllm_requests_running",
@@ -230,6 +235,7 @@ class Metrics:
 
 class _Handle(Protocol):
     scheduled_at: float | None  # perf_counter when the engine started the prompt (None while waiting)
+    cached_tokens: int  # prompt tokens taken from the prefix cache
 
 
 class _Choice(Protocol):
@@ -299,6 +305,7 @@ class RequestMetrics:
         reason = request_finish_reason(c.finish_reason for c in choices)
         completion_tokens = sum(c.num_tokens for c in choices)
         m.prompt_tokens.inc(self.prompt_tokens)
+        m.prompt_tokens_cached.inc(sum(h.cached_tokens for h in self.handles))
         m.generation_tokens.inc(completion_tokens)
         m.request_generation_tokens.labels(finish_reason=reason).observe(completion_tokens)
         m.e2e_latency.labels(finish_reason=reason).observe(now - self.started_at)

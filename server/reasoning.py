@@ -353,13 +353,14 @@ def decide(samples: list[SampleState], plan: ReasoningPlan, question: str) -> Vo
     )
 
 
-def reasoning_usage(prompt_tokens: int, samples: list[SampleState]) -> UsageInfo:
+def reasoning_usage(prompt_tokens: int, cached_tokens: int, samples: list[SampleState]) -> UsageInfo:
     """All sampled tokens of all k samples; ``reasoning_tokens``: their chains, ``</think>`` included."""
     completion = sum(s.num_tokens for s in samples)
     return UsageInfo(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion,
         total_tokens=prompt_tokens + completion,
+        prompt_tokens_details={"cached_tokens": cached_tokens},
         completion_tokens_details={"reasoning_tokens": sum(s.reasoning_tokens for s in samples)},
     )
 

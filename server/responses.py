@@ -19,6 +19,7 @@ class UsageInfo(ResponseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: dict[str, int] | None = None  # {"cached_tokens": ...}, as OpenAI reports it
     completion_tokens_details: dict[str, int] | None = None
 
 
@@ -163,7 +164,7 @@ class ModelCard(ResponseModel):
     created: int = Field(default_factory=_created)
     owned_by: str = "tinyllm"
     max_model_len: int | None = None  # longest prompt + completion, in tokens
-    kv_cache_bytes: int | None = None  # memory the KV cache preallocates for every slot together
+    kv_cache_bytes: int | None = None  # memory the KV cache preallocates: every slot, the prefix cache's too
 
 
 class ModelList(ResponseModel):

@@ -379,7 +379,12 @@ class OpenAIServing:
     def usage(self, gen: Generation) -> UsageInfo:
         completion = sum(c.num_tokens for c in gen.choices)
         prompt = gen.admission.prompt_tokens
-        return UsageInfo(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        return UsageInfo(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            prompt_tokens_details={"cached_tokens": gen.admission.cached_tokens},
+        )
 
     # What each endpoint writes. Chunks are JSON text (see chunk()).
 

@@ -99,7 +99,7 @@ class ServingReasoning(OpenAIServing):
         return outcome
 
     def usage(self, gen: Generation) -> UsageInfo:
-        return reasoning_usage(gen.admission.prompt_tokens, gen.choices)
+        return reasoning_usage(gen.admission.prompt_tokens, gen.admission.cached_tokens, gen.choices)
 
     def _delta_chunk(
         self, gen: Generation, delta: DeltaMessage, finish_reason: str | None = None, **extra: Any

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     )
     max_batch: int = Field(16, ge=1, le=1024, description="Engine slots: sequences decoded together.")
     max_queue: int = Field(64, ge=0, description="Requests waiting for a slot before 503.")
+    prefix_cache_entries: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="Recent prompts (and their completions) kept in spare KV slots, so a request that starts "
+        "the same way (a chat's next turn, a shared system prompt) skips those tokens (0 = off).",
+    )
     threads: int = Field(0, ge=0, description="Torch CPU threads (0 = torch default).")
     max_tokens: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for.")
     max_n: int = Field(8, ge=1, description="Largest n (choices per request).")

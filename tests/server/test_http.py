@@ -137,10 +137,13 @@ def test_chat_completion_shape_and_usage(client: httpx.Client, server_tokenizer:
     assert choice["message"]["role"] == "assistant" and isinstance(choice["message"]["content"], str)
     assert "\ufffd" not in choice["message"]["content"]
     prompt_tokens = len(server_tokenizer.encode_chat(MESSAGES))
+    cached = body["usage"]["prompt_tokens_details"]["cached_tokens"]  # the prefix cache's share
+    assert 0 <= cached < prompt_tokens
     assert body["usage"] == {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": 12,
         "total_tokens": prompt_tokens + 12,
+        "prompt_tokens_details": {"cached_tokens": cached},
         "completion_tokens_details": None,
     }
     assert r.headers["x-request-id"]
@@ -464,6 +467,7 @@ def test_text_completions(client: httpx.Client, server_tokenizer: Tokenizer):
         "prompt_tokens": prompt_tokens,
         "completion_tokens": 20,
         "total_tokens": prompt_tokens + 20,
+        "prompt_tokens_details": {"cached_tokens": 0},  # prompts this short are not worth an entry
         "completion_tokens_details": None,
     }
 

@@ -41,7 +41,8 @@ def test_models_reports_name_context_owner_and_kv_cache(server: LiveServer, hf_c
     assert card["id"] == hf_checkpoint.name == "tiny-chatml"
     assert card["max_model_len"] == MAX_MODEL_LEN < config.max_position_embeddings
     per_position = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4
-    assert card["kv_cache_bytes"] == per_position * MAX_MODEL_LEN * server.settings.max_batch
+    slots = server.settings.max_batch + server.settings.prefix_cache_entries  # the prefix cache's spare slots
+    assert card["kv_cache_bytes"] == per_position * MAX_MODEL_LEN * slots
     assert card["owned_by"] == "tinyllm"
 
 

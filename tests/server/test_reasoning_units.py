@@ -190,7 +190,7 @@ def test_chains_and_calculator_when_asked(tok: Tokenizer):
 
 def test_usage_counts_every_token_of_every_sample(tok: Tokenizer):
     samples = samples_with(tok, ["74", None, "答案：74。"])
-    usage = reasoning_usage(17, samples)
+    usage = reasoning_usage(17, 0, samples)
     assert usage.completion_tokens == sum(s.num_tokens for s in samples)
     assert usage.total_tokens == 17 + usage.completion_tokens
     reasoning = usage.completion_tokens_details["reasoning_tokens"]
