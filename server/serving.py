@@ -83,7 +83,8 @@ class ServingContext:
 
     @functools.cached_property
     def guide_vocabulary(self) -> GuideVocabulary:
-        """What the calculator guide of reasoning chains needs from the tokenizer (built at first use)."""
+        """What the calculator guide of reasoning chains needs from the tokenizer (built at start-up when the
+        calculator is the server's default, else at first use)."""
         return GuideVocabulary.of(self.tokenizer)
 
     @property
