@@ -91,6 +91,14 @@ class Server(Process):
 
 
 async def one_request(client: httpx.AsyncClient, body: dict, run: Run) -> None:
+    """One streamed request into ``run``; a refused or broken one (a server that crashed) is an error."""
+    try:
+        await _stream(client, body, run)
+    except httpx.HTTPError:
+        run.errors += 1
+
+
+async def _stream(client: httpx.AsyncClient, body: dict, run: Run) -> None:
     start = time.perf_counter()
     last = None
     count = usage = 0
@@ -227,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
         for c in args.concurrency:
             for mode in args.modes:
                 for server in servers:  # alternated per (c, mode)
+                    if server.popen.poll() is not None:  # it crashed: its rows say so, the rest go on
+                        continue
                     run = asyncio.run(
                         load(server.base, "tinyllm", c, args.requests, args.new_tokens, mode, prompt)
                     )
@@ -238,6 +248,10 @@ def main(argv: list[str] | None = None) -> None:
                     )
     finally:
         for server in servers:
+            if server.popen.poll() is not None:
+                print(
+                    f"\n{server.name} exited with {server.popen.returncode}; its log ends:\n{server.log_tail(1500)}"
+                )
             server.stop()
 
     cpu = platform.processor() or platform.machine()
@@ -268,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     for (name, c, mode), run in results.items():
         rate = run.tokens / run.wall_s
         other = results.get(("llama-server", c, mode))
-        ratio = f"{rate / (other.tokens / other.wall_s):.2f}" if other else ""
+        ratio = f"{rate / (other.tokens / other.wall_s):.2f}" if other and other.tokens else ""
         ceiling = bandwidth * 1e9 / (ours_bytes if name == "tinyllm" else peer_bytes)
         share = f"{100 * rate / ceiling:.0f}" if c == 1 else ""
         ttft = statistics.median(run.ttfts) * 1e3 if run.ttfts else float("nan")
