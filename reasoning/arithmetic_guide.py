@@ -28,7 +28,7 @@ The same goes for the expression the chain carries from step to step (``reasonin
 from __future__ import annotations
 
 import bisect
-import itertools
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,9 +58,7 @@ _COPY_MARKERS = dict(_marker(given(lang, "")) for lang in ("zh", "en"))
 _REWRITE_MARKERS = {REWRITE[lang]: _marker(rewrite(lang, ""))[1] for lang in REWRITE}
 # The step a rewrite follows, right before its phrase: "so 27+18=45, and the expression is now".
 _STEP_BEFORE = {
-    REWRITE[lang].encode(): re.compile(
-        r"(\d+)([+\-*/])(\d+)=(\d+)" + re.escape(_marker(rewrite(lang, ""))[0]) + "$"
-    )
+    REWRITE[lang]: re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)" + re.escape(_marker(rewrite(lang, ""))[0]) + "$")
     for lang in REWRITE
 }
 _EXPRESSION_BYTES = frozenset(b"0123456789+-*/() ")
@@ -117,12 +115,12 @@ class GuideVocabulary:
         if cached is not None:
             return cached
         ids = [i for end in range(1, len(text) + 1) for i in self.by_bytes.get(text[:end], ())]
-        start = bisect.bisect_right(self.sorted_pieces, text)
-        for piece in itertools.islice(self.sorted_pieces, start, None):
-            if not piece.startswith(text):
-                break
-            if piece[len(text) : len(text) + 1] not in _NOT_AFTER_A_COPY:
-                ids += self.by_bytes[piece]
+        pieces = self.sorted_pieces
+        at = bisect.bisect_right(pieces, text)  # the pieces that start with the text follow it, in a run
+        while at < len(pieces) and pieces[at].startswith(text):
+            if pieces[at][len(text) : len(text) + 1] not in _NOT_AFTER_A_COPY:
+                ids += self.by_bytes[pieces[at]]
+            at += 1
         if len(self._continuations) > 4096:
             self._continuations.clear()
         self._continuations[text] = tensor = torch.tensor(sorted(ids), dtype=torch.long)
@@ -242,7 +240,7 @@ class ArithmeticGuide(TokenConstraint):
     def _rest_after_step(self, marker: str) -> str | None:
         """What is left of the expression after the step written right before the rewrite phrase, if that
         step is one the expression can do next (the model still picks the step)."""
-        step = _STEP_BEFORE[marker.encode()].search(self._tail.decode("utf-8", errors="ignore"))
+        step = _STEP_BEFORE[marker].search(self._tail.decode("utf-8", errors="ignore"))
         rest = what_is_left(self._expression, *step.groups()) if step and self._expression else None
         self._expression = rest
         return rest
@@ -264,16 +262,9 @@ class ArithmeticGuide(TokenConstraint):
         return False
 
     def fork(self) -> ArithmeticGuide:
-        twin = ArithmeticGuide(self._vocab)
+        twin = copy.copy(self)  # every field; the two mutable buffers get copies of their own
         twin._tail = bytearray(self._tail)
-        twin._text = self._text
-        twin._ban_digits = self._ban_digits
-        twin._question = self._question
-        twin._copy_due = self._copy_due
-        twin._expression = self._expression
         twin._reading = None if self._reading is None else bytearray(self._reading)
-        twin.completed = self.completed
-        twin.rewritten = self.rewritten
         return twin
 
 
