@@ -23,6 +23,11 @@ The same goes for the expression the chain carries from step to step (``reasonin
   written is done, when that step is one the expression can do next. The model picks the step; the
   calculator only substitutes its result, and drops the brackets that no longer hold anything. Where the
   model wrote its own copy or rewrite (a question in words), the guide reads it and goes on from there.
+* the next step: once the chain's expression is known (a copy or a rewrite was written), the first number the
+  model writes after it starts the next step, and must be one of the operations the expression can do next
+  (``44*29`` or ``19*8`` in ``44*29-19*8``, never ``29-19``): the order of operations is the one rule of
+  the format the model still broke most, taking ``222-23`` first in ``222-23*3``. Which of them, if there are
+  several, is the model's choice; narration before it is free.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from model.sampling import TokenConstraint
 from reasoning.answers import canonical_number
 from reasoning.calculator import CalculatorError, evaluate, find_expression, normalise_expression
 from reasoning.chain_format import REWRITE, given, rewrite
-from reasoning.expression_steps import parse, what_is_left
+from reasoning.expression_steps import next_steps, parse, what_is_left
 
 # The run before "=": maximal (no run character or ASCII letter right before it), starts with a digit or "(".
 _EXPRESSION_AT_END = re.compile(r"(?<![0-9A-Za-z.+\-*/()])([0-9(][0-9.+\-*/()]*)=$")
@@ -84,6 +89,7 @@ class GuideVocabulary:
     value) and an index of the pieces by their bytes (for the text the guide writes)."""
 
     digit_start: torch.Tensor  # int64 ids
+    with_digit: torch.Tensor  # int64 ids of the pieces holding a digit anywhere
     special_ids: frozenset[int]
     token_bytes: tuple[bytes, ...]
     by_bytes: dict[bytes, list[int]]  # a piece's bytes -> the ids that write exactly them
@@ -94,12 +100,14 @@ class GuideVocabulary:
     def of(cls, tokenizer: GuideTokenizer) -> GuideVocabulary:
         pieces = tuple(tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size))
         digit_start = [i for i, piece in enumerate(pieces) if piece[:1].isdigit()]
+        with_digit = [i for i, piece in enumerate(pieces) if any(48 <= byte <= 57 for byte in piece)]
         by_bytes: dict[bytes, list[int]] = {}
         for i, piece in enumerate(pieces):
             if piece and i not in tokenizer.special_ids:
                 by_bytes.setdefault(piece, []).append(i)
         return cls(
             digit_start=torch.tensor(digit_start, dtype=torch.long),
+            with_digit=torch.tensor(with_digit, dtype=torch.long),
             special_ids=frozenset(tokenizer.special_ids),
             token_bytes=pieces,
             by_bytes=by_bytes,
@@ -156,7 +164,8 @@ def value_to_write(text: str) -> str | None:
 class ArithmeticGuide(TokenConstraint):
     """One sequence's guide (a :class:`~model.sampling.TokenConstraint`); ``fork`` gives each sample its own.
     ``question`` (the last user message) gives the expression a copy marker is completed with, if any.
-    ``completed`` counts the values the calculator wrote, ``rewritten`` the rewrites."""
+    ``completed`` counts the values the calculator wrote, ``rewritten`` the rewrites, ``stepped`` the steps
+    held to the order of operations."""
 
     # The guide never decides when a sequence ends: ignore_eos and min_tokens still apply.
     decides_end = False
@@ -170,17 +179,31 @@ class ArithmeticGuide(TokenConstraint):
         self._copy_due = self._question is not None  # the question's expression is copied once
         self._expression: str | None = None  # what is left of the chain's expression, as last written
         self._reading: bytearray | None = None  # an expression the model is writing after its marker
+        self._writing_expression = False  # self._text is a copy or a rewrite (not a value)
+        self._steps: tuple[bytes, ...] = ()  # what is left to write of each step the next one may be
+        self._step_started = False  # the model began writing one of self._steps
         self.completed = 0
         self.rewritten = 0
+        self.stepped = 0
 
     def fill_mask(self, mask_row: torch.Tensor) -> None:
+        size = mask_row.shape[0]
         if self._text:
             ids = self._vocab.continuations(self._text)
-            mask_row[ids[ids < mask_row.shape[0]]] = True
+            mask_row[ids[ids < size]] = True
+            return
+        if self._steps:
+            if not self._step_started:  # narration first, or a piece that starts a step (" 44" too)
+                mask_row.fill_(True)
+                mask_row[self._vocab.with_digit[self._vocab.with_digit < size]] = False
+            for step in self._steps:
+                for text in (step, b" " + step) if not self._step_started else (step,):
+                    ids = self._vocab.continuations(text)
+                    mask_row[ids[ids < size]] = True
             return
         mask_row.fill_(True)
         if self._ban_digits:
-            mask_row[self._vocab.digit_start[self._vocab.digit_start < mask_row.shape[0]]] = False
+            mask_row[self._vocab.digit_start[self._vocab.digit_start < size]] = False
 
     def accept(self, token_id: int) -> None:
         self._ban_digits = False
@@ -190,11 +213,16 @@ class ArithmeticGuide(TokenConstraint):
             if piece and (self._text.startswith(piece) or piece.startswith(self._text)):
                 self._text = self._text[len(piece) :]
                 self._ban_digits = not self._text
+                if not self._text and self._writing_expression:
+                    self._await_step()
             else:  # only when the row's logits were all NaN and the sampler fell back: give up the text
                 self._text = b""
+        elif self._steps:
+            self._accept_step(piece)
         if special:
             self._tail.clear()  # a role or reasoning marker: no expression spans it
             self._reading = None
+            self._steps = ()
             return
         self._tail += piece
         del self._tail[:-_TAIL_BYTES]
@@ -209,7 +237,32 @@ class ArithmeticGuide(TokenConstraint):
         value = value_to_write(self._tail.decode("utf-8", errors="ignore"))
         if value is not None:
             self._text = value.encode()
+            self._writing_expression = False
             self.completed += 1
+
+    def _await_step(self) -> None:
+        """The chain's expression was just written: its next step must be one the expression can do next."""
+        self._steps = tuple(step.encode() for step in next_steps(self._expression or ""))
+        self._step_started = False
+
+    def _accept_step(self, piece: bytes) -> None:
+        """Follow the step being written; done at its end (or when the model left it: a sampler fallback)."""
+        if not self._step_started:
+            if not any(48 <= byte <= 57 for byte in piece):
+                return  # narration
+            self._step_started = True
+            self.stepped += 1
+            piece = piece.removeprefix(b" ")
+        left = tuple(
+            step[len(piece) :] if step.startswith(piece) else b""  # b"": ended inside the piece
+            for step in self._steps
+            if step.startswith(piece) or piece.startswith(step)
+        )
+        if not left or b"" in left:  # the model left the steps (a sampler fallback), or one ended
+            self._steps = ()
+            self._ban_digits = bool(left)
+        else:
+            self._steps = left
 
     def _open_expression(self, piece: bytes) -> bool:
         """At a copy's or a rewrite's phrase (it may end inside the last piece: ``：(``), start its text:
@@ -226,11 +279,14 @@ class ArithmeticGuide(TokenConstraint):
             else:
                 text = self._rest_after_step(marker)
                 text = space + text if text else None
+            self._steps = ()
             if text is not None and text.encode().startswith(written):
                 self._text = text.encode()[len(written) :]
+                self._writing_expression = True
                 self.rewritten += marker in _REWRITE_MARKERS
                 if not self._text:
                     self._ban_digits = True
+                    self._await_step()
             else:
                 self._reading = bytearray()
                 self._read(written)
@@ -253,6 +309,7 @@ class ArithmeticGuide(TokenConstraint):
                 written = self._reading.decode().replace(" ", "")
                 self._reading = None
                 self._expression = written if parse(written) is not None else None
+                self._await_step()
                 return
             self._reading.append(byte)
         if len(self._reading) > _MAX_EXPRESSION:

@@ -48,6 +48,15 @@ def ready_operations(tree: ast.expr) -> list[tuple[ast.BinOp, list[str]]]:
     return found
 
 
+def next_steps(expression: str) -> list[str]:
+    """The operations ``expression`` can do next, as a chain writes them (``"44*29-19*8"`` -> ``["44*29",
+    "19*8"]``); [] when it is no expression or a bare number."""
+    tree = parse(expression)
+    if tree is None:
+        return []
+    return [f"{n.left.value}{SYMBOL[type(n.op)]}{n.right.value}" for n, _ in ready_operations(tree)]
+
+
 def after_step(tree: ast.expr, a: str, op: str, b: str, result: ast.expr) -> list[ast.expr]:
     """``tree`` with the operation ``a op b`` replaced by ``result``, once for each place it can be done."""
     done = []

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from model.tokenizer import THINK, THINK_END
 from model.tokenizer_loading import load_tokenizer
 from training.data import SPLITS, ShardWriter, token_dtype
 from training.trainer import TrainConfig, Trainer
@@ -38,6 +39,14 @@ TOKENIZER_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
     "chat_template.jinja",
+)
+# Appended to a merged checkpoint's chat template: when the server renders a plain request (``reasoning``
+# false: ``reasoning_effort: "none"``, or an output a vote cannot give) the generation prompt ends with an
+# empty chain, so the model answers at once, as Qwen3's ``enable_thinking=False`` does. Templates end with
+# their generation prompt, so appending is enough; ``transformers`` leaves ``reasoning`` undefined: a chain.
+NO_THINKING_PROMPT = (
+    "{%- if add_generation_prompt and reasoning is defined and not reasoning -%}"
+    "{{ '" + THINK + "\\n\\n" + THINK_END + "\\n' }}{%- endif -%}"
 )
 # The reasoning effort a merged checkpoint declares: requests without one get the chain (one sample).
 DEFAULT_EFFORT = "low"
@@ -56,26 +65,69 @@ class LoraOptions:
 # --------------------------------------------------------------------------------------------- data
 
 
-def reasoning_messages(record: dict[str, Any], with_system: bool) -> list[dict[str, str]]:
-    """A reasoning record as a conversation whose answer carries its chain in textual markers."""
-    answer = f"<think>\n{record['cot']}\n</think>\n{record['final']}"
+# What a plain answer's turn starts with: an empty chain, as in the generation prompt a checkpoint's chat
+# template writes when thinking is off (``reasoning`` false, see ``NO_THINKING_PROMPT``). Trained so that
+# ``reasoning_effort: "none"`` has a prompt the model knows, apart from the one that asks for a chain.
+EMPTY_CHAIN = f"{THINK}\n\n{THINK_END}\n"
+
+
+def reasoning_messages(
+    record: dict[str, Any], with_system: bool, plain: bool = False
+) -> list[dict[str, str]]:
+    """A reasoning record as a conversation whose answer carries its chain in textual markers (``plain``:
+    an empty chain and the final sentence alone)."""
+    if plain:
+        answer = EMPTY_CHAIN + record["final"]
+    else:
+        answer = f"{THINK}\n{record['cot']}\n{THINK_END}\n{record['final']}"
     messages = [{"role": "user", "content": record["user"]}, {"role": "assistant", "content": answer}]
     return ([{"role": "system", "content": record["system"]}] if with_system else []) + messages
 
 
+def _plain_chat(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A chat conversation whose last assistant turn starts with the empty chain, as a plain request's
+    generation prompt does."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    # No whitespace right after the empty chain: its last newline would merge with it into one token.
+    return [
+        dict(m, content=EMPTY_CHAIN + m["content"].lstrip()) if i == last else m
+        for i, m in enumerate(messages)
+    ]
+
+
 def training_conversations(
-    n_reasoning: int, n_chat: int, seed: int, system_share: float = 0.25, split: str = "train"
+    n_reasoning: int,
+    n_chat: int,
+    seed: int,
+    system_share: float = 0.25,
+    split: str = "train",
+    hard_share: float | None = None,
+    plain_share: float = 0.0,
 ) -> list[list[dict[str, str]]]:
     """Reasoning conversations (a ``system_share`` of them with the record's system prompt; the others get
-    the template's default, as a request without one does) and chat conversations, shuffled."""
+    the template's default, as a request without one does) and chat conversations, shuffled.
+
+    ``hard_share``: the share of reasoning problems from the hard stratum (None: strata alternate).
+    ``plain_share``: the share of reasoning problems answered without a chain (the final sentence after an
+    empty one); when it is above 0 the chat answers start with the empty chain too, since a plain request's
+    prompt holds it."""
     from training.chat_data import generate_chat
     from training.reasoning_data import generate
 
     rng = random.Random(f"tinyllm-lora:{split}:{seed}")
+    if hard_share is None:
+        records = generate(split, n_reasoning, seed)
+    else:
+        n_hard = round(n_reasoning * hard_share)
+        records = generate(split, n_hard, seed, strata=("hard",)) if n_hard else []
+        records += (
+            generate(split, n_reasoning - n_hard, seed, strata=("easy",)) if n_hard < n_reasoning else []
+        )
     conversations = [
-        reasoning_messages(r, rng.random() < system_share) for r in generate(split, n_reasoning, seed)
+        reasoning_messages(r, rng.random() < system_share, plain=rng.random() < plain_share) for r in records
     ]
-    conversations += [r["messages"] for r in generate_chat(n_chat, seed)] if n_chat else []
+    chats = [r["messages"] for r in generate_chat(n_chat, seed)] if n_chat else []
+    conversations += [_plain_chat(c) for c in chats] if plain_share > 0 else chats
     rng.shuffle(conversations)
     return conversations
 
@@ -88,6 +140,8 @@ def prepare_data(
     n_val: int = 64,
     seed: int = 0,
     max_tokens: int = 512,
+    hard_share: float | None = None,
+    plain_share: float = 0.0,
 ) -> dict[str, Any]:
     """Tokenize the conversations with the base's tokenizer into prepared ``sft`` shards (train/ and val/,
     val from the reasoning generator's test split). Returns the meta.json it writes."""
@@ -97,12 +151,18 @@ def prepare_data(
     splits: dict[str, dict[str, int]] = {}
     dropped = 0
     for split, convs in (
-        ("train", training_conversations(n_reasoning, n_chat, seed)),
+        (
+            "train",
+            training_conversations(n_reasoning, n_chat, seed, hard_share=hard_share, plain_share=plain_share),
+        ),
         ("val", training_conversations(n_val, 0, seed, split="test")),
     ):
         writer = ShardWriter(out / split, dtype, with_mask=True)
+        empty_chain = tokenizer.encode(EMPTY_CHAIN)
         for messages in convs:
             ids, mask = tokenizer.encode_sft_example(messages)
+            if messages[-1]["content"].startswith(EMPTY_CHAIN):
+                mask = _unmask_prompt_part(ids, mask, empty_chain)
             if len(ids) > max_tokens:
                 dropped += 1
                 continue
@@ -114,12 +174,31 @@ def prepare_data(
         "dtype": dtype.name,
         "tokenizer": str(Path(base).resolve()),
         "vocab_size": tokenizer.vocab_size,
-        "sources": [{"reasoning": n_reasoning, "chat": n_chat, "val_reasoning": n_val, "seed": seed}],
+        "sources": [
+            {
+                "reasoning": n_reasoning,
+                "chat": n_chat,
+                "val_reasoning": n_val,
+                "seed": seed,
+                "hard_share": hard_share,
+                "plain_share": plain_share,
+            }
+        ],
         "splits": splits,
         "dropped_over_context": dropped,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
+
+
+def _unmask_prompt_part(ids: list[int], mask: list[int], part: list[int]) -> list[int]:
+    """``mask`` without the loss on the last run of ``part``'s tokens: the empty chain is the plain request's
+    prompt, never the model's to write (a model that learned to close its chain at once would do so in
+    reasoning mode too, whose prompt stops before the chain)."""
+    for start in range(len(ids) - len(part), -1, -1):
+        if ids[start : start + len(part)] == part:
+            return mask[:start] + [0] * len(part) + mask[start + len(part) :]
+    raise ValueError("the empty chain is not tokenized apart from the answer")
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -276,6 +355,7 @@ def merge(
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out, safe_serialization=True)
     copy_tokenizer_files(base, out)
+    add_thinking_switch(out)
     generation = {}
     if (base / "generation_config.json").is_file():
         generation = json.loads((base / "generation_config.json").read_text(encoding="utf-8"))
@@ -283,6 +363,23 @@ def merge(
     generation["reasoning_effort"] = effort
     (out / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def add_thinking_switch(checkpoint: Path) -> None:
+    """Append ``NO_THINKING_PROMPT`` to the checkpoint's chat template (``chat_template.jinja``, else
+    ``tokenizer_config.json``'s ``chat_template``), once."""
+    jinja = checkpoint / "chat_template.jinja"
+    if jinja.is_file():
+        template = jinja.read_text(encoding="utf-8")
+        if NO_THINKING_PROMPT not in template:
+            jinja.write_text(template + NO_THINKING_PROMPT, encoding="utf-8")
+        return
+    config_path = checkpoint / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    template = config.get("chat_template")
+    if isinstance(template, str) and NO_THINKING_PROMPT not in template:
+        config["chat_template"] = template + NO_THINKING_PROMPT
+        config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def export_adapter(adapter: str | Path, out: str | Path) -> Path:

@@ -41,6 +41,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-reasoning", type=int, default=2000, help="reasoning examples to prepare")
     p.add_argument("--n-chat", type=int, default=200, help="chat examples to prepare")
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument(
+        "--hard-share",
+        type=float,
+        default=None,
+        help="share of reasoning problems from the hard stratum (default: easy and hard alternate)",
+    )
+    p.add_argument(
+        "--plain-share",
+        type=float,
+        default=0.0,
+        help="share of reasoning problems answered without a chain, "
+        'after an empty one: what reasoning_effort "none" asks (chat answers then start with it too)',
+    )
     p.add_argument("--rank", type=int, default=16, help="LoRA rank r")
     p.add_argument("--alpha", type=int, default=32, help="LoRA alpha (scale alpha/r)")
     p.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout")
@@ -93,7 +106,15 @@ def run(args: argparse.Namespace) -> int:
 
     data = Path(args.data) if args.data else Path(args.out) / "data"
     if not (data / "meta.json").is_file():
-        meta = prepare_data(base, data, args.n_reasoning, args.n_chat, seed=args.data_seed)
+        meta = prepare_data(
+            base,
+            data,
+            args.n_reasoning,
+            args.n_chat,
+            seed=args.data_seed,
+            hard_share=args.hard_share,
+            plain_share=args.plain_share,
+        )
         print(f"prepared {data}: " + json.dumps(meta["splits"]))
     config = TrainConfig(
         stage="lora",

@@ -12,7 +12,7 @@ import torch
 from model.sampling import SamplingParams, SequenceSamplingState, sample_batch
 from model.tokenizer_loading import load_tokenizer
 from reasoning.arithmetic_guide import ArithmeticGuide, GuideVocabulary, question_expression, value_to_write
-from reasoning.chain_format import GIVEN, REWRITE_RE, given, rewrite
+from reasoning.chain_format import GIVEN, REWRITE_RE, answer, given, rewrite
 from server.settings import DEFAULT_MODEL_DIR
 from training import reasoning_data as rd
 
@@ -170,7 +170,7 @@ def test_after_the_copy_marker_only_the_questions_expression_may_follow(tokenize
         remaining = remaining[len(tokenizer.token_bytes(token)) :]
         guide.accept(token)
     assert remaining == b""
-    assert _write(guide, tokenizer, ". Then 3+4") == []  # the copy is made once: a later one is the model's
+    assert _write(guide, tokenizer, ". Then 7+13") == []  # the copy is made once: a later one is the model's
     guide.accept(tokenizer.encode(GIVEN["en"])[-1])
     assert _allowed(guide, tokenizer.vocab_size).all()
 
@@ -194,13 +194,23 @@ def test_a_copy_ending_in_a_bracket_may_end_with_the_piece_that_merges_it_with_a
 def test_it_writes_every_rewrite_of_the_generators_chains_and_allows_every_token_of_them(tokenizer) -> None:
     """Token by token through the guide, a generator chain is never forbidden a token, and every rewrite
     ("the expression is now 26*45-14") is one the calculator wrote."""
-    vocab, rewrites, forced = GuideVocabulary.of(tokenizer), 0, 0
+    vocab, rewrites, forced, steps = GuideVocabulary.of(tokenizer), 0, 0, 0
     for record in rd.generate("test", 120, seed=5, kinds=("expression",)):
         guide = ArithmeticGuide(vocab, record["user"])
         assert _write(guide, tokenizer, record["cot"]) == [], record["cot"]
         rewrites += len(REWRITE_RE.findall(record["cot"]))
         forced += guide.rewritten
+        steps += guide.stepped
     assert forced == rewrites > 100
+    assert steps == forced + 120  # every step held to the order of operations: one per rewrite, and the last
+
+
+def test_no_chain_of_the_generator_is_forbidden_a_token(tokenizer) -> None:
+    """Word problems, probability and equations too, in both languages: the guide leaves correct chains be."""
+    vocab = GuideVocabulary.of(tokenizer)
+    for record in rd.generate("test", 160, seed=6, kinds=("word", "probability", "algebra")):
+        guide = ArithmeticGuide(vocab, record["user"])
+        assert _write(guide, tokenizer, record["cot"] + "\n" + record["final"]) == [], record["cot"]
 
 
 def test_a_rewrite_follows_the_step_the_model_chose_and_only_a_step_the_expression_can_do(tokenizer) -> None:
@@ -229,6 +239,48 @@ def test_a_rewrite_follows_the_step_the_model_chose_and_only_a_step_the_expressi
     assert forced_rest("Work out 222 - 23 x 3.", f"{given('en', '222-23*3')}. First, 222-23=199{en}") == ""
     zh = f"{given('zh', '(44+28)*(16-13)')}。先算括号里的加法：44+28=72{rewrite('zh', '')}"
     assert forced_rest("（44+28）×（16−13）算出来是多少？", zh) == "72*(16-13)"
+
+
+def test_the_next_step_is_one_the_expression_can_do_next(tokenizer) -> None:
+    """After the copy (or a rewrite) the first number the model writes starts the next step: only the
+    operations of two plain numbers may begin there, in the model's choice of order; narration stays free."""
+    vocab = GuideVocabulary.of(tokenizer)
+
+    def numbers_allowed(question: str, chain: str) -> set[bytes]:
+        """The pieces holding a digit the guide allows right after ``chain`` (which it must allow)."""
+        guide = ArithmeticGuide(vocab, question)
+        assert _write(guide, tokenizer, chain) == []
+        allowed = _allowed(guide, tokenizer.vocab_size)
+        assert allowed[tokenizer.encode(" so")[-1]]  # narration
+        pieces = (tokenizer.token_bytes(i) for i in allowed.nonzero().flatten().tolist())
+        return {piece for piece in pieces if re.search(rb"\d", piece)}
+
+    def only_starts(pieces: set[bytes], steps: tuple[bytes, ...]) -> bool:
+        return all(
+            any(
+                s.startswith(p.lstrip()) or (p.lstrip().startswith(s) and not p.lstrip()[len(s) :].isdigit())
+                for s in steps
+            )
+            for p in pieces
+        )
+
+    question = "Work out 222 - 23 x 3."
+    copied = f"{given('en', '222-23*3')}. First, multiplication:"
+    pieces = numbers_allowed(question, copied)
+    assert pieces and only_starts(pieces, (b"23*3",))  # 222-23 first breaks the order of operations
+    assert _write(ArithmeticGuide(vocab, question), tokenizer, copied + " 23*3: 3*3=9") == []
+    assert _write(ArithmeticGuide(vocab, question), tokenizer, copied + " 222-23") != []
+    # Two products ready: either may come first, never the difference between them.
+    zh = f"{given('zh', '44*29-19*8')}。先算乘法："
+    assert only_starts(numbers_allowed("44*29-19*8=?", zh), (b"44*29", b"19*8"))
+    for step in ("44*29", "19*8"):
+        assert _write(ArithmeticGuide(vocab, "44*29-19*8=?"), tokenizer, zh + step + "：") == [], step
+    assert _write(ArithmeticGuide(vocab, "44*29-19*8=?"), tokenizer, zh + "29-19") != []
+    # After a rewrite the step comes from what is left; a number in a chain with no expression is free.
+    rewritten = f"{given('en', '26*(27+18)-14')}. First, 27+18=45{rewrite('en', '26*45-14')}. Then"
+    assert only_starts(numbers_allowed("Give me 26 * (27 + 18) - 14.", rewritten), (b"26*45",))
+    free = numbers_allowed("Tom has 12 apples and buys 7 more.", "12+7=19. " + answer("en", "").rstrip())
+    assert not only_starts(free, (b"26*45",))
 
 
 def test_the_guide_leaves_the_end_of_a_sequence_to_ignore_eos_and_min_tokens(tokenizer) -> None:

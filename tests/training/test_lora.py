@@ -17,7 +17,15 @@ from model.checkpoint import load_checkpoint  # noqa: E402
 from model.tokenizer_loading import load_tokenizer  # noqa: E402
 from tests.support import make_hf_checkpoint  # noqa: E402
 from training.cli import main as training_main  # noqa: E402
-from training.lora import LoraOptions, LoraTrainer, merge, prepare_data, reasoning_messages  # noqa: E402
+from training.lora import (  # noqa: E402
+    EMPTY_CHAIN,
+    LoraOptions,
+    LoraTrainer,
+    merge,
+    prepare_data,
+    reasoning_messages,
+    training_conversations,
+)
 from training.metrics import read_metrics  # noqa: E402
 from training.reasoning_data import generate  # noqa: E402
 from training.trainer import TrainConfig  # noqa: E402
@@ -92,6 +100,39 @@ def test_loss_mask_covers_exactly_the_assistant_turn(base: Path, data: Path) -> 
     assert thinking >= 28  # the 32 reasoning examples (some may be dropped as over-long); chat has no chain
 
 
+def test_plain_answers_learn_the_answer_after_an_empty_chain_never_the_chain(
+    base: Path, tmp_path: Path
+) -> None:
+    """``--plain-share``: some problems are answered without a chain, after the empty one a plain request's
+    prompt ends with; the loss never covers that empty chain (a model that learned to write it would close
+    its chain at once in reasoning mode too). ``--hard-share`` sets the strata's mix."""
+    conversations = training_conversations(40, 4, seed=1, hard_share=0.75, plain_share=0.5)
+    answers = [c[-1]["content"] for c in conversations]
+    plain = [a for a in answers if a.startswith(EMPTY_CHAIN)]
+    assert 8 <= len(plain) <= 36 and all(a.startswith("<think>\n") for a in answers)
+    assert sum(EMPTY_CHAIN + "\n" in a or EMPTY_CHAIN + " " in a for a in answers) == 0
+    records = [r for r in generate("train", 12, 1, strata=("hard",))]
+    assert all(r["stratum"] == "hard" for r in records)
+    out = tmp_path / "data"
+    prepare_data(base, out, n_reasoning=24, n_chat=4, n_val=4, seed=1, max_tokens=1024, plain_share=0.5)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["sources"][0]["plain_share"] == 0.5
+    tokenizer = load_tokenizer(base)
+    tokens = np.fromfile(out / "train" / "tokens.bin", dtype=meta["dtype"])
+    masks = np.fromfile(out / "train" / "mask.bin", dtype=np.uint8)
+    offsets = np.load(out / "train" / "offsets.npy")
+    answered_plainly = 0
+    for start, end in zip(offsets[:-1], offsets[1:], strict=True):
+        ids, mask = tokens[start:end].tolist(), masks[start:end]
+        target = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m], skip_special=False)
+        whole = tokenizer.decode(ids, skip_special=False)
+        assert not target.startswith("<think>\n\n") and "</think>" not in target.split("\n", 1)[0]
+        if EMPTY_CHAIN in whole:
+            answered_plainly += 1
+            assert whole.count(EMPTY_CHAIN) == 1 and "<think>" not in target
+    assert answered_plainly >= 8
+
+
 def _network_state(trainer: LoraTrainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.network.named_parameters()}
 
@@ -157,9 +198,22 @@ def test_merged_checkpoint_loads_here_and_in_transformers_with_equal_logits(
     with torch.no_grad():
         base_logits = load_checkpoint(base).model(ids)
     assert (ours - base_logits).abs().max() > 1e-3  # the adapter is in the weights
-    assert loaded.tokenizer.encode_chat([{"role": "user", "content": "hi"}]) == load_tokenizer(
-        base
-    ).encode_chat([{"role": "user", "content": "hi"}])
+    # Reasoning mode renders as the base does; a plain request's prompt ends with the empty chain the model
+    # was trained to answer after (reasoning_effort "none"), and transformers, which knows no `reasoning`,
+    # renders as the base.
+    hi = [{"role": "user", "content": "hi"}]
+    base_tokenizer = load_tokenizer(base)
+    assert loaded.tokenizer.encode_chat(hi, reasoning=True) == base_tokenizer.encode_chat(hi, reasoning=True)
+    plain = loaded.tokenizer.decode(loaded.tokenizer.encode_chat(hi), skip_special=False)
+    assert plain == base_tokenizer.decode(base_tokenizer.encode_chat(hi), skip_special=False) + EMPTY_CHAIN
+    from transformers import AutoTokenizer
+
+    hf_prompt = AutoTokenizer.from_pretrained(out).apply_chat_template(
+        hi, tokenize=False, add_generation_prompt=True
+    )
+    assert hf_prompt.endswith("assistant\n") and EMPTY_CHAIN not in hf_prompt
+    merge(base, adapter, out)  # merging again into the same directory adds the switch once
+    assert loaded.tokenizer.encode_chat(hi) == load_checkpoint(out).tokenizer.encode_chat(hi)
 
 
 def test_full_fine_tuning_trains_every_weight_and_merges(base: Path, data: Path, tmp_path: Path) -> None:
