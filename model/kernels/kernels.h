@@ -17,6 +17,6 @@ torch::Tensor decoder_layers(torch::Tensor x, const torch::Tensor& turns, const 
                              int64_t head_dim, double eps, bool residual);
 
 // sampling.cpp
-torch::Tensor draw_ranked(const torch::Tensor& scaled, const std::vector<double>& log_total,
-                          const std::vector<int64_t>& top_k, const std::vector<double>& top_p,
-                          const std::vector<double>& min_p, const std::vector<double>& uniform);
+torch::Tensor draw_rows(const torch::Tensor& logits, const std::vector<double>& temperature,
+                        const std::vector<int64_t>& top_k, const std::vector<double>& top_p,
+                        const std::vector<double>& min_p, const std::vector<double>& uniform);

@@ -13,5 +13,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("residual"), py::arg("norm_eps") = -1.0, release());
   m.def("decoder_layers", &decoder_layers, "every decoder layer of a cached forward pass, int8 projections",
         release());
-  m.def("draw_ranked", &draw_ranked, "one token per row with top-k / top-p / min-p, by selection", release());
+  m.def("draw_rows", &draw_rows, "one token per sampled row: temperature, log-sum-exp and the draw", release());
 }

@@ -133,10 +133,8 @@ const Item& select_draw(std::vector<Item>& items, size_t n, double target) {
                            [](const Item& x, const Item& y) { return x.value < y.value; });
 }
 
-// One row of temperature-scaled logits with its log-sum-exp over the vocabulary (PyTorch's vectorised
-// exp computes that faster than a scalar loop here; only candidates get an exp below).
-// One row of temperature-scaled logits with its log-sum-exp over the vocabulary (PyTorch's vectorised
-// exp computes that faster than a scalar loop here; only candidates get an exp below).
+// One row of temperature-scaled logits with its log-sum-exp over the vocabulary (scale_row computes it with
+// the vectorised exp; only candidates get an exp below).
 int64_t draw_row(const float* scaled, int64_t vocab, double log_total, int64_t top_k, double top_p,
                  double min_p, double uniform) {
   if (!std::isfinite(log_total)) return -1;  // NaN logits, or every token banned: the caller falls back
@@ -145,7 +143,19 @@ int64_t draw_row(const float* scaled, int64_t vocab, double log_total, int64_t t
   float floor = -INFINITY;
   int64_t members = vocab;
   if (top_k > 0 && top_k < vocab) {
-    std::vector<float> copy(scaled, scaled + vocab);
+    // The k-th largest value is among the values 16 nats below the log-sum-exp whenever k of them are
+    // there (nearly always for the k people pick); else the whole row.
+    std::vector<float> copy;
+    copy.reserve(256);
+    const __m256 near = _mm256_set1_ps(static_cast<float>(log_total) - 16.0f);
+    int64_t i = 0;
+    for (; i + 8 <= vocab; i += 8) {
+      unsigned bits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(scaled + i), near, _CMP_GE_OQ));
+      for (; bits; bits &= bits - 1) copy.push_back(scaled[i + __builtin_ctz(bits)]);
+    }
+    for (; i < vocab; ++i)
+      if (scaled[i] >= static_cast<float>(log_total) - 16.0f) copy.push_back(scaled[i]);
+    if (static_cast<int64_t>(copy.size()) < top_k) copy.assign(scaled, scaled + vocab);
     std::nth_element(copy.begin(), copy.begin() + (top_k - 1), copy.end(), std::greater<float>());
     floor = copy[top_k - 1];
     std::vector<Item> kept;
@@ -186,25 +196,138 @@ int64_t draw_row(const float* scaled, int64_t vocab, double log_total, int64_t t
   return select_draw(items, n, uniform * total).id;
 }
 
+// exp of eight floats at once: Cephes' expf polynomial after reducing by ln 2 (relative error ~2e-7, plenty for
+// a draw). Inputs below -87 (the -inf of banned tokens among them) give exactly 0.
+inline __m256 exp8(__m256 x) {
+  const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln 2 in two parts: r exact
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(scale)), live);
+}
+
+float hsum8(__m256 v) {
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, v);
+  float total = 0.0f;
+  for (float lane : lanes) total += lane;
+  return total;
+}
+
+// scaled = logits / temperature; returns its log-sum-exp (-inf when every token is banned, NaN when a logit
+// is NaN).
+double scale_row(const float* logits, int64_t vocab, float temperature, float* scaled) {
+  const __m256 inv = _mm256_set1_ps(1.0f / temperature);
+  __m256 best8 = _mm256_set1_ps(-INFINITY), nan8 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= vocab; i += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(logits + i), inv);
+    _mm256_storeu_ps(scaled + i, v);
+    best8 = _mm256_max_ps(best8, v);
+    nan8 = _mm256_or_ps(nan8, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  bool nan = _mm256_movemask_ps(nan8) != 0;
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, best8);
+  float best = *std::max_element(lanes, lanes + 8);
+  for (; i < vocab; ++i) {
+    scaled[i] = logits[i] / temperature;
+    nan |= std::isnan(scaled[i]);
+    best = std::max(best, scaled[i]);
+  }
+  if (nan) return std::numeric_limits<double>::quiet_NaN();
+  if (best == -INFINITY) return -INFINITY;
+  const __m256 peak = _mm256_set1_ps(best);
+  __m256 sum8 = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= vocab; i += 8) sum8 = _mm256_add_ps(sum8, exp8(_mm256_sub_ps(_mm256_loadu_ps(scaled + i), peak)));
+  double total = hsum8(sum8);
+  for (; i < vocab; ++i) total += std::exp(scaled[i] - best);
+  return best + std::log(total);
+}
+
+// A row without top-k or top-p: its inverse CDF in vocabulary order (model/sampling.py's plain draw), over the
+// tokens min-p keeps. Eight probabilities per step; only the block the target falls in is walked one by one.
+int64_t draw_in_order(const float* scaled, int64_t vocab, double log_total, double min_p, double uniform) {
+  if (!std::isfinite(log_total)) return -1;
+  const float lse = static_cast<float>(log_total);
+  float floor = -INFINITY;
+  if (min_p > 0.0) floor = row_max(scaled, vocab) + static_cast<float>(std::log(min_p));
+  const __m256 shift = _mm256_set1_ps(lse), cut = _mm256_set1_ps(floor);
+  auto block = [&](int64_t i) {  // the kept probabilities of tokens i..i+7
+    const __m256 v = _mm256_loadu_ps(scaled + i);
+    return _mm256_and_ps(exp8(_mm256_sub_ps(v, shift)), _mm256_cmp_ps(v, cut, _CMP_GE_OQ));
+  };
+  auto one = [&](int64_t i) { return scaled[i] >= floor ? std::exp(static_cast<double>(scaled[i] - lse)) : 0.0; };
+  const int64_t whole = vocab - vocab % 8;
+  double total = 1.0;  // without min-p every token is kept: the probabilities sum to 1 (to rounding)
+  if (min_p > 0.0) {
+    total = 0.0;
+    for (int64_t i = 0; i < whole; i += 8) total += hsum8(block(i));
+    for (int64_t i = whole; i < vocab; ++i) total += one(i);
+  }
+  const double target = uniform * total;
+  double before = 0.0;
+  for (int64_t i = 0; i < whole; i += 8) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, block(i));
+    double here = 0.0;
+    for (float lane : lanes) here += lane;
+    if (before + here <= target) {
+      before += here;
+      continue;
+    }
+    for (int j = 0; j < 8; ++j) {
+      before += lanes[j];
+      if (lanes[j] > 0.0f && before > target) return i + j;
+    }
+  }
+  for (int64_t i = whole; i < vocab; ++i) {
+    const double mass = one(i);
+    before += mass;
+    if (mass > 0.0 && before > target) return i;
+  }
+  // Rounding put the target past the end: the last kept token.
+  for (int64_t i = vocab - 1; i >= 0; --i)
+    if (scaled[i] >= floor && scaled[i] > -INFINITY) return i;
+  return -1;
+}
+
 }  // namespace
 
-// scaled [R, V]: float32 logits after bias, penalties and masks, divided by each row's temperature;
-// log_total: each row's log-sum-exp; one top_k, top_p, min_p and uniform number in [0, 1) per row.
-// Returns the token ids [R], -1 where a row's distribution is degenerate.
-torch::Tensor draw_ranked(const torch::Tensor& scaled, const std::vector<double>& log_total,
-                          const std::vector<int64_t>& top_k, const std::vector<double>& top_p,
-                          const std::vector<double>& min_p, const std::vector<double>& uniform) {
-  TORCH_CHECK(scaled.dim() == 2 && scaled.scalar_type() == torch::kFloat32, "rows must be a float32 matrix");
-  const torch::Tensor x = scaled.contiguous();
+// logits [R, V]: float32 after bias, penalties and masks; per row a temperature (> 0), top_k, top_p, min_p
+// and a uniform number in [0, 1). The whole draw in one call: the scaling, the log-sum-exp (vectorised exp)
+// and the draw -- by selection for rows with top-k or top-p, in vocabulary order for the others. Returns
+// the token ids [R], -1 where a row's distribution is degenerate.
+torch::Tensor draw_rows(const torch::Tensor& logits, const std::vector<double>& temperature,
+                        const std::vector<int64_t>& top_k, const std::vector<double>& top_p,
+                        const std::vector<double>& min_p, const std::vector<double>& uniform) {
+  TORCH_CHECK(logits.dim() == 2 && logits.scalar_type() == torch::kFloat32, "rows must be a float32 matrix");
+  const torch::Tensor x = logits.contiguous();
   const int64_t R = x.size(0), V = x.size(1);
-  TORCH_CHECK(static_cast<int64_t>(log_total.size()) == R && static_cast<int64_t>(top_k.size()) == R &&
+  TORCH_CHECK(static_cast<int64_t>(temperature.size()) == R && static_cast<int64_t>(top_k.size()) == R &&
                   static_cast<int64_t>(top_p.size()) == R && static_cast<int64_t>(min_p.size()) == R &&
                   static_cast<int64_t>(uniform.size()) == R,
               "one parameter of each kind per row");
   auto out = torch::empty({R}, torch::kInt64);
   auto* tokens = out.data_ptr<int64_t>();
   const float* data = x.data_ptr<float>();
-  for (int64_t r = 0; r < R; ++r)
-    tokens[r] = draw_row(data + r * V, V, log_total[r], top_k[r], top_p[r], min_p[r], uniform[r]);
+#pragma omp parallel for schedule(dynamic) if (R >= 8)
+  for (int64_t r = 0; r < R; ++r) {
+    std::vector<float> scaled(static_cast<size_t>(V));
+    const double lse = scale_row(data + r * V, V, static_cast<float>(temperature[r]), scaled.data());
+    const bool ranked = (top_k[r] > 0 && top_k[r] < V) || top_p[r] < 1.0;
+    tokens[r] = ranked ? draw_row(scaled.data(), V, lse, top_k[r], top_p[r], min_p[r], uniform[r])
+                       : draw_in_order(scaled.data(), V, lse, min_p[r], uniform[r]);
+  }
   return out;
 }
