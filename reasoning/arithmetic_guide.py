@@ -27,7 +27,8 @@ The same goes for the expression the chain carries from step to step (``reasonin
   model writes after it starts the next step, and must be one of the operations the expression can do next
   (``44*29`` or ``19*8`` in ``44*29-19*8``, never ``29-19``): the order of operations is the one rule of
   the format the model still broke most, taking ``222-23`` first in ``222-23*3``. Which of them, if there are
-  several, is the model's choice; narration before it is free.
+  several, is the model's choice; narration before it is free. After that step's value (not a column of its
+  work), when something is left, the rewrite's phrase follows, then the rewrite itself.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import torch
 from model.sampling import TokenConstraint
 from reasoning.answers import canonical_number
 from reasoning.calculator import CalculatorError, evaluate, find_expression, normalise_expression
-from reasoning.chain_format import REWRITE, given, rewrite
+from reasoning.chain_format import REWRITE, SO, given, rewrite
 from reasoning.expression_steps import next_steps, parse, what_is_left
 
 # The run before "=": maximal (no run character or ASCII letter right before it), starts with a digit or "(".
@@ -61,6 +62,9 @@ def _marker(opening: str) -> tuple[str, str]:
 _COPY_MARKERS = dict(_marker(given(lang, "")) for lang in ("zh", "en"))
 # ("the expression is now", " ") and ("算式变成", ""): a rewrite's phrase and the space before what is left.
 _REWRITE_MARKERS = {REWRITE[lang]: _marker(rewrite(lang, ""))[1] for lang in REWRITE}
+_MARKER_LANG = {_marker(given(lang, ""))[0]: lang for lang in ("zh", "en")} | {REWRITE[k]: k for k in REWRITE}
+# What a step's value is followed by when something is left: "，算式变成" / ", and the expression is now".
+_REWRITE_PHRASE = {lang: _marker(rewrite(lang, ""))[0].encode() for lang in REWRITE}
 # The step a rewrite follows, right before its phrase: "so 27+18=45, and the expression is now".
 _STEP_BEFORE = {
     REWRITE[lang]: re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)" + re.escape(_marker(rewrite(lang, ""))[0]) + "$")
@@ -179,9 +183,14 @@ class ArithmeticGuide(TokenConstraint):
         self._copy_due = self._question is not None  # the question's expression is copied once
         self._expression: str | None = None  # what is left of the chain's expression, as last written
         self._reading: bytearray | None = None  # an expression the model is writing after its marker
-        self._writing_expression = False  # self._text is a copy or a rewrite (not a value)
+        self._writing = ""  # what self._text is: "value", "expression" (a copy, a rewrite) or "phrase"
+        self._lang: str | None = None  # the chain's language, from the phrases it wrote
         self._steps: tuple[bytes, ...] = ()  # what is left to write of each step the next one may be
+        self._step_names: tuple[bytes, ...] = ()  # those steps, whole
         self._step_started = False  # the model began writing one of self._steps
+        self._taken: str | None = None  # the step it wrote, until that step's value
+        self._worked: bool | None = None  # that step is worked in columns ("18*7: 8*7=56, ..., so 18*7=")
+        self._rewrite_due: tuple[str, str] | None = None  # that step and its value, while it is written
         self.completed = 0
         self.rewritten = 0
         self.stepped = 0
@@ -211,18 +220,24 @@ class ArithmeticGuide(TokenConstraint):
         piece = b"" if special else self._vocab.token_bytes[token_id]
         if self._text:
             if piece and (self._text.startswith(piece) or piece.startswith(self._text)):
+                beyond = piece[len(self._text) :]  # punctuation the last piece merged with the text
                 self._text = self._text[len(piece) :]
                 self._ban_digits = not self._text
-                if not self._text and self._writing_expression:
+                if not self._text and self._writing == "expression":
                     self._await_step()
+                elif not self._text and self._writing == "value" and self._rewrite_due:
+                    self._phrase_rewrite(beyond)
             else:  # only when the row's logits were all NaN and the sampler fell back: give up the text
                 self._text = b""
         elif self._steps:
             self._accept_step(piece)
+        elif self._taken is not None and self._worked is None:
+            self._worked = not piece.startswith(b"=")  # "3+4=7", or a worked step's header "18*7:"
         if special:
             self._tail.clear()  # a role or reasoning marker: no expression spans it
             self._reading = None
             self._steps = ()
+            self._taken = None
             return
         self._tail += piece
         del self._tail[:-_TAIL_BYTES]
@@ -234,15 +249,39 @@ class ArithmeticGuide(TokenConstraint):
             return
         if not self._tail.endswith(b"="):
             return
-        value = value_to_write(self._tail.decode("utf-8", errors="ignore"))
+        tail = self._tail.decode("utf-8", errors="ignore")
+        value = value_to_write(tail)
         if value is not None:
             self._text = value.encode()
-            self._writing_expression = False
+            self._writing = "value"
             self.completed += 1
+            # The value of the step the model took, not of a column inside its work ("11-3: 11-3=8, 1-1-0=0,
+            # so 11-3=8"): the rewrite follows.
+            expression = _EXPRESSION_AT_END.search(tail)
+            before = tail[: expression.start()].rstrip()
+            done = expression.group(1) == self._taken and (
+                not self._worked or before.endswith(SO.get(self._lang or "", "\0"))
+            )
+            self._rewrite_due = (self._taken, value) if done else None
+            self._taken = None if done else self._taken
+
+    def _phrase_rewrite(self, beyond: bytes) -> None:
+        """After the value of the step the model took, when something is left to compute: the rewrite's
+        phrase, as the format writes it after every step but the last (a model that skipped it lost track
+        of the expression: "so 15*16=240", then "240*9" for 15*16+9). The calculator then writes the rest."""
+        (step, value), self._rewrite_due = self._rewrite_due, None
+        a, op, b = re.fullmatch(r"(\d+)([+\-*/])(\d+)", step).groups()
+        rest = what_is_left(self._expression, a, op, b, value) if self._expression else None
+        phrase = _REWRITE_PHRASE.get(self._lang or "")
+        if rest is None or not next_steps(rest) or phrase is None or not phrase.startswith(beyond):
+            return
+        self._text = phrase[len(beyond) :]
+        self._writing = "phrase"
+        self._ban_digits = False
 
     def _await_step(self) -> None:
         """The chain's expression was just written: its next step must be one the expression can do next."""
-        self._steps = tuple(step.encode() for step in next_steps(self._expression or ""))
+        self._steps = self._step_names = tuple(step.encode() for step in next_steps(self._expression or ""))
         self._step_started = False
 
     def _accept_step(self, piece: bytes) -> None:
@@ -253,16 +292,19 @@ class ArithmeticGuide(TokenConstraint):
             self._step_started = True
             self.stepped += 1
             piece = piece.removeprefix(b" ")
-        left = tuple(
-            step[len(piece) :] if step.startswith(piece) else b""  # b"": ended inside the piece
-            for step in self._steps
+        kept = [
+            (step[len(piece) :] if step.startswith(piece) else b"", name)  # b"": ended inside the piece
+            for step, name in zip(self._steps, self._step_names, strict=True)
             if step.startswith(piece) or piece.startswith(step)
-        )
-        if not left or b"" in left:  # the model left the steps (a sampler fallback), or one ended
-            self._steps = ()
-            self._ban_digits = bool(left)
+        ]
+        ended = [name for rest, name in kept if not rest]
+        if not kept or ended:  # the model left the steps (a sampler fallback), or one ended
+            self._steps = self._step_names = ()
+            self._ban_digits = bool(kept)
+            self._taken = ended[0].decode() if ended else None
+            self._worked = None
         else:
-            self._steps = left
+            self._steps, self._step_names = tuple(r for r, _ in kept), tuple(n for _, n in kept)
 
     def _open_expression(self, piece: bytes) -> bool:
         """At a copy's or a rewrite's phrase (it may end inside the last piece: ``：(``), start its text:
@@ -272,6 +314,8 @@ class ArithmeticGuide(TokenConstraint):
             written = _written_after(self._tail, marker.encode(), len(piece))
             if written is None:
                 continue
+            self._lang = _MARKER_LANG[marker]
+            self._taken = None
             if marker in _COPY_MARKERS:
                 text = space + self._question if self._copy_due else None
                 self._copy_due = False
@@ -282,7 +326,7 @@ class ArithmeticGuide(TokenConstraint):
             self._steps = ()
             if text is not None and text.encode().startswith(written):
                 self._text = text.encode()[len(written) :]
-                self._writing_expression = True
+                self._writing = "expression"
                 self.rewritten += marker in _REWRITE_MARKERS
                 if not self._text:
                     self._ban_digits = True

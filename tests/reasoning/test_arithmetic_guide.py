@@ -283,6 +283,38 @@ def test_the_next_step_is_one_the_expression_can_do_next(tokenizer) -> None:
     assert not only_starts(free, (b"26*45",))
 
 
+def _forced(guide: ArithmeticGuide, tokenizer) -> str:
+    """What the guide forces from here: the shortest allowed piece while fewer than half the tokens are."""
+    written = b""
+    while (allowed := _allowed(guide, tokenizer.vocab_size)).sum() < tokenizer.vocab_size // 2:
+        token = min(allowed.nonzero().flatten().tolist(), key=lambda i: len(tokenizer.token_bytes(i)))
+        written += tokenizer.token_bytes(token)
+        guide.accept(token)
+    return written.decode()
+
+
+def test_after_the_value_of_the_step_taken_the_rewrite_follows_when_something_is_left(tokenizer) -> None:
+    """A model that skipped the rewrite lost the expression ("so 15*16=240", then "240*9" for 15*16+9):
+    after the value of the step it took, the rewrite's phrase and what is left are written. Not after a
+    column inside a worked step that happens to read the same ("11-3: 11-3=8, 1-1-0=0"), nor after the
+    last step."""
+    vocab = GuideVocabulary.of(tokenizer)
+    guide = ArithmeticGuide(vocab, "Tell me the sum of 4, 3 and 5. (4+3+5)")
+    _write(guide, tokenizer, f"{given('en', '4+3+5')}. Add: 4+3=")
+    assert _forced(guide, tokenizer) == "7" + rewrite("en", "7+5")
+    zh = f"{given('zh', '15*16+9')}。先算乘法：15*16：15*6=90，15*10=150，90+150=240，所以15*16="
+    guide = ArithmeticGuide(vocab, "算一算：15×16+9")
+    assert _write(guide, tokenizer, zh) == []
+    assert _forced(guide, tokenizer) == "240" + rewrite("zh", "240+9")
+    guide = ArithmeticGuide(vocab, "Work out (11 - 3) / 2.")
+    _write(guide, tokenizer, f"{given('en', '(11-3)/2')}. First: 11-3: 11-3=")
+    assert _forced(guide, tokenizer) == "8"  # a column of the worked step: the model goes on
+    assert _write(guide, tokenizer, ", 1-1-0=0, so 11-3=") == []
+    assert _forced(guide, tokenizer) == "8" + rewrite("en", "8/2")
+    assert _write(guide, tokenizer, ". Finally, divide: 8/2=") == []
+    assert _forced(guide, tokenizer) == "4"  # the last step: nothing is left to rewrite
+
+
 def test_the_guide_leaves_the_end_of_a_sequence_to_ignore_eos_and_min_tokens(tokenizer) -> None:
     guide = ArithmeticGuide(GuideVocabulary.of(tokenizer))
     state = SequenceSamplingState.create(SamplingParams(ignore_eos=True, constraint=guide), [1])
