@@ -3,9 +3,9 @@ them into the pulled base, and the result, served for real with the defaults, th
 part of the independent held-out set (``evals/heldout-v1.jsonl``), asked as a user asks.
 
 Measured on this slice when the adapters were committed (``pytest tests/server/test_smollm2_reasoner.py -s``
-prints it): 16/40 (easy 10, hard 6) with the three adapters and the calculator writing results, copies and
-rewrites and holding each step to the order of operations (13/40 before that rule, 10/40 before the
-rewrites), the threshold four below. The whole set's figures are in the
+prints it): 13/40 (easy 9, hard 4) with the four adapters and the calculator writing results, copies and
+rewrites, holding each step to the order of operations and writing the rewrite after it (16/40 with the
+first three adapters, which were not trained to answer without a chain), the threshold three below. The whole set's figures are in the
 adapters' README.
 """
 
@@ -18,13 +18,14 @@ import openai
 import pytest
 
 from benchmarks.heldout_eval import load_problems
+from reasoning.answers import extract_answer
 from tests.server.support import API_KEY, MODEL, LiveServer, heldout_slice_right, run_server
 from training.cli import main as training_main
 
 REPO = Path(__file__).resolve().parents[2]
 ADAPTERS = REPO / "checkpoints" / "smollm2-reasoning-lora"
 SLICE = load_problems(limit=40)  # 5 from each cell of language x stratum x kind
-MIN_CORRECT = 12  # of 40; measured 16 (easy 10, hard 6)
+MIN_CORRECT = 10  # of 40; measured 13 (easy 9, hard 4)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,24 @@ def test_it_thinks_by_default(server: LiveServer) -> None:
     message = r.choices[0].message
     assert (message.model_extra or {}).get("reasoning_content"), message
     assert message.content and "</think>" not in message.content
+
+
+def test_reasoning_effort_none_gets_the_answer_alone(server: LiveServer) -> None:
+    """The fourth adapter trained answers after an empty chain, the prompt the merged template writes for a
+    plain request: the answer sentence at once, no chain in either field (before it, the model wrote a
+    chain into ``content``)."""
+    client = openai.OpenAI(base_url=server.v1, api_key=API_KEY, max_retries=0, timeout=300)
+    for question in ("What is 7 plus 5?", "12的2倍再加3是多少？"):
+        r = client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": question}],
+            reasoning_effort="none",
+            max_tokens=40,
+        )
+        message = r.choices[0].message
+        assert not (message.model_extra or {}).get("reasoning_content"), message
+        assert r.choices[0].finish_reason == "stop" and r.usage.completion_tokens <= 16, r
+        assert extract_answer(message.content) is not None and "think>" not in message.content, message
 
 
 def test_it_answers_part_of_the_independent_set(server: LiveServer) -> None:
