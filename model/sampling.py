@@ -397,10 +397,10 @@ def sample_batch(
             tokens = torch.where(tokens >= 0, tokens, torch.from_numpy(_argmax(logits)))
     else:
         tokens = torch.from_numpy(_argmax(logits))
-    if sampled and len(sampled) < len(states):
-        index = torch.tensor(sampled)
-        drawn = _draw(logits[index], [states[row] for row in sampled])
-        tokens[index] = torch.where(drawn >= 0, drawn, tokens[index])
+        if sampled:
+            index = torch.tensor(sampled)
+            drawn = _draw(logits[index], [states[row] for row in sampled])
+            tokens[index] = torch.where(drawn >= 0, drawn, tokens[index])
     for state, token in zip(states, tokens.tolist(), strict=True):
         state.record(token)
     return tokens

@@ -62,12 +62,12 @@ def _marker(opening: str) -> tuple[str, str]:
 _COPY_MARKERS = dict(_marker(given(lang, "")) for lang in ("zh", "en"))
 # ("the expression is now", " ") and ("算式变成", ""): a rewrite's phrase and the space before what is left.
 _REWRITE_MARKERS = {REWRITE[lang]: _marker(rewrite(lang, ""))[1] for lang in REWRITE}
-_MARKER_LANG = {_marker(given(lang, ""))[0]: lang for lang in ("zh", "en")} | {REWRITE[k]: k for k in REWRITE}
+_MARKER_LANG = {marker: lang for lang in REWRITE for marker in (_marker(given(lang, ""))[0], REWRITE[lang])}
 # What a step's value is followed by when something is left: "，算式变成" / ", and the expression is now".
-_REWRITE_PHRASE = {lang: _marker(rewrite(lang, ""))[0].encode() for lang in REWRITE}
+_REWRITE_PHRASE = {lang: _marker(rewrite(lang, ""))[0] for lang in REWRITE}
 # The step a rewrite follows, right before its phrase: "so 27+18=45, and the expression is now".
 _STEP_BEFORE = {
-    REWRITE[lang]: re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)" + re.escape(_marker(rewrite(lang, ""))[0]) + "$")
+    REWRITE[lang]: re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)" + re.escape(_REWRITE_PHRASE[lang]) + "$")
     for lang in REWRITE
 }
 _EXPRESSION_BYTES = frozenset(b"0123456789+-*/() ")
@@ -104,7 +104,7 @@ class GuideVocabulary:
     def of(cls, tokenizer: GuideTokenizer) -> GuideVocabulary:
         pieces = tuple(tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size))
         digit_start = [i for i, piece in enumerate(pieces) if piece[:1].isdigit()]
-        with_digit = [i for i, piece in enumerate(pieces) if any(48 <= byte <= 57 for byte in piece)]
+        with_digit = [i for i, piece in enumerate(pieces) if _has_digit(piece)]
         by_bytes: dict[bytes, list[int]] = {}
         for i, piece in enumerate(pieces):
             if piece and i not in tokenizer.special_ids:
@@ -153,9 +153,17 @@ def question_expression(question: str) -> str | None:
     return expression if numbers == sorted(re.findall(r"\d+(?:\.\d+)?", expression)) else None
 
 
+def _has_digit(piece: bytes) -> bool:
+    return any(48 <= byte <= 57 for byte in piece)
+
+
 def value_to_write(text: str) -> str | None:
     """The value that must follow ``text`` when it ends with a complete ``expression=``; None otherwise."""
-    match = _EXPRESSION_AT_END.search(text)
+    return _value_of(_EXPRESSION_AT_END.search(text))
+
+
+def _value_of(match: re.Match[str] | None) -> str | None:
+    """The value of the expression ``_EXPRESSION_AT_END`` found, if it is one the calculator computes."""
     if match is None or not _OPERATOR_INSIDE.search(match.group(1)):
         return None
     try:
@@ -250,14 +258,14 @@ class ArithmeticGuide(TokenConstraint):
         if not self._tail.endswith(b"="):
             return
         tail = self._tail.decode("utf-8", errors="ignore")
-        value = value_to_write(tail)
+        expression = _EXPRESSION_AT_END.search(tail)
+        value = _value_of(expression)
         if value is not None:
             self._text = value.encode()
             self._writing = "value"
             self.completed += 1
             # The value of the step the model took, not of a column inside its work ("11-3: 11-3=8, 1-1-0=0,
             # so 11-3=8"): the rewrite follows.
-            expression = _EXPRESSION_AT_END.search(tail)
             before = tail[: expression.start()].rstrip()
             done = expression.group(1) == self._taken and (
                 not self._worked or before.endswith(SO.get(self._lang or "", "\0"))
@@ -272,8 +280,8 @@ class ArithmeticGuide(TokenConstraint):
         (step, value), self._rewrite_due = self._rewrite_due, None
         a, op, b = re.fullmatch(r"(\d+)([+\-*/])(\d+)", step).groups()
         rest = what_is_left(self._expression, a, op, b, value) if self._expression else None
-        phrase = _REWRITE_PHRASE.get(self._lang or "")
-        if rest is None or not next_steps(rest) or phrase is None or not phrase.startswith(beyond):
+        phrase = _REWRITE_PHRASE.get(self._lang or "", "").encode()
+        if rest is None or not next_steps(rest) or not phrase or not phrase.startswith(beyond):
             return
         self._text = phrase[len(beyond) :]
         self._writing = "phrase"
@@ -287,7 +295,7 @@ class ArithmeticGuide(TokenConstraint):
     def _accept_step(self, piece: bytes) -> None:
         """Follow the step being written; done at its end (or when the model left it: a sampler fallback)."""
         if not self._step_started:
-            if not any(48 <= byte <= 57 for byte in piece):
+            if not _has_digit(piece):
                 return  # narration
             self._step_started = True
             self.stepped += 1

@@ -150,6 +150,7 @@ def prepare_data(
     dtype = token_dtype(tokenizer.vocab_size)
     splits: dict[str, dict[str, int]] = {}
     dropped = 0
+    empty_chain = tokenizer.encode(EMPTY_CHAIN)
     for split, convs in (
         (
             "train",
@@ -158,7 +159,6 @@ def prepare_data(
         ("val", training_conversations(n_val, 0, seed, split="test")),
     ):
         writer = ShardWriter(out / split, dtype, with_mask=True)
-        empty_chain = tokenizer.encode(EMPTY_CHAIN)
         for messages in convs:
             ids, mask = tokenizer.encode_sft_example(messages)
             if messages[-1]["content"].startswith(EMPTY_CHAIN):

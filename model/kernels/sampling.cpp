@@ -71,17 +71,6 @@ double collect(const float* scaled, int64_t vocab, float cut, float lse, std::ve
   return held;
 }
 
-float row_max(const float* scaled, int64_t vocab) {
-  __m256 best8 = _mm256_set1_ps(-INFINITY);
-  int64_t i = 0;
-  for (; i + 8 <= vocab; i += 8) best8 = _mm256_max_ps(best8, _mm256_loadu_ps(scaled + i));
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, best8);
-  float best = *std::max_element(lanes, lanes + 8);
-  for (; i < vocab; ++i) best = std::max(best, scaled[i]);
-  return best;
-}
-
 double mass_of(const std::vector<Item>& items, size_t lo, size_t hi) {
   double total = 0.0;
   for (size_t i = lo; i < hi; ++i) total += items[i].mass;
@@ -135,7 +124,7 @@ const Item& select_draw(std::vector<Item>& items, size_t n, double target) {
 
 // One row of temperature-scaled logits with its log-sum-exp over the vocabulary (scale_row computes it with
 // the vectorised exp; only candidates get an exp below).
-int64_t draw_row(const float* scaled, int64_t vocab, double log_total, int64_t top_k, double top_p,
+int64_t draw_row(const float* scaled, int64_t vocab, double log_total, float peak, int64_t top_k, double top_p,
                  double min_p, double uniform) {
   if (!std::isfinite(log_total)) return -1;  // NaN logits, or every token banned: the caller falls back
 
@@ -163,7 +152,7 @@ int64_t draw_row(const float* scaled, int64_t vocab, double log_total, int64_t t
     members = static_cast<int64_t>(kept.size());
     log_total += std::log(held);
   }
-  if (min_p > 0.0) floor = std::max(floor, row_max(scaled, vocab) + static_cast<float>(std::log(min_p)));
+  if (min_p > 0.0) floor = std::max(floor, peak + static_cast<float>(std::log(min_p)));
 
   // Candidates. With top-p, tokens below (1 - top_p) / members can never be in the nucleus: together they
   // hold less than 1 - top_p, so the tokens above them already reach top_p. As a logit threshold, so the
@@ -224,9 +213,9 @@ float hsum8(__m256 v) {
   return total;
 }
 
-// scaled = logits / temperature; returns its log-sum-exp (-inf when every token is banned, NaN when a logit
-// is NaN).
-double scale_row(const float* logits, int64_t vocab, float temperature, float* scaled) {
+// scaled = logits / temperature, peak = its largest value; returns its log-sum-exp (-inf when every token is
+// banned, NaN when a logit is NaN).
+double scale_row(const float* logits, int64_t vocab, float temperature, float* scaled, float& peak) {
   const __m256 inv = _mm256_set1_ps(1.0f / temperature);
   __m256 best8 = _mm256_set1_ps(-INFINITY), nan8 = _mm256_setzero_ps();
   int64_t i = 0;
@@ -245,11 +234,13 @@ double scale_row(const float* logits, int64_t vocab, float temperature, float* s
     nan |= std::isnan(scaled[i]);
     best = std::max(best, scaled[i]);
   }
+  peak = best;
   if (nan) return std::numeric_limits<double>::quiet_NaN();
   if (best == -INFINITY) return -INFINITY;
-  const __m256 peak = _mm256_set1_ps(best);
+  const __m256 top8 = _mm256_set1_ps(best);
   __m256 sum8 = _mm256_setzero_ps();
-  for (i = 0; i + 8 <= vocab; i += 8) sum8 = _mm256_add_ps(sum8, exp8(_mm256_sub_ps(_mm256_loadu_ps(scaled + i), peak)));
+  for (i = 0; i + 8 <= vocab; i += 8)
+    sum8 = _mm256_add_ps(sum8, exp8(_mm256_sub_ps(_mm256_loadu_ps(scaled + i), top8)));
   double total = hsum8(sum8);
   for (; i < vocab; ++i) total += std::exp(scaled[i] - best);
   return best + std::log(total);
@@ -257,11 +248,12 @@ double scale_row(const float* logits, int64_t vocab, float temperature, float* s
 
 // A row without top-k or top-p: its inverse CDF in vocabulary order (model/sampling.py's plain draw), over the
 // tokens min-p keeps. Eight probabilities per step; only the block the target falls in is walked one by one.
-int64_t draw_in_order(const float* scaled, int64_t vocab, double log_total, double min_p, double uniform) {
+int64_t draw_in_order(const float* scaled, int64_t vocab, double log_total, float peak, double min_p,
+                      double uniform) {
   if (!std::isfinite(log_total)) return -1;
   const float lse = static_cast<float>(log_total);
   float floor = -INFINITY;
-  if (min_p > 0.0) floor = row_max(scaled, vocab) + static_cast<float>(std::log(min_p));
+  if (min_p > 0.0) floor = peak + static_cast<float>(std::log(min_p));
   const __m256 shift = _mm256_set1_ps(lse), cut = _mm256_set1_ps(floor);
   auto block = [&](int64_t i) {  // the kept probabilities of tokens i..i+7
     const __m256 v = _mm256_loadu_ps(scaled + i);
@@ -323,11 +315,15 @@ torch::Tensor draw_rows(const torch::Tensor& logits, const std::vector<double>& 
   const float* data = x.data_ptr<float>();
 #pragma omp parallel for schedule(dynamic) if (R >= 8)
   for (int64_t r = 0; r < R; ++r) {
-    std::vector<float> scaled(static_cast<size_t>(V));
-    const double lse = scale_row(data + r * V, V, static_cast<float>(temperature[r]), scaled.data());
+    // Each thread's scratch row, kept between calls: a fresh 200 KB vector per row (SmolLM2) is an mmap and
+    // its page faults every time.
+    thread_local std::vector<float> scaled;
+    scaled.resize(static_cast<size_t>(V));
+    float peak = 0.0f;
+    const double lse = scale_row(data + r * V, V, static_cast<float>(temperature[r]), scaled.data(), peak);
     const bool ranked = (top_k[r] > 0 && top_k[r] < V) || top_p[r] < 1.0;
-    tokens[r] = ranked ? draw_row(scaled.data(), V, lse, top_k[r], top_p[r], min_p[r], uniform[r])
-                       : draw_in_order(scaled.data(), V, lse, min_p[r], uniform[r]);
+    tokens[r] = ranked ? draw_row(scaled.data(), V, lse, peak, top_k[r], top_p[r], min_p[r], uniform[r])
+                       : draw_in_order(scaled.data(), V, lse, peak, min_p[r], uniform[r]);
   }
   return out;
 }
