@@ -103,26 +103,35 @@ def training_conversations(
     split: str = "train",
     hard_share: float | None = None,
     plain_share: float = 0.0,
+    expression_share: float | None = None,
 ) -> list[list[dict[str, str]]]:
     """Reasoning conversations (a ``system_share`` of them with the record's system prompt; the others get
     the template's default, as a request without one does) and chat conversations, shuffled.
 
     ``hard_share``: the share of reasoning problems from the hard stratum (None: strata alternate).
+    ``expression_share``: the share that are bare expressions, in symbols or words (None: the generator's
+    kind weights).
     ``plain_share``: the share of reasoning problems answered without a chain (the final sentence after an
     empty one); when it is above 0 the chat answers start with the empty chain too, since a plain request's
     prompt holds it."""
     from training.chat_data import generate_chat
-    from training.reasoning_data import generate
+    from training.reasoning_data import KINDS, STRATA, generate
 
     rng = random.Random(f"tinyllm-lora:{split}:{seed}")
-    if hard_share is None:
-        records = generate(split, n_reasoning, seed)
-    else:
-        n_hard = round(n_reasoning * hard_share)
-        records = generate(split, n_hard, seed, strata=("hard",)) if n_hard else []
-        records += (
-            generate(split, n_reasoning - n_hard, seed, strata=("easy",)) if n_hard < n_reasoning else []
-        )
+    by_stratum = (
+        [(STRATA, 1.0)] if hard_share is None else [(("hard",), hard_share), (("easy",), 1 - hard_share)]
+    )
+    others = [k for k in KINDS if k != "expression"]
+    by_kind = (
+        [(KINDS, 1.0)]
+        if expression_share is None
+        else [(("expression",), expression_share), (others, 1 - expression_share)]
+    )
+    records = []
+    for strata, stratum_share in by_stratum:
+        for kinds, kind_share in by_kind:
+            if n := round(n_reasoning * stratum_share * kind_share):
+                records += generate(split, n, seed, strata=strata, kinds=kinds)
     conversations = [
         reasoning_messages(r, rng.random() < system_share, plain=rng.random() < plain_share) for r in records
     ]
@@ -142,6 +151,7 @@ def prepare_data(
     max_tokens: int = 512,
     hard_share: float | None = None,
     plain_share: float = 0.0,
+    expression_share: float | None = None,
 ) -> dict[str, Any]:
     """Tokenize the conversations with the base's tokenizer into prepared ``sft`` shards (train/ and val/,
     val from the reasoning generator's test split). Returns the meta.json it writes."""
@@ -154,7 +164,14 @@ def prepare_data(
     for split, convs in (
         (
             "train",
-            training_conversations(n_reasoning, n_chat, seed, hard_share=hard_share, plain_share=plain_share),
+            training_conversations(
+                n_reasoning,
+                n_chat,
+                seed,
+                hard_share=hard_share,
+                plain_share=plain_share,
+                expression_share=expression_share,
+            ),
         ),
         ("val", training_conversations(n_val, 0, seed, split="test")),
     ):
@@ -182,6 +199,7 @@ def prepare_data(
                 "seed": seed,
                 "hard_share": hard_share,
                 "plain_share": plain_share,
+                "expression_share": expression_share,
             }
         ],
         "splits": splits,

@@ -48,6 +48,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="share of reasoning problems from the hard stratum (default: easy and hard alternate)",
     )
     p.add_argument(
+        "--expression-share",
+        type=float,
+        default=None,
+        help="share of reasoning problems that are bare expressions, in symbols or words "
+        "(default: the generator's kind weights)",
+    )
+    p.add_argument(
         "--plain-share",
         type=float,
         default=0.0,
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.data_seed,
             hard_share=args.hard_share,
             plain_share=args.plain_share,
+            expression_share=args.expression_share,
         )
         print(f"prepared {data}: " + json.dumps(meta["splits"]))
     config = TrainConfig(

@@ -61,6 +61,7 @@ from training import reasoning_templates as wording
 from training.reasoning_paraphrase import paraphrase
 from training.reasoning_probability import probability, reduction_errors
 from training.reasoning_problems import Chain, Context, Reject, algebra, expression, substitute
+from training.reasoning_verbal import numbers_said
 from training.reasoning_word import word
 
 SPLITS = ("train", "test")
@@ -159,7 +160,7 @@ def verify_record(record: dict) -> list[str]:
 def _expression_errors(record: dict) -> list[str]:
     """A question in symbols is checked by the calculator on its own text. One in words (no operator in it,
     see ``training.reasoning_verbal``) on the formula the chain copied, which must hold the question's
-    numbers, no more, no fewer."""
+    numbers, written or implied ("double 18"), no more, no fewer."""
     user, answer = record["user"], record["answer"]
     if _OPERATOR_IN_TEXT_RE.search(user):
         check = check_answer(user, answer)
@@ -168,7 +169,7 @@ def _expression_errors(record: dict) -> list[str]:
     if copied is None:
         return ["a question in words, and no formula copied in the chain"]
     errors = []
-    if sorted(re.findall(r"\d+", user)) != sorted(re.findall(r"\d+", copied.group(1))):
+    if numbers_said(user) != sorted(re.findall(r"\d+", copied.group(1))):
         errors.append(f"the copied formula {copied.group(1)!r} has other numbers than the question")
     check = check_answer(copied.group(1), answer)
     if check is None or not check.agrees:
