@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from model.native import load_kernel
+from model.token_tally import TokenTally, batch_entries
 
 _GREEDY_BELOW = 1e-5
 
@@ -97,9 +98,10 @@ class SamplingParams:
 
 class SequenceSamplingState:
     """One sequence's sampling state: its params, its random stream, and (only when its penalties need
-    them) dense per-vocabulary tensors of what it has seen, ready to stack into batch rows."""
+    them) what it has seen, kept sparse: a sequence sees a few hundred of the vocabulary's tokens, so the
+    penalties touch those entries of its row, never the whole row."""
 
-    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "width", "_bias", "_counts", "_seen")
+    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "width", "_counts", "_seen", "_bias")
 
     def __init__(self, params: SamplingParams, rng: random.Random, prompt_ids: list[int]) -> None:
         self.params = params
@@ -109,9 +111,16 @@ class SequenceSamplingState:
         self.width = (
             0  # candidate width its top-k / top-p draw needed last (a hint; tokens never depend on it)
         )
-        self._bias: torch.Tensor | None = None  # logit_bias as a dense row
-        self._counts: torch.Tensor | None = None  # output token counts (presence/frequency penalties)
-        self._seen: torch.Tensor | None = None  # prompt ∪ output tokens (repetition penalty)
+        # Output token counts (presence/frequency penalties); prompt ∪ output tokens (repetition penalty);
+        # the logit bias. Sparse: only where the params ask for them.
+        penalised = params.presence_penalty or params.frequency_penalty
+        self._counts = TokenTally() if penalised else None
+        self._seen = TokenTally(prompt_ids) if params.repetition_penalty != 1.0 else None
+        self._bias = None
+        if params.logit_bias:
+            self._bias = TokenTally()
+            for token_id, bias in params.logit_bias.items():
+                self._bias.add(int(token_id), bias)
 
     @classmethod
     def create(
@@ -123,28 +132,14 @@ class SequenceSamplingState:
             params = replace(params, constraint=params.constraint.fork())  # its own grammar state
         return cls(params, random.Random(seed), list(prompt_ids))
 
-    def _rows(self, vocab: int) -> None:
-        """Allocate the dense rows the params need, once, at the first draw (when the vocabulary is known)."""
-        p = self.params
-        if p.logit_bias and self._bias is None:
-            self._bias = torch.zeros(vocab)
-            ids = torch.tensor([int(k) for k in p.logit_bias], dtype=torch.long)
-            self._bias.index_put_((ids,), torch.tensor(list(p.logit_bias.values()), dtype=torch.float32))
-        if (p.presence_penalty or p.frequency_penalty) and self._counts is None:
-            self._counts = torch.zeros(vocab)
-        if p.repetition_penalty != 1.0 and self._seen is None:
-            self._seen = torch.zeros(vocab, dtype=torch.bool)
-            if self.prompt_ids:
-                self._seen[torch.tensor(self.prompt_ids, dtype=torch.long)] = True
-
     def record(self, token_id: int) -> None:
         if self.params.constraint is not None:
             self.params.constraint.accept(token_id)
         self.num_generated += 1
         if self._counts is not None:
-            self._counts[token_id] += 1
+            self._counts.add(token_id)
         if self._seen is not None:
-            self._seen[token_id] = True
+            self._seen.add(token_id)  # its value is not read: the penalty is per row
 
     def banned(self, eos_token_ids: tuple[int, ...]) -> tuple[int, ...]:
         """Stop tokens cannot end a sequence before min_tokens (nor ever, with ignore_eos). A constraint
@@ -169,31 +164,38 @@ def _process(
     token_mask: torch.Tensor | None,
     eos_token_ids: tuple[int, ...],
 ) -> torch.Tensor:
-    """Logit bias, banned stop tokens, penalties and the token mask: a new tensor if anything applies."""
-    vocab = logits.shape[1]
-    for state in states:
-        state._rows(vocab)
-    bias = [i for i, s in enumerate(states) if s._bias is not None]
-    seen = [i for i, s in enumerate(states) if s._seen is not None]
-    counted = [i for i, s in enumerate(states) if s._counts is not None and s.num_generated]
+    """Logit bias, banned stop tokens, penalties and the token mask: a new tensor if anything applies.
+    Bias and penalties are sparse: one indexed op each over the whole batch."""
+    bias = [i for i, s in enumerate(states) if s._bias]
+    seen = [i for i, s in enumerate(states) if s._seen]
+    counted = [i for i, s in enumerate(states) if s._counts]
     banned = [s.banned(eos_token_ids) for s in states]
     if not (bias or seen or counted or any(banned) or token_mask is not None):
         return logits
     logits = logits.clone()
     if bias:
-        logits[bias] += torch.stack([states[i]._bias for i in bias])
+        rows, cols, values = batch_entries(
+            bias, [states[i]._bias for i in bias], [1.0] * len(bias), [0.0] * len(bias)
+        )
+        logits.index_put_((rows, cols), values, accumulate=True)
     if seen:
         # HF-style: over prompt and output tokens, shrink positive logits, grow negative ones.
-        penalty = torch.tensor([states[i].params.repetition_penalty for i in seen]).unsqueeze(1)
-        rows = logits[seen]
-        penalised = torch.where(rows > 0, rows / penalty, rows * penalty)
-        logits[seen] = torch.where(torch.stack([states[i]._seen for i in seen]), penalised, rows)
+        params = [states[i].params for i in seen]
+        rows, cols, penalty = batch_entries(
+            seen, [states[i]._seen for i in seen], [0.0] * len(seen), [p.repetition_penalty for p in params]
+        )
+        values = logits[rows, cols]
+        logits[rows, cols] = torch.where(values > 0, values / penalty, values * penalty)
     if counted:
-        # OpenAI-style: over generated tokens only.
-        counts = torch.stack([states[i]._counts for i in counted])
-        frequency = torch.tensor([states[i].params.frequency_penalty for i in counted]).unsqueeze(1)
-        presence = torch.tensor([states[i].params.presence_penalty for i in counted]).unsqueeze(1)
-        logits[counted] -= counts * frequency + (counts > 0) * presence
+        # OpenAI-style: over generated tokens only, count * frequency + presence.
+        params = [states[i].params for i in counted]
+        rows, cols, amount = batch_entries(
+            counted,
+            [states[i]._counts for i in counted],
+            [p.frequency_penalty for p in params],
+            [p.presence_penalty for p in params],
+        )
+        logits.index_put_((rows, cols), -amount, accumulate=True)
     # Banned stop tokens (ignore_eos, min_tokens): one masked write per distinct set, not one per row.
     groups: dict[tuple[int, ...], list[int]] = {}
     for row, ids in enumerate(banned):

@@ -337,3 +337,35 @@ def test_large_vocabulary_draws_match_the_distribution_and_ignore_the_batch():
     ).float()
     assert (counts[expected == 0] == 0).all()
     assert 0.5 * (counts / counts.sum() - expected).abs().sum() < 0.06
+
+
+def test_penalties_and_bias_match_their_dense_definitions_step_by_step():
+    # Three rows with different penalties, greedy, over 30 steps of fresh logits on a small vocabulary, so
+    # tokens repeat: each step's token is the argmax of the dense reference (OpenAI's count * frequency +
+    # presence over output tokens, HF's repetition penalty over prompt and output, the bias added first).
+    vocab, prompt = 12, [3, 5, 5]
+    params = [
+        SamplingParams(temperature=0, frequency_penalty=0.7, presence_penalty=0.4),
+        SamplingParams(temperature=0, repetition_penalty=1.8),
+        SamplingParams(temperature=0, logit_bias={2: 1.5, 7: -0.5}, frequency_penalty=-0.3),
+    ]
+    states = [SequenceSamplingState.create(p, prompt) for p in params]
+    counts = torch.zeros(3, vocab)
+    generator = torch.Generator().manual_seed(7)
+    for _ in range(30):
+        logits = torch.randn(3, vocab, generator=generator)
+        expected = logits.clone()
+        for row, p in enumerate(params):
+            for token_id, bias in (p.logit_bias or {}).items():
+                expected[row, token_id] += bias
+            seen = (counts[row] > 0) | torch.isin(torch.arange(vocab), torch.tensor(prompt))
+            shrunk = torch.where(
+                expected[row] > 0, expected[row] / p.repetition_penalty, expected[row] * p.repetition_penalty
+            )
+            expected[row] = torch.where(seen & (p.repetition_penalty != 1.0), shrunk, expected[row])
+            expected[row] -= counts[row] * p.frequency_penalty + (counts[row] > 0) * p.presence_penalty
+        tokens = [t.token_id for t in sample_next(logits, states)]
+        assert tokens == expected.argmax(-1).tolist()
+        for row, token_id in enumerate(tokens):
+            counts[row, token_id] += 1
+    assert counts.max() > 1  # tokens did repeat, so the counts mattered
