@@ -45,7 +45,7 @@ from server.protocol import ChatCompletionRequest, SamplingRequestFields
 from server.ratelimit import RateLimiter, RateLimitExceeded
 from server.responses import ChatCompletionChunk, CompletionResponse, ResponseModel, UsageInfo
 from server.settings import Settings
-from server.streams import collect, error_event, run_until_disconnect, sse_response
+from server.streams import TextChunkTemplate, collect, error_event, run_until_disconnect, sse_response
 from server.tools import template_messages, template_tools
 
 prompt_logger = logging.getLogger("tinyllm.prompts")
@@ -130,6 +130,7 @@ class Generation:
     log: dict[str, Any]  # access-log fields
     completion_id: str
     created: int = field(default_factory=lambda: int(time.time()))
+    text_chunks: dict[int, TextChunkTemplate] = field(default_factory=dict)  # per choice index
 
 
 class OpenAIServing:
@@ -376,6 +377,18 @@ class OpenAIServing:
             choices=choices,
             **extra,
         ).model_dump_json()
+
+    def text_chunk(self, gen: Generation, index: int, text: str) -> str:
+        """``chunk(gen, [text_choice(index, text)])``, from the choice's template (see TextChunkTemplate)."""
+        template = gen.text_chunks.get(index)
+        if template is None:
+            template = TextChunkTemplate(lambda t: self.chunk(gen, [self.text_choice(index, t)]))
+            gen.text_chunks[index] = template
+        return template(text)
+
+    def text_choice(self, index: int, text: str) -> Any:
+        """The endpoint's chunk choice holding only ``text``."""
+        raise NotImplementedError
 
     def usage(self, gen: Generation) -> UsageInfo:
         completion = sum(c.num_tokens for c in gen.choices)

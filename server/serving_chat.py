@@ -116,6 +116,9 @@ class ServingChat(OpenAIServing):
             self._choice_chunk(gen, c.index, DeltaMessage(role="assistant", content="")) for c in gen.choices
         ]
 
+    def text_choice(self, index: int, text: str) -> ChatCompletionChunkChoice:
+        return ChatCompletionChunkChoice(index=index, delta=DeltaMessage(content=text))
+
     def event_chunks(self, gen: ChatGeneration, choice: ChoiceState, text: str) -> Iterable[str]:
         new_logprobs = choice.take_new_logprobs() if gen.request.logprobs else []
         logprobs = chat_logprobs(self.ctx.texts, new_logprobs) if new_logprobs else None
@@ -128,8 +131,10 @@ class ServingChat(OpenAIServing):
             if logprobs is not None:
                 yield self._choice_chunk(gen, choice.index, DeltaMessage(), logprobs=logprobs)
             finish_reason = finish_reason_of(parser.calls, finish_reason)
-        elif text or new_logprobs:
+        elif new_logprobs:
             yield self._choice_chunk(gen, choice.index, DeltaMessage(content=text), logprobs=logprobs)
+        elif text:
+            yield self.text_chunk(gen, choice.index, text)
         if choice.done:
             yield self._choice_chunk(gen, choice.index, DeltaMessage(), finish_reason=finish_reason)
 

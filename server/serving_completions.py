@@ -138,11 +138,16 @@ class ServingCompletions(OpenAIServing):
             if gen.echoes[c.index]
         ]
 
+    def text_choice(self, index: int, text: str) -> CompletionChoice:
+        return CompletionChoice(index=index, text=text)
+
     def event_chunks(self, gen: CompletionGeneration, choice: ChoiceState, text: str) -> Iterable[str]:
         new_logprobs = choice.take_new_logprobs() if gen.request.logprobs is not None else []
-        if text or new_logprobs:
-            logprobs = self._logprobs(gen, choice, new_logprobs) if new_logprobs else None
+        if new_logprobs:
+            logprobs = self._logprobs(gen, choice, new_logprobs)
             yield self.chunk(gen, [CompletionChoice(index=choice.index, text=text, logprobs=logprobs)])
+        elif text:
+            yield self.text_chunk(gen, choice.index, text)
         if choice.done:
             yield self.chunk(
                 gen, [CompletionChoice(index=choice.index, text="", finish_reason=choice.finish_reason)]

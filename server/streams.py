@@ -117,3 +117,21 @@ def sse_response(
 def error_event(message: str, code: str) -> str:
     """An error inside a started stream (the OpenAI SDKs raise APIError on it)."""
     return json.dumps({"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+
+
+class TextChunkTemplate:
+    """The commonest streamed chunk (text for one choice, nothing else) from a template made once per
+    choice: ``dump(text)`` (the pydantic chunk as JSON) is called once with a marker, and every later chunk
+    is the text's JSON string between the two halves. Building a pydantic model per token cost ~25 µs; this
+    ~3, with the same bytes (tested against ``dump`` itself)."""
+
+    _MARK = "\x00text\x00"
+
+    def __init__(self, dump: Callable[[str], str]) -> None:
+        head, found, tail = dump(self._MARK).partition(json.dumps(self._MARK))
+        if not found:
+            raise ValueError("the chunk does not hold its text as one JSON string")
+        self._head, self._tail = head, tail
+
+    def __call__(self, text: str) -> str:
+        return self._head + json.dumps(text, ensure_ascii=False) + self._tail
