@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.heldout_eval import load_problems
+from benchmarks.heldout_eval import card_body, load_problems, write_card_section
 from server.settings import DEFAULT_MODEL_DIR
 from tests.server.support import LiveServer, heldout_slice_right, run_server
 
@@ -37,3 +37,19 @@ def test_the_shipped_checkpoint_answers_part_of_the_independent_set(server: Live
     right, by_stratum = heldout_slice_right(server, SLICE)
     print(f"independent set slice: {right}/{len(SLICE)} right {by_stratum}")
     assert right >= MIN_CORRECT, by_stratum
+
+
+def test_the_card_section_leads_the_model_card_and_replaces_its_earlier_self(tmp_path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text("# model\n\nWhat it is.\n\n## Model\n\n- layers 6\n", encoding="utf-8")
+    records = load_problems(limit=8)
+    first = {"default": [True] * len(records)}
+    write_card_section(card, card_body(records, first, "python -m benchmarks.heldout_eval --serve m"))
+    text = card.read_text(encoding="utf-8")
+    assert text.index("What it is.") < text.index("the independent held-out set") < text.index("## Model")
+    assert "| all | 8 | 100.0 |" in text
+    second = {"default": [False] * len(records)}
+    write_card_section(card, card_body(records, second, "python -m benchmarks.heldout_eval --serve m"))
+    text = card.read_text(encoding="utf-8")
+    assert text.count("the independent held-out set") == 1 and "| all | 8 | 0.0 |" in text
+    assert text.endswith("## Model\n\n- layers 6\n")
