@@ -31,6 +31,7 @@ from torch import nn
 from model.tokenizer import THINK, THINK_END
 from model.tokenizer_loading import load_tokenizer
 from training.data import SPLITS, ShardWriter, token_dtype
+from training.reasoning_problems import SPOKEN_SHARE
 from training.trainer import TrainConfig, Trainer
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -104,13 +105,14 @@ def training_conversations(
     hard_share: float | None = None,
     plain_share: float = 0.0,
     expression_share: float | None = None,
+    spoken_share: float = SPOKEN_SHARE,
 ) -> list[list[dict[str, str]]]:
     """Reasoning conversations (a ``system_share`` of them with the record's system prompt; the others get
     the template's default, as a request without one does) and chat conversations, shuffled.
 
     ``hard_share``: the share of reasoning problems from the hard stratum (None: strata alternate).
     ``expression_share``: the share that are bare expressions, in symbols or words (None: the generator's
-    kind weights).
+    kind weights); ``spoken_share``: of those, the share asked in words.
     ``plain_share``: the share of reasoning problems answered without a chain (the final sentence after an
     empty one); when it is above 0 the chat answers start with the empty chain too, since a plain request's
     prompt holds it."""
@@ -131,7 +133,7 @@ def training_conversations(
     for strata, stratum_share in by_stratum:
         for kinds, kind_share in by_kind:
             if n := round(n_reasoning * stratum_share * kind_share):
-                records += generate(split, n, seed, strata=strata, kinds=kinds)
+                records += generate(split, n, seed, strata=strata, kinds=kinds, spoken_share=spoken_share)
     conversations = [
         reasoning_messages(r, rng.random() < system_share, plain=rng.random() < plain_share) for r in records
     ]
@@ -152,6 +154,7 @@ def prepare_data(
     hard_share: float | None = None,
     plain_share: float = 0.0,
     expression_share: float | None = None,
+    spoken_share: float = SPOKEN_SHARE,
 ) -> dict[str, Any]:
     """Tokenize the conversations with the base's tokenizer into prepared ``sft`` shards (train/ and val/,
     val from the reasoning generator's test split). Returns the meta.json it writes."""
@@ -171,6 +174,7 @@ def prepare_data(
                 hard_share=hard_share,
                 plain_share=plain_share,
                 expression_share=expression_share,
+                spoken_share=spoken_share,
             ),
         ),
         ("val", training_conversations(n_val, 0, seed, split="test")),
@@ -200,6 +204,7 @@ def prepare_data(
                 "hard_share": hard_share,
                 "plain_share": plain_share,
                 "expression_share": expression_share,
+                "spoken_share": spoken_share,
             }
         ],
         "splits": splits,

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from training.reasoning_problems import SPOKEN_SHARE
+
 # The trainer's options this command exposes. Defaults: the 2-hour SmolLM2 recipe (docs/training.md): 200
 # steps of 8 examples, ~340k tokens at the ~50 tokens/s measured on this shared 2-core machine.
 TRAIN_DEFAULTS: dict[str, int | float | str] = {
@@ -53,6 +55,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="share of reasoning problems that are bare expressions, in symbols or words "
         "(default: the generator's kind weights)",
+    )
+    p.add_argument(
+        "--spoken-share",
+        type=float,
+        default=SPOKEN_SHARE,
+        help=f"of the bare expressions, the share asked in words (default {SPOKEN_SHARE})",
     )
     p.add_argument(
         "--plain-share",
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             hard_share=args.hard_share,
             plain_share=args.plain_share,
             expression_share=args.expression_share,
+            spoken_share=args.spoken_share,
         )
         print(f"prepared {data}: " + json.dumps(meta["splits"]))
     config = TrainConfig(

@@ -60,7 +60,15 @@ from reasoning.step_check import chain_equations, false_steps
 from training import reasoning_templates as wording
 from training.reasoning_paraphrase import paraphrase
 from training.reasoning_probability import probability, reduction_errors
-from training.reasoning_problems import Chain, Context, Reject, algebra, expression, substitute
+from training.reasoning_problems import (
+    SPOKEN_SHARE,
+    Chain,
+    Context,
+    Reject,
+    algebra,
+    expression,
+    substitute,
+)
 from training.reasoning_verbal import numbers_said
 from training.reasoning_word import word
 
@@ -102,8 +110,10 @@ def split_of(key: str) -> str:
 # ---------------------------------------------------------------- records
 
 
-def _make_record(rng: random.Random, split: str, stratum: str, lang: str, kind: str) -> dict:
-    ctx, ch = Context(rng, lang, split, stratum == "hard"), Chain(lang)
+def _make_record(
+    rng: random.Random, split: str, stratum: str, lang: str, kind: str, spoken_share: float = SPOKEN_SHARE
+) -> dict:
+    ctx, ch = Context(rng, lang, split, stratum == "hard", spoken_share), Chain(lang)
     problem = BUILDERS[kind](ctx, ch)
     user = problem.user
     if split == "train":
@@ -184,9 +194,11 @@ def generate(
     strata: Sequence[str] = STRATA,
     langs: Sequence[str] = LANGS,
     kinds: Sequence[str] = KINDS,
+    spoken_share: float = SPOKEN_SHARE,
 ) -> list[dict]:
     """``n`` verified records of one split, deterministic for (split, seed); strata and languages
-    alternate evenly, kinds are drawn by KIND_WEIGHTS. Prompts are unique within the result."""
+    alternate evenly, kinds are drawn by KIND_WEIGHTS. Prompts are unique within the result.
+    ``spoken_share``: of the train split's bare expressions, the share asked in words."""
     if (
         split not in SPLITS
         or not set(strata) <= set(STRATA)
@@ -203,7 +215,7 @@ def generate(
         stratum, lang = strata[i % len(strata)], langs[(i // len(strata)) % len(langs)]
         for _ in range(MAX_ATTEMPTS):
             try:
-                record = _make_record(rng, split, stratum, lang, rng.choices(kinds, weights)[0])
+                record = _make_record(rng, split, stratum, lang, rng.choices(kinds, weights)[0], spoken_share)
             except Reject:
                 continue
             if record["user"] not in seen and split_of(structure_key(record["cot"])) == split:

@@ -119,12 +119,16 @@ class Chain:
         return ("" if self.lang == "zh" else " ").join(self.sentences)
 
 
+SPOKEN_SHARE = 0.4  # train expression questions asked in words rather than symbols
+
+
 @dataclass
 class Context:
     rng: random.Random
     lang: str
     split: str
     hard: bool
+    spoken_share: float = SPOKEN_SHARE  # of train expressions asked in words
 
     def pick(self, templates: dict[str, list[str]]) -> str:
         options = templates[self.lang]
@@ -171,7 +175,6 @@ def numeric_answer(value: int | Fraction) -> tuple[str, str]:
 # ---------------------------------------------------------------- bare expressions
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
-SPOKEN_SHARE = 0.4  # train expression questions asked in words rather than symbols
 _OP_WORDS = {
     "+": ("加法", "add", "an addition"),
     "-": ("减法", "subtract", "a subtraction"),
@@ -291,7 +294,7 @@ def expression(ctx: Context, ch: Chain) -> Problem:
     # Train questions are sometimes read out in words (training.reasoning_verbal); test ones never, so the
     # test split's figures stay comparable across versions.
     spoken = None
-    if ctx.split == "train" and ctx.rng.random() < SPOKEN_SHARE:
+    if ctx.split == "train" and ctx.rng.random() < ctx.spoken_share:
         spoken = say_expression(root, ctx.lang, ctx.rng, _needs_parens)
     steps = _schedule(root)
     # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
