@@ -185,8 +185,8 @@ def model_card(manifest: dict[str, Any], eval_report: dict[str, Any] | None) -> 
             "Arithmetic problems from the test split of `training/reasoning_data.py`: structures and some "
             "phrasings never seen in training, but most sentence frames shared with its train split, so this "
             "measures recognising a frame as much as reading a question (the independent set's section, "
-            "written by `python -m benchmarks.heldout_eval --serve DIR --card DIR/README.md`, is the figure "
-            "to quote). Accuracy in %; greedy = temperature 0; sc@k = majority vote "
+            "written by the independent-set eval's `--card` option, docs/reasoning.md, is the figure to "
+            "quote). Accuracy in %; greedy = temperature 0; sc@k = majority vote "
             f"over k chains sampled at temperature {eval_report['config']['temperature']}; checked@k = the "
             "same vote with the answers of chains whose steps hold and whose numbers come from the question "
             "ranked first.",
