@@ -101,12 +101,11 @@ class SequenceSamplingState:
     them) what it has seen, kept sparse: a sequence sees a few hundred of the vocabulary's tokens, so the
     penalties touch those entries of its row, never the whole row."""
 
-    __slots__ = ("params", "rng", "prompt_ids", "num_generated", "width", "_counts", "_seen", "_bias")
+    __slots__ = ("params", "rng", "num_generated", "width", "_counts", "_seen", "_bias")
 
-    def __init__(self, params: SamplingParams, rng: random.Random, prompt_ids: list[int]) -> None:
+    def __init__(self, params: SamplingParams, rng: random.Random, prompt_ids: Sequence[int]) -> None:
         self.params = params
         self.rng = rng
-        self.prompt_ids = prompt_ids
         self.num_generated = 0
         self.width = (
             0  # candidate width its top-k / top-p draw needed last (a hint; tokens never depend on it)
@@ -130,7 +129,7 @@ class SequenceSamplingState:
         seed = params.seed + seed_offset if params.seed is not None else None
         if params.constraint is not None and seed_offset:
             params = replace(params, constraint=params.constraint.fork())  # its own grammar state
-        return cls(params, random.Random(seed), list(prompt_ids))
+        return cls(params, random.Random(seed), prompt_ids)
 
     def record(self, token_id: int) -> None:
         if self.params.constraint is not None:
@@ -174,9 +173,7 @@ def _process(
         return logits
     logits = logits.clone()
     if bias:
-        rows, cols, values = batch_entries(
-            bias, [states[i]._bias for i in bias], [1.0] * len(bias), [0.0] * len(bias)
-        )
+        rows, cols, values = batch_entries(bias, [states[i]._bias for i in bias])
         logits.index_put_((rows, cols), values, accumulate=True)
     if seen:
         # HF-style: over prompt and output tokens, shrink positive logits, grow negative ones.

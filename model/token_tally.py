@@ -45,15 +45,21 @@ class TokenTally:
 
 
 def batch_entries(
-    rows: Sequence[int], tallies: Sequence[TokenTally], scales: Sequence[float], offsets: Sequence[float]
+    rows: Sequence[int],
+    tallies: Sequence[TokenTally],
+    scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(row, column, value) index tensors of every tally's entries, value = tally value * scale + offset
-    per row: the arguments of one ``index_put_`` (or gather) over the batch."""
+    per row (the tally's value where neither is given): the arguments of one ``index_put_`` (or gather)
+    over the batch."""
     sizes = np.array([t.size for t in tallies])
     cols = np.concatenate([t.ids[: t.size] for t in tallies])
     values = np.concatenate([t.values[: t.size] for t in tallies])
-    values = values * np.repeat(np.asarray(scales, dtype=np.float32), sizes)
-    values += np.repeat(np.asarray(offsets, dtype=np.float32), sizes)
+    if scales is not None:
+        values = values * np.repeat(np.asarray(scales, dtype=np.float32), sizes)
+    if offsets is not None:
+        values += np.repeat(np.asarray(offsets, dtype=np.float32), sizes)
     return (
         torch.from_numpy(np.repeat(np.asarray(rows, dtype=np.int64), sizes)),
         torch.from_numpy(cols),
