@@ -199,6 +199,9 @@ class ArithmeticGuide(TokenConstraint):
         self._taken: str | None = None  # the step it wrote, until that step's value
         self._worked: bool | None = None  # that step is worked in columns ("18*7: 8*7=56, ..., so 18*7=")
         self._rewrite_due: tuple[str, str] | None = None  # that step and its value, while it is written
+        # The rest after a step, worked out where its phrase was decided, kept for the rewrite: what_is_left's
+        # arguments (it is a pure function) and its result.
+        self._known_rest: tuple[tuple[str | None, ...], str | None] | None = None
         self.completed = 0
         self.rewritten = 0
         self.stepped = 0
@@ -280,6 +283,7 @@ class ArithmeticGuide(TokenConstraint):
         (step, value), self._rewrite_due = self._rewrite_due, None
         a, op, b = re.fullmatch(r"(\d+)([+\-*/])(\d+)", step).groups()
         rest = what_is_left(self._expression, a, op, b, value) if self._expression else None
+        self._known_rest = ((self._expression, a, op, b, value), rest)
         phrase = _REWRITE_PHRASE.get(self._lang or "", "").encode()
         if rest is None or not next_steps(rest) or not phrase or not phrase.startswith(beyond):
             return
@@ -349,7 +353,11 @@ class ArithmeticGuide(TokenConstraint):
         """What is left of the expression after the step written right before the rewrite phrase, if that
         step is one the expression can do next (the model still picks the step)."""
         step = _STEP_BEFORE[marker].search(self._tail.decode("utf-8", errors="ignore"))
-        rest = what_is_left(self._expression, *step.groups()) if step and self._expression else None
+        known, self._known_rest = self._known_rest, None
+        if step and known and known[0] == (self._expression, *step.groups()):  # worked out for the phrase
+            rest = known[1]
+        else:
+            rest = what_is_left(self._expression, *step.groups()) if step and self._expression else None
         self._expression = rest
         return rest
 
