@@ -106,13 +106,17 @@ def training_conversations(
     plain_share: float = 0.0,
     expression_share: float | None = None,
     spoken_share: float = SPOKEN_SHARE,
+    word_share: float | None = None,
+    story_share: float = 0.0,
 ) -> list[list[dict[str, str]]]:
     """Reasoning conversations (a ``system_share`` of them with the record's system prompt; the others get
     the template's default, as a request without one does) and chat conversations, shuffled.
 
     ``hard_share``: the share of reasoning problems from the hard stratum (None: strata alternate).
     ``expression_share``: the share that are bare expressions, in symbols or words (None: the generator's
-    kind weights); ``spoken_share``: of those, the share asked in words.
+    kind weights); ``spoken_share``: of those, the share asked in words. ``word_share``: the share that are
+    word problems (None: by kind weights, with the expressions'); ``story_share``: of those, the share
+    composed by ``training.reasoning_story`` rather than from the scenarios' templates.
     ``plain_share``: the share of reasoning problems answered without a chain (the final sentence after an
     empty one); when it is above 0 the chat answers start with the empty chain too, since a plain request's
     prompt holds it."""
@@ -123,17 +127,23 @@ def training_conversations(
     by_stratum = (
         [(STRATA, 1.0)] if hard_share is None else [(("hard",), hard_share), (("easy",), 1 - hard_share)]
     )
-    others = [k for k in KINDS if k != "expression"]
-    by_kind = (
-        [(KINDS, 1.0)]
-        if expression_share is None
-        else [(("expression",), expression_share), (others, 1 - expression_share)]
-    )
+    chosen = {"expression": expression_share, "word": word_share}
+    chosen = {k: share for k, share in chosen.items() if share is not None}
+    others = tuple(k for k in KINDS if k not in chosen)
+    by_kind = [((k,), share) for k, share in chosen.items()] + [(others, 1 - sum(chosen.values()))]
     records = []
     for strata, stratum_share in by_stratum:
         for kinds, kind_share in by_kind:
             if n := round(n_reasoning * stratum_share * kind_share):
-                records += generate(split, n, seed, strata=strata, kinds=kinds, spoken_share=spoken_share)
+                records += generate(
+                    split,
+                    n,
+                    seed,
+                    strata=strata,
+                    kinds=kinds,
+                    spoken_share=spoken_share,
+                    story_share=story_share,
+                )
     conversations = [
         reasoning_messages(r, rng.random() < system_share, plain=rng.random() < plain_share) for r in records
     ]
@@ -155,6 +165,8 @@ def prepare_data(
     plain_share: float = 0.0,
     expression_share: float | None = None,
     spoken_share: float = SPOKEN_SHARE,
+    word_share: float | None = None,
+    story_share: float = 0.0,
 ) -> dict[str, Any]:
     """Tokenize the conversations with the base's tokenizer into prepared ``sft`` shards (train/ and val/,
     val from the reasoning generator's test split). Returns the meta.json it writes."""
@@ -175,6 +187,8 @@ def prepare_data(
                 plain_share=plain_share,
                 expression_share=expression_share,
                 spoken_share=spoken_share,
+                word_share=word_share,
+                story_share=story_share,
             ),
         ),
         ("val", training_conversations(n_val, 0, seed, split="test")),
@@ -205,6 +219,8 @@ def prepare_data(
                 "plain_share": plain_share,
                 "expression_share": expression_share,
                 "spoken_share": spoken_share,
+                "word_share": word_share,
+                "story_share": story_share,
             }
         ],
         "splits": splits,

@@ -63,6 +63,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help=f"of the bare expressions, the share asked in words (default {SPOKEN_SHARE})",
     )
     p.add_argument(
+        "--word-share",
+        type=float,
+        default=None,
+        help="share of reasoning problems that are word problems (default: the generator's kind weights)",
+    )
+    p.add_argument(
+        "--story-share",
+        type=float,
+        default=0.0,
+        help="of the word problems, the share composed from parts (training.reasoning_story), whose chain "
+        "translates the story into one expression (default 0: the scenarios' templates only)",
+    )
+    p.add_argument(
         "--plain-share",
         type=float,
         default=0.0,
@@ -131,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
             plain_share=args.plain_share,
             expression_share=args.expression_share,
             spoken_share=args.spoken_share,
+            word_share=args.word_share,
+            story_share=args.story_share,
         )
         print(f"prepared {data}: " + json.dumps(meta["splits"]))
     config = TrainConfig(

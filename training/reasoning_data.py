@@ -111,9 +111,15 @@ def split_of(key: str) -> str:
 
 
 def _make_record(
-    rng: random.Random, split: str, stratum: str, lang: str, kind: str, spoken_share: float = SPOKEN_SHARE
+    rng: random.Random,
+    split: str,
+    stratum: str,
+    lang: str,
+    kind: str,
+    spoken_share: float = SPOKEN_SHARE,
+    story_share: float = 0.0,
 ) -> dict:
-    ctx, ch = Context(rng, lang, split, stratum == "hard", spoken_share), Chain(lang)
+    ctx, ch = Context(rng, lang, split, stratum == "hard", spoken_share, story_share), Chain(lang)
     problem = BUILDERS[kind](ctx, ch)
     user = problem.user
     if split == "train":
@@ -149,8 +155,11 @@ def verify_record(record: dict) -> list[str]:
     kind = record["kind"]
     if kind == "expression":
         errors += _expression_errors(record)
-    elif kind == "word" and equations and normalize_answer(equations[-1][3]) != answer:
-        errors.append("last step does not give the answer")
+    elif kind == "word":
+        if equations and normalize_answer(equations[-1][3]) != answer:
+            errors.append("last step does not give the answer")
+        if chain_format.EXPRESSION_COPY_RE.search(cot):  # composed stories translate into a formula
+            errors += _copied_formula_errors(record)
     elif kind == "probability":
         if not 0 < (parse_number(answer) or 0) < 1:
             errors.append("probability outside (0, 1)")
@@ -175,6 +184,13 @@ def _expression_errors(record: dict) -> list[str]:
     if _OPERATOR_IN_TEXT_RE.search(user):
         check = check_answer(user, answer)
         return [] if check is not None and check.agrees else [f"calculator disagrees: {check}"]
+    return _copied_formula_errors(record)
+
+
+def _copied_formula_errors(record: dict) -> list[str]:
+    """A question in words (a spoken expression, a composed story): the formula its chain copied must hold the
+    question's numbers, no more, no fewer, and give the answer."""
+    user, answer = record["user"], record["answer"]
     copied = chain_format.EXPRESSION_COPY_RE.search(record["cot"])
     if copied is None:
         return ["a question in words, and no formula copied in the chain"]
@@ -195,10 +211,12 @@ def generate(
     langs: Sequence[str] = LANGS,
     kinds: Sequence[str] = KINDS,
     spoken_share: float = SPOKEN_SHARE,
+    story_share: float = 0.0,
 ) -> list[dict]:
     """``n`` verified records of one split, deterministic for (split, seed); strata and languages
     alternate evenly, kinds are drawn by KIND_WEIGHTS. Prompts are unique within the result.
-    ``spoken_share``: of the train split's bare expressions, the share asked in words."""
+    ``spoken_share``: of the train split's bare expressions, the share asked in words; ``story_share``: of its
+    word problems, the share composed by ``training.reasoning_story`` (0 keeps the recipes' data as it was)."""
     if (
         split not in SPLITS
         or not set(strata) <= set(STRATA)
@@ -215,7 +233,8 @@ def generate(
         stratum, lang = strata[i % len(strata)], langs[(i // len(strata)) % len(langs)]
         for _ in range(MAX_ATTEMPTS):
             try:
-                record = _make_record(rng, split, stratum, lang, rng.choices(kinds, weights)[0], spoken_share)
+                kind = rng.choices(kinds, weights)[0]
+                record = _make_record(rng, split, stratum, lang, kind, spoken_share, story_share)
             except Reject:
                 continue
             if record["user"] not in seen and split_of(structure_key(record["cot"])) == split:

@@ -129,6 +129,7 @@ class Context:
     split: str
     hard: bool
     spoken_share: float = SPOKEN_SHARE  # of train expressions asked in words
+    story_share: float = 0.0  # of train word problems composed by training.reasoning_story
 
     def pick(self, templates: dict[str, list[str]]) -> str:
         options = templates[self.lang]
@@ -277,25 +278,9 @@ def _schedule(root: list) -> list[tuple[list, bool]]:
     return order
 
 
-def expression(ctx: Context, ch: Chain) -> Problem:
-    n_ops = ctx.num(3, 4) if ctx.hard else ctx.num(1, 2)
-    root = _fill(ctx, _shape(ctx.rng, n_ops))
-    wide = ctx.lang == "zh" and ctx.rng.random() < 0.5
-    style = {
-        "+": "+",
-        "-": "-",
-        "*": ctx.choice("*××" if ctx.lang == "zh" else "**×"),
-        "(": "（" if wide else "(",
-        ")": "）" if wide else ")",
-        "space": " " if ctx.rng.random() < 0.3 else "",
-    }
-    style["/"] = "÷" if style["*"] == "×" else "/"
-    shown = _render(root, style)
-    # Train questions are sometimes read out in words (training.reasoning_verbal); test ones never, so the
-    # test split's figures stay comparable across versions.
-    spoken = None
-    if ctx.split == "train" and ctx.rng.random() < ctx.spoken_share:
-        spoken = say_expression(root, ctx.lang, ctx.rng, _needs_parens)
+def write_steps(ctx: Context, ch: Chain, root: list) -> int:
+    """Write the chain of an expression tree: its ASCII copy ("Given: ..."), then one sentence per
+    operation in school order, each rewriting what is left. Returns the value; ``root`` ends as a leaf."""
     steps = _schedule(root)
     # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
     # the kind of problem shows in what was copied, not in the question's (possibly unseen) wording.
@@ -326,6 +311,30 @@ def expression(ctx: Context, ch: Chain) -> Problem:
             f"{zh_order}算{'括号里的' if inside else ''}{zh_word}：{eq}{zh_rest}",
             f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}{en_rest}",
         )
+    return root[0]
+
+
+def expression(ctx: Context, ch: Chain) -> Problem:
+    n_ops = ctx.num(3, 4) if ctx.hard else ctx.num(1, 2)
+    root = _fill(ctx, _shape(ctx.rng, n_ops))
+    wide = ctx.lang == "zh" and ctx.rng.random() < 0.5
+    style = {
+        "+": "+",
+        "-": "-",
+        "*": ctx.choice("*××" if ctx.lang == "zh" else "**×"),
+        "(": "（" if wide else "(",
+        ")": "）" if wide else ")",
+        "space": " " if ctx.rng.random() < 0.3 else "",
+    }
+    style["/"] = "÷" if style["*"] == "×" else "/"
+    shown = _render(root, style)
+    # Train questions are sometimes read out in words (training.reasoning_verbal); test ones never, so the
+    # test split's figures stay comparable across versions.
+    spoken = None
+    if ctx.split == "train" and ctx.rng.random() < ctx.spoken_share:
+        spoken = say_expression(root, ctx.lang, ctx.rng, _needs_parens)
+    plain = _render(root, _PLAIN)
+    write_steps(ctx, ch, root)
     ch.write(chain_format.result(ch.lang, root[0]))
     user = spoken or ctx.pick(wording.EXPRESSION).format(e=shown)
     key, display = numeric_answer(root[0])

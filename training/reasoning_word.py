@@ -13,6 +13,7 @@ from reasoning import chain_format
 from training import reasoning_templates as wording
 from training import word_templates
 from training.reasoning_problems import Chain, Context, Problem, check_same, numeric_answer
+from training.reasoning_story import story
 
 
 def _word_shopping(ctx: Context, ch: Chain) -> tuple[dict, int, str]:
@@ -199,6 +200,10 @@ _WORD_SCENARIOS: list[Callable[[Context, Chain], tuple[dict, int, str]]] = [
 
 
 def word(ctx: Context, ch: Chain) -> Problem:
+    # A share of train word problems is composed from parts; the test split keeps the scenarios below, so
+    # its figures stay comparable across versions. No draw at share 0: the recipes' data stays as it was.
+    if ctx.split == "train" and ctx.story_share and ctx.rng.random() < ctx.story_share:
+        return story(ctx, ch)
     fields, value, check_expression = ctx.choice(_WORD_SCENARIOS)(ctx, ch)
     check_same(check_expression, value)
     ch.write(chain_format.answer(ch.lang, value))

@@ -57,7 +57,9 @@ def test_the_set_is_balanced_and_well_formed(records: list[dict]) -> None:
 @pytest.fixture(scope="module")
 def generator_phrases() -> dict[str, set[str]]:
     seen: dict[str, set[str]] = {"en": set(), "zh": set()}
-    for r in generate("train", 6000, 0):
+    # The recipes' data, and the word problems composed from parts (training.reasoning_story) that the
+    # fine-tune draws on (story_share).
+    for r in generate("train", 6000, 0) + generate("train", 3000, 0, kinds=("word",), story_share=1.0):
         seen[r["lang"]] |= phrases(r["user"], r["lang"])
     return seen
 

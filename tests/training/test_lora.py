@@ -111,6 +111,12 @@ def test_plain_answers_learn_the_answer_after_an_empty_chain_never_the_chain(
     plain = [a for a in answers if a.startswith(EMPTY_CHAIN)]
     assert 8 <= len(plain) <= 36 and all(a.startswith("<think>\n") for a in answers)
     assert sum(EMPTY_CHAIN + "\n" in a or EMPTY_CHAIN + " " in a for a in answers) == 0
+    # --expression-share and --word-share set the kinds' mix, --story-share the composed word problems.
+    mixed = training_conversations(40, 0, seed=1, expression_share=0.25, word_share=0.5, story_share=1.0)
+    composed = [
+        c for c in mixed if c[-1]["content"].startswith(("<think>\n数量关系", "<think>\nThe numbers"))
+    ]
+    assert len(composed) == 20, [c[-1]["content"][:40] for c in mixed]
     records = [r for r in generate("train", 12, 1, strata=("hard",))]
     assert all(r["stratum"] == "hard" for r in records)
     out = tmp_path / "data"
