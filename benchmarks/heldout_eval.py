@@ -87,18 +87,48 @@ def score(
     return results
 
 
+def _members(records: list[dict[str, Any]], group: str) -> list[int]:
+    return [i for i, r in enumerate(records) if group in ("all", r["stratum"], f"{r['stratum']}/{r['lang']}")]
+
+
+def accuracy(records: list[dict[str, Any]], correct: list[bool], group: str) -> float:
+    """Percent right of ``group`` ("all", "easy", "hard/zh", ...)."""
+    idx = _members(records, group)
+    return 100.0 * sum(correct[i] for i in idx) / len(idx)
+
+
 def table(records: list[dict[str, Any]], results: dict[str, list[bool]]) -> str:
     methods = list(results)
     lines = ["| group | problems | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
     for group in GROUPS:
-        idx = [
-            i for i, r in enumerate(records) if group in ("all", r["stratum"], f"{r['stratum']}/{r['lang']}")
-        ]
-        if not idx:
-            continue
-        cells = [f"{100.0 * sum(results[m][i] for i in idx) / len(idx):.1f}" for m in methods]
-        lines.append(f"| {group} | {len(idx)} | " + " | ".join(cells) + " |")
+        if idx := _members(records, group):
+            cells = [f"{accuracy(records, results[m], group):.1f}" for m in methods]
+            lines.append(f"| {group} | {len(idx)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def verdicts(records: list[dict[str, Any]], results: dict[str, list[bool]], targets: dict[str, float]) -> str:
+    """One sentence saying, for each target, the figure reached and whether it is met: ``{"easy": 95}`` is
+    ``default`` right on ≥ 95 % of easy problems; ``{"vote_gain": 5}``, the vote ≥ 5 points above ``default``
+    on hard ones."""
+    parts = []
+    for name, goal in targets.items():
+        if name == "vote_gain":
+            wanted = f"vote on hard ≥ default + {goal:g} points"
+            if not {"vote", "default"} <= results.keys():
+                parts.append(f"{wanted}: not measured")
+                continue
+            got = accuracy(records, results["vote"], "hard") - accuracy(records, results["default"], "hard")
+            shown = f"{got:+.1f}"
+        else:
+            wanted = f"{name} ≥ {goal:g} %"
+            if "default" not in results:
+                parts.append(f"{wanted}: not measured")
+                continue
+            got = accuracy(records, results["default"], name)
+            shown = f"{got:.1f}"
+        parts.append(f"{wanted}: {shown}, {'met' if got >= goal else '**not met**'}")
+    return "Targets (greedy with `default` unless said): " + "; ".join(parts) + "."
 
 
 CARD_START = "<!-- independent-set: written by python -m benchmarks.heldout_eval --card -->"
@@ -120,7 +150,12 @@ def write_card_section(card: Path, body: str) -> None:
     card.write_text(text, encoding="utf-8")
 
 
-def card_body(records: list[dict[str, Any]], results: dict[str, list[bool]], command: str) -> str:
+def card_body(
+    records: list[dict[str, Any]],
+    results: dict[str, list[bool]],
+    command: str,
+    targets: dict[str, float] | None = None,
+) -> str:
     return "\n".join(
         [
             "## Evaluation: the independent held-out set",
@@ -134,6 +169,7 @@ def card_body(records: list[dict[str, Any]], results: dict[str, list[bool]], com
             "",
             table(records, results),
             "",
+            *([verdicts(records, results, targets), ""] if targets else []),
             f"Reproduce: `{command}`",
         ]
     )
@@ -180,7 +216,21 @@ def main(argv: list[str] | None = None) -> None:
         metavar="README",
         help="write the table as the first section of this model card (replacing an earlier one)",
     )
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --card: goals the card says are met or not, e.g. easy=95 hard=60 vote_gain=5 "
+        "(a group's %% right with `default`; vote_gain: points the vote adds on hard)",
+    )
     args = p.parse_args(argv)
+    try:
+        targets = {k: float(v) for k, v in (t.split("=", 1) for t in args.targets)}
+    except ValueError:
+        p.error(f"--targets takes NAME=NUMBER pairs, got {args.targets}")
+    if set(targets) - {*GROUPS, "vote_gain"}:
+        p.error(f"--targets names one of {', '.join(GROUPS)} or vote_gain")
     if bool(args.url) == bool(args.serve):
         p.error("give exactly one of --url and --serve")
     records = load_problems(limit=args.limit)
@@ -197,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.limit is not None:
             p.error("--card takes the whole set, not --limit")
         command = "python -m benchmarks.heldout_eval " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_card_section(args.card, card_body(records, results, command))
+        write_card_section(args.card, card_body(records, results, command, targets))
     if args.json:
         rows = [{"id": r["id"], **{m: results[m][i] for m in results}} for i, r in enumerate(records)]
         args.json.write_text(json.dumps(rows, indent=1))

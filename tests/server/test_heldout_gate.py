@@ -53,3 +53,11 @@ def test_the_card_section_leads_the_model_card_and_replaces_its_earlier_self(tmp
     text = card.read_text(encoding="utf-8")
     assert text.count("the independent held-out set") == 1 and "| all | 8 | 0.0 |" in text
     assert text.endswith("## Model\n\n- layers 6\n")
+    # Targets: the card says which are met, with the figure, and which were not measured.
+    half = [i % 2 == 0 for i in range(len(records))]
+    body = card_body(
+        records, {"default": half, "vote": [True] * len(records)}, "cmd", {"easy": 50, "hard": 95}
+    )
+    assert "easy ≥ 50 %: 50.0, met" in body and "hard ≥ 95 %: 50.0, **not met**" in body
+    body = card_body(records, {"default": half}, "cmd", {"vote_gain": 5})
+    assert "vote on hard ≥ default + 5 points: not measured" in body
