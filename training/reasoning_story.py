@@ -110,7 +110,7 @@ DAILY: list[tuple[str, str, Noun, Noun]] = [
     ("烤", "bakes", _n("", "盘", "tray"), _n("饼干", "块", "biscuit")),
     ("装", "fills", _n("", "袋", "sack"), _n("土豆", "个", "potato", "potatoes")),
     ("折", "folds", _n("", "串", "string"), _n("纸鹤", "只", "paper crane")),
-    ("骑", "rides", _n("", "圈", "circuit"), _n("", "千米", "kilometre")),
+    ("搭", "builds", _n("", "座", "tower"), _n("积木", "块", "block")),
 ]
 
 GOODS: list[Noun] = [
@@ -124,6 +124,25 @@ GOODS: list[Noun] = [
     _n("风筝", "只", "kite"),
     _n("围巾", "条", "scarf", "scarves"),
     _n("西瓜", "个", "watermelon"),
+]
+
+# Things weighed or measured: (zh container, measure word, en container, its plural, zh/en unit of measure).
+MEASURED: list[tuple[Noun, str, str]] = [
+    (_n("大米", "袋", "sack of rice", "sacks of rice"), "千克", "kg"),
+    (_n("绳子", "根", "rope"), "米", "metres"),
+    (_n("书", "箱", "carton of books", "cartons of books"), "千克", "kg"),
+    (_n("油", "桶", "drum of oil", "drums of oil"), "升", "litres"),
+    (_n("布", "卷", "roll of cloth", "rolls of cloth"), "米", "metres"),
+]
+# Things people own, for the changes and comparisons of one kind of thing.
+OWNED: list[Noun] = [
+    _n("邮票", "枚", "stamp"),
+    _n("贝壳", "个", "seashell"),
+    _n("彩笔", "支", "crayon"),
+    _n("积木", "块", "building block"),
+    _n("书签", "张", "bookmark"),
+    _n("玻璃杯", "个", "glass", "glasses"),
+    _n("种子", "颗", "seed"),
 ]
 
 NAMES = {
@@ -142,7 +161,7 @@ _EACH = {  # A holds n B; fields: outer (singular / zh noun with unit), inner (a
     "en": [
         "Each {outer} holds {inner}.",
         "There are {inner} in every {outer}.",
-        "A single {outer} has {inner}.",
+        "Inside one {outer} there are {inner}.",
     ],
 }
 _EXTRA = {
@@ -206,6 +225,63 @@ _SHARE = {
 _ASK_SHARE = {
     "zh": ["每人分到几{unit}？", "每份有多少{unit}{thing}？"],
     "en": ["How many {things} does each get?", "How many {things} go into each part?"],
+}
+_START = {
+    "zh": ["{who}原来有{a}。", "一开始，{who}手上有{a}。", "早上{who}数了数，有{a}。"],
+    "en": ["{who} starts out with {a}.", "At first {who} owns {a}.", "This morning {who} counted {a}."],
+}
+_GAIN = {
+    "zh": ["后来{who}又得到{b}。", "朋友又送给{who}{b}。", "{who}又找到了{b}。"],
+    "en": ["Later {who} is given {b}.", "A friend adds {b} to them.", "Then {who} finds {b} more."],
+}
+_LOSE = {
+    "zh": ["后来{who}送出去{b}。", "不小心丢了{b}。", "{who}用掉了{b}。"],
+    "en": ["Later {who} gives {b} away.", "Sadly {b} get lost.", "{who} uses up {b}."],
+}
+_TWO_DAYS = {
+    "zh": ["{who}第一天收集了{a}，第二天又收集了{b}。", "上午{who}收到{a}，下午收到{b}。"],
+    "en": [
+        "{who} collects {a} on the first day and {b} on the second.",
+        "{who} gets {a} before lunch and {b} after.",
+    ],
+}
+_ASK_NOW = {
+    "zh": ["现在{who}有多少{unit}{thing}？", "{who}最后有几{unit}{thing}？"],
+    "en": ["How many {things} does {who} have now?", "At the end, how many {things} are there?"],
+}
+_MORE = {  # the other has b more / fewer / k times as many
+    "zh": {
+        "+": "{other}比{who}多{b}{unit}。",
+        "-": "{other}比{who}少{b}{unit}。",
+        "*": "{other}的是{who}的{b}倍。",
+    },
+    "en": {
+        "+": "{other} has {b} more than {who}.",
+        "-": "{other} has {b} fewer than {who}.",
+        "*": "{other} has {b} times as many as {who}.",
+    },
+}
+_OWNS = {
+    "zh": ["{who}有{a}。", "{who}手里有{a}。"],
+    "en": ["{who} has {a}.", "{who} keeps {a}."],
+}
+_ASK_OTHER = {
+    "zh": ["{other}有多少{unit}{thing}？", "那么{other}有几{unit}？"],
+    "en": ["How many {things} does {other} have?", "What is {other}'s count of {things}?"],
+}
+_MEASURE = {
+    "zh": [
+        "每{unit}{thing}有{w}{measure}。{who}搬来{n}{unit}。",
+        "{who}买了{n}{unit}{thing}，每{unit}{w}{measure}。",
+    ],
+    "en": [
+        "A single {item} measures {w} {measure}. {who} brings {n} of them.",
+        "{who} buys {n} {items}, {w} {measure} each.",
+    ],
+}
+_ASK_MEASURE = {
+    "zh": ["一共有多少{measure}？", "合起来是几{measure}？"],
+    "en": ["In all, how many {measure} are there?", "What is the total, in {measure}?"],
 }
 # Restating the numbers in the chain: "12 crates, 24 bottles in each crate".
 _IN_EACH = {"zh": "每{unit}{outer}{inner}", "en": "{inner} in each {outer}"}
@@ -376,7 +452,87 @@ def _sharing(ctx: Context, s: _Story) -> tuple[str, list]:
     return s.question(_ASK_SHARE, **fields), _node("/", total, _leaf(k))
 
 
-_SHAPES: list[Callable[[Context, _Story], tuple[str, list]]] = [_nested, _nested, _daily, _shopping, _sharing]
+def _change(ctx: Context, s: _Story) -> tuple[str, list]:
+    """One kind of thing gained and lost: a+b, a-b, a+b-c, a-b+c (hard: two changes)."""
+    thing, lang = ctx.choice(OWNED), ctx.lang
+    fields = {"unit": thing.unit, "thing": thing.zh, "things": thing.en_plural}
+    top = 99 if ctx.hard else 20
+    a = ctx.num(2, top)
+    if not ctx.hard and ctx.rng.random() < 0.3:
+        b = ctx.num(2, top)
+        s.say(_TWO_DAYS, a=thing.count(lang, a), b=thing.count(lang, b))
+        s.fact(f"{a}，{b}" if lang == "zh" else f"{a} and {b}")
+        return s.question(_ASK_TOTAL, **fields), _node("+", _leaf(a), _leaf(b))
+    s.say(_START, a=thing.count(lang, a))
+    s.fact(thing.count(lang, a))
+    root = _leaf(a)
+    for _ in range(2 if ctx.hard else 1):
+        gain = ctx.rng.random() < 0.5 or root[0] < 3
+        b = ctx.num(2, top) if gain else ctx.num(1, root[0] - 1)
+        s.say(_GAIN if gain else _LOSE, b=thing.count(lang, b))
+        s.fact((_ADDED if gain else _TAKEN)[lang].format(c=b, d=b))
+        root = _node("+" if gain else "-", root, _leaf(b))
+    return s.question(_ASK_NOW, **fields), root
+
+
+def _compare(ctx: Context, s: _Story) -> tuple[str, list]:
+    """Another's count from one's: b more, b fewer, b times as many (hard: then more or fewer than that)."""
+    thing, lang = ctx.choice(OWNED), ctx.lang
+    names = [n for n in NAMES[lang] if n != s.who]
+    other = ctx.choice(names)
+    fields = {"unit": thing.unit, "thing": thing.zh, "things": thing.en_plural, "other": other}
+    a = ctx.num(2, 30 if ctx.hard else 20)
+    s.say(_OWNS, a=thing.count(lang, a))
+    s.fact(f"{s.who}{thing.count(lang, a)}" if lang == "zh" else f"{s.who} {thing.count(lang, a)}")
+    root = _leaf(a)
+    ops = [ctx.choice("*+-")] if not ctx.hard else ["*", ctx.choice("+-")]
+    for i, op in enumerate(ops):
+        b = ctx.num(2, 9) if op == "*" else ctx.num(1, min(20, root[0] - 1)) if op == "-" else ctx.num(2, 20)
+        if i:  # a third person, compared with the second
+            s.who, other = other, ctx.choice([n for n in names if n != other])
+            fields["other"] = other
+        s.sentences.append(_MORE[lang][op].format(who=s.who, other=other, b=b, unit=thing.unit))
+        zh = {"+": "{o}比{w}多{b}", "-": "{o}比{w}少{b}", "*": "{o}是{w}的{b}倍"}[op]
+        en = {"+": "{o} {b} more", "-": "{o} {b} fewer", "*": "{o} {b} times as many"}[op]
+        s.fact((zh if lang == "zh" else en).format(o=other, w=s.who, b=b))
+        root = _node(op, root, _leaf(b))
+    return s.question(_ASK_OTHER, **fields), root
+
+
+def _measure(ctx: Context, s: _Story) -> tuple[str, list]:
+    """Many of one thing, each of one weight or length: n*w (hard: and some more, or some taken)."""
+    thing, zh_measure, en_measure = ctx.choice(MEASURED)
+    lang = ctx.lang
+    measure = zh_measure if lang == "zh" else en_measure
+    n, w = (ctx.num(2, 30), ctx.num(2, 40)) if ctx.hard else (ctx.num(2, 9), ctx.num(2, 20))
+    s.say(
+        _MEASURE,
+        n=n,
+        w=w,
+        measure=measure,
+        unit=thing.unit,
+        thing=thing.zh,
+        item=thing.en,
+        items=thing.en_plural,
+    )
+    s.fact(
+        f"{n}{thing.unit}，每{thing.unit}{w}{measure}"
+        if lang == "zh"
+        else f"{n} {thing.en_plural}, {w} {measure} each"
+    )
+    return s.question(_ASK_MEASURE, measure=measure), _node("*", _leaf(n), _leaf(w))
+
+
+_SHAPES: list[Callable[[Context, _Story], tuple[str, list]]] = [
+    _nested,
+    _nested,
+    _daily,
+    _shopping,
+    _sharing,
+    _change,
+    _compare,
+    _measure,
+]
 
 
 def story(ctx: Context, ch: Chain) -> Problem:

@@ -46,8 +46,8 @@ def test_the_chain_check_accepts_every_composed_chain(stories: list[dict]) -> No
 def test_the_stories_vary_in_shape_and_order(stories: list[dict]) -> None:
     formulas = {re.sub(r"\d+", "n", cf.EXPRESSION_COPY_RE.search(r["cot"]).group(1)) for r in stories}
     # n*n, n*n*n, n*n+n, n*n-n, n*n*n-n-n, n-n*n, n-(n*n+n*n), n*n/n, (n*n+n)/n, ...
-    assert {"n*n", "n*n*n", "n*n-n", "n-(n*n+n*n)", "(n*n+n)/n", "n*n*n+n-n"} <= formulas, formulas
-    assert len(formulas) >= 12
+    assert {"n*n", "n*n*n", "n*n-n", "n-(n*n+n*n)", "(n*n+n)/n", "n*n*n+n-n", "n+n", "n-n+n"} <= formulas
+    assert len(formulas) >= 15, formulas
     # Sometimes the question comes first: the first sentence then ends in a question mark.
     first_asks = sum(bool(re.match(r"[^.。!?？]*[?？]", r["user"])) for r in stories)
     assert 0.1 * len(stories) < first_asks < 0.5 * len(stories)
