@@ -42,18 +42,28 @@ _INFIX = {
         "/": ["{l}除以{r}"],
     },
 }
-# Noun phrases bracket their operands: "the result of multiplying 3 by 4", "3乘4的积".
+# Noun phrases bracket their operands: "the result of multiplying 3 by 4", "3乘4的积"; the named results
+# ("the product when 3 is multiplied by 4", "3和4的积") teach the words sum, difference, product, quotient
+# without the independent set's frames.
 _NOUN = {
     "en": {
-        "+": ["the result of adding {r} to {l}", "the number you get by adding {l} and {r}"],
-        "-": ["the result of subtracting {r} from {l}", "what remains when {r} is taken from {l}"],
-        "*": ["the result of multiplying {l} by {r}"],
-        "/": ["the result of dividing {l} by {r}"],
+        "+": [
+            "the result of adding {r} to {l}",
+            "the number you get by adding {l} and {r}",
+            "the sum when {r} is added to {l}",
+        ],
+        "-": [
+            "the result of subtracting {r} from {l}",
+            "what remains when {r} is taken from {l}",
+            "the difference when {r} is taken away from {l}",
+        ],
+        "*": ["the result of multiplying {l} by {r}", "the product when {l} is multiplied by {r}"],
+        "/": ["the result of dividing {l} by {r}", "the quotient when {l} is divided by {r}"],
     },
     "zh": {
         "+": ["{l}加{r}的和"],
-        "-": ["{l}减{r}的差"],
-        "*": ["{l}乘{r}的积"],
+        "-": ["{l}减{r}的差", "{l}和{r}的差"],
+        "*": ["{l}乘{r}的积", "{l}和{r}的积"],
         "/": ["{l}除以{r}的商"],
     },
 }
@@ -220,10 +230,12 @@ def _in_words(
     # A noun phrase needs a number first in en ("the sum of 5 and ..."), a number last in zh ("...与5的积").
     if "noun" in forms and _leaf(left if lang == "en" else right):
         # "adding {r} to {l}": a phrase in the middle would run into the words after it.
+        # "…的和和3的积" reads badly: "{l}和{r}" takes a number on the left.
         options += [
             ("noun", form)
             for form in _NOUN[lang][op]
-            if form.index("{l}") < form.index("{r}") or _leaf(right)
+            if (form.index("{l}") < form.index("{r}") or _leaf(right))
+            and (_leaf(left) or not form.startswith("{l}和"))
         ]
     if not options:
         raise LookupError("no safe phrasing")
