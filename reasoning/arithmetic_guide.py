@@ -29,6 +29,9 @@ The same goes for the expression the chain carries from step to step (``reasonin
   the format the model still broke most, taking ``222-23`` first in ``222-23*3``. Which of them, if there are
   several, is the model's choice; narration before it is free. After that step's value (not a column of its
   work), when something is left, the rewrite's phrase follows, then the rewrite itself.
+* the closing of a worked operation: "112*19: 112*1=112, ..., so 112*19=" repeats its header, and after
+  ", so" / "，所以" inside one the guide writes the innermost open header (a model that had worked 112*19
+  right closed it as "1122*19=", and the calculator gave that a value).
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ _STEP_BEFORE = {
     REWRITE[lang]: re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)" + re.escape(_REWRITE_PHRASE[lang]) + "$")
     for lang in REWRITE
 }
+# A worked operation's header, "112*19:" / "112*19：", and the phrase before its closing copy: ", so" / "，所以".
+_WORKED_HEADER = re.compile(rb"(\d+[+\-*/]\d+) ?(?::|\xef\xbc\x9a)")
+_CLOSING = {f", {SO['en']}".encode(): " ", f"，{SO['zh']}".encode(): ""}
+_SENTENCE_END = (b".", "。".encode())
 _EXPRESSION_BYTES = frozenset(b"0123456789+-*/() ")
 _MAX_EXPRESSION = 200
 _TAIL_BYTES = 96  # enough for any expression the calculator accepts in a chain step
@@ -202,6 +209,8 @@ class ArithmeticGuide(TokenConstraint):
         # The rest after a step, worked out where its phrase was decided, kept for the rewrite: what_is_left's
         # arguments (it is a pure function) and its result.
         self._known_rest: tuple[tuple[str | None, ...], str | None] | None = None
+        # Worked operations opened ("112*19:") and not yet closed ("so 112*19="), innermost last.
+        self._open_work: list[str] = []
         self.completed = 0
         self.rewritten = 0
         self.stepped = 0
@@ -252,11 +261,12 @@ class ArithmeticGuide(TokenConstraint):
             return
         self._tail += piece
         del self._tail[:-_TAIL_BYTES]
+        self._follow_work(piece)
         if self._reading is not None:
             self._read(piece)
         if self._text:
             return
-        if self._open_expression(piece):
+        if self._open_expression(piece) or self._close_work():
             return
         if not self._tail.endswith(b"="):
             return
@@ -275,6 +285,30 @@ class ArithmeticGuide(TokenConstraint):
             )
             self._rewrite_due = (self._taken, value) if done else None
             self._taken = None if done else self._taken
+            if self._open_work and before.endswith(SO.get(self._lang or "", "\0")):
+                self._open_work.pop()
+
+    def _follow_work(self, piece: bytes) -> None:
+        """Keep the worked operations that are open: a header opens one, a sentence's end drops them all."""
+        if any(end in piece for end in _SENTENCE_END):
+            self._open_work.clear()
+            return
+        for header in _WORKED_HEADER.finditer(self._tail):
+            if header.end() > len(self._tail) - len(piece):  # its colon is in this piece
+                self._open_work.append(header.group(1).decode())
+
+    def _close_work(self) -> bool:
+        """At ", so" / "，所以" inside a worked operation: its closing copies the innermost open header. A
+        model that worked 112*19 right wrote "so 1122*19=", and the calculator gave that a value."""
+        if not self._open_work:
+            return False
+        for phrase, space in _CLOSING.items():
+            if self._tail.endswith(phrase):
+                self._lang = "en" if space else "zh"
+                self._text = (space + self._open_work[-1]).encode()
+                self._writing = "closing"
+                return True
+        return False
 
     def _phrase_rewrite(self, beyond: bytes) -> None:
         """After the value of the step the model took, when something is left to compute: the rewrite's
@@ -382,6 +416,7 @@ class ArithmeticGuide(TokenConstraint):
         twin = copy.copy(self)  # every field; the two mutable buffers get copies of their own
         twin._tail = bytearray(self._tail)
         twin._reading = None if self._reading is None else bytearray(self._reading)
+        twin._open_work = list(self._open_work)
         return twin
 
 

@@ -208,7 +208,8 @@ def test_it_writes_every_rewrite_of_the_generators_chains_and_allows_every_token
 def test_no_chain_of_the_generator_is_forbidden_a_token(tokenizer) -> None:
     """Word problems, probability and equations too, in both languages: the guide leaves correct chains be."""
     vocab = GuideVocabulary.of(tokenizer)
-    for record in rd.generate("test", 160, seed=6, kinds=("word", "probability", "algebra")):
+    composed = rd.generate("train", 60, seed=6, kinds=("word",), story_share=1.0)  # training.reasoning_story
+    for record in rd.generate("test", 160, seed=6, kinds=("word", "probability", "algebra")) + composed:
         guide = ArithmeticGuide(vocab, record["user"])
         assert _write(guide, tokenizer, record["cot"] + "\n" + record["final"]) == [], record["cot"]
 
@@ -320,3 +321,30 @@ def test_the_guide_leaves_the_end_of_a_sequence_to_ignore_eos_and_min_tokens(tok
     state = SequenceSamplingState.create(SamplingParams(ignore_eos=True, constraint=guide), [1])
     eos = tuple(tokenizer.stop_token_ids)
     assert set(eos) <= set(state.banned(eos))
+
+
+def test_a_worked_operation_closes_with_its_own_header(tokenizer) -> None:
+    """A model that worked 112*19 right closed it as "所以1122*19=", and the calculator gave that a value: at
+    ", so" / "，所以" inside a worked operation the guide writes the innermost open header; a closing pops it,
+    a sentence's end drops them all."""
+    vocab = GuideVocabulary.of(tokenizer)
+    zh = "最后算乘法：112*19：112*1=112，112*10=1120，112*9：2*9=18，1*9+1=10，1*9=9，所以"
+    guide = ArithmeticGuide(vocab)
+    assert _write(guide, tokenizer, zh) == []
+    assert _forced(guide, tokenizer) == "112*9"  # the inner one first
+    assert _write(guide, tokenizer, "=") == [] and _forced(guide, tokenizer) == "1008"
+    assert _write(guide, tokenizer, "，1120+1008：0+8=8，2+0=2，1+1=2，1+0=1，所以") == []
+    assert _forced(guide, tokenizer) == "1120+1008"
+    assert _write(guide, tokenizer, "=") == [] and _forced(guide, tokenizer) == "2128"
+    assert _write(guide, tokenizer, "，所以") == [] and _forced(guide, tokenizer) == "112*19"
+    assert _write(guide, tokenizer, "=") == [] and _forced(guide, tokenizer) == "2128"
+    assert _write(guide, tokenizer, "。所以答案是2128") == []  # nothing open: the answer is free
+    wrong = ArithmeticGuide(vocab)
+    assert _write(wrong, tokenizer, zh + "112*9=1008，1120+1008=2128，所以1122*19=") != []
+    en = ArithmeticGuide(vocab)
+    assert _write(en, tokenizer, "Finally, multiply: 23*45: 23*4: 3*4=12, 2*4+1=9, so") == []
+    assert _forced(en, tokenizer) == " 23*4"
+    # A sentence's end leaves nothing open.
+    ended = ArithmeticGuide(vocab)
+    assert _write(ended, tokenizer, "First, multiply: 23*45: 23*4=92. Then, so") == []
+    assert _forced(ended, tokenizer) == ""
