@@ -115,7 +115,8 @@ def test_clients_vanishing_at_random_points_free_their_slots(server: LiveServer,
             await asyncio.to_thread(vanish_before_headers, i)
             return plan
         if plan == "non-streaming":
-            with pytest.raises(httpx.ReadTimeout):
+            # Gone before the answer: while reading it, or (24 clients on 2 CPUs) before the connection opened.
+            with pytest.raises((httpx.ReadTimeout, httpx.ConnectTimeout)):
                 await c.post(CHAT, json=chat_body(i, 800), timeout=rng.uniform(0.05, 0.5))
             return plan
         leave_after = 0 if plan == "after-headers" else rng.randint(1, 40)
