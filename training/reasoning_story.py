@@ -11,13 +11,13 @@ translates the whole into one expression ("Given: 28*6*15-81") and works it exac
 wordings never seen, and the arithmetic, which the bare expressions already train.
 
 Numbers that play no part in the answer are never added: the chain check (``reasoning.chain_check``)
-treats a question number the chain never uses as a sign that it answers another question.
+treats a question number the chain never uses as a sign that it answers another question. The nouns and
+phrasings are in ``training.story_templates``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from reasoning import chain_format
 from reasoning.calculator import evaluate
@@ -31,262 +31,42 @@ from training.reasoning_problems import (
     numeric_answer,
     write_steps,
 )
-
-
-@dataclass(frozen=True)
-class Noun:
-    zh: str  # may be empty where the measure word names the thing ("8箱", "120页")
-    unit: str  # the Chinese measure word
-    en: str
-    en_plural: str
-
-    def count(self, lang: str, n: int | str) -> str:
-        """ "12 bottles" / "12瓶水"."""
-        if lang == "zh":
-            return f"{n}{self.unit}{self.zh}"
-        return f"{n} {self.en if n == 1 else self.en_plural}"
-
-
-def _n(zh: str, unit: str, en: str, en_plural: str | None = None) -> Noun:
-    return Noun(zh, unit, en, en_plural or en + "s")
-
-
-# Three levels, outer to inner, and what may happen to the inner things (en: "… were broken", zh: "…摔碎了").
-WORLDS: list[tuple[Noun, Noun, Noun, str, str]] = [
-    (_n("卡车", "辆", "truck"), _n("", "箱", "crate"), _n("水", "瓶", "bottle"), "got broken", "摔碎了"),
-    (
-        _n("楼", "栋", "block"),
-        _n("", "层", "floor"),
-        _n("房间", "间", "room"),
-        "are being repaired",
-        "在维修",
-    ),
-    (
-        _n("书柜", "个", "bookcase"),
-        _n("", "层", "shelf", "shelves"),
-        _n("书", "本", "book"),
-        "are on loan",
-        "被借走了",
-    ),
-    (
-        _n("菜园", "块", "vegetable plot"),
-        _n("", "行", "row"),
-        _n("白菜", "棵", "cabbage"),
-        "were eaten by pests",
-        "被虫咬坏了",
-    ),
-    (
-        _n("纸箱", "个", "carton"),
-        _n("", "盒", "pack"),
-        _n("铅笔", "支", "pencil"),
-        "were handed out",
-        "发出去了",
-    ),
-    (
-        _n("年级", "个", "year group"),
-        _n("班", "个", "class", "classes"),
-        _n("学生", "名", "pupil"),
-        "are off sick",
-        "请假了",
-    ),
-    (_n("货架", "个", "rack"), _n("", "排", "tier"), _n("罐头", "个", "tin"), "were sold", "卖掉了"),
-    (_n("鸡舍", "个", "hen house"), _n("", "笼", "cage"), _n("鸡蛋", "个", "egg"), "cracked", "打破了"),
-    (
-        _n("相册", "本", "album"),
-        _n("", "页", "page"),
-        _n("照片", "张", "photo"),
-        "were taken out",
-        "被取走了",
-    ),
-    (_n("仓库", "间", "storeroom"), _n("", "堆", "stack"), _n("砖", "块", "brick"), "were used up", "用掉了"),
-    (_n("船", "艘", "boat"), _n("", "舱", "cabin"), _n("乘客", "位", "passenger"), "went ashore", "上岸了"),
-    (_n("停车场", "个", "car park"), _n("", "排", "lane"), _n("汽车", "辆", "car"), "drove away", "开走了"),
-]
-
-# Repetition over days: (zh verb, en verb, what is done each day, what each of those holds).
-DAILY: list[tuple[str, str, Noun, Noun]] = [
-    ("读", "reads", _n("", "章", "chapter"), _n("", "页", "page")),
-    ("写", "writes", _n("", "页", "page"), _n("字", "行", "line")),
-    ("烤", "bakes", _n("", "盘", "tray"), _n("饼干", "块", "biscuit")),
-    ("装", "fills", _n("", "袋", "sack"), _n("土豆", "个", "potato", "potatoes")),
-    ("折", "folds", _n("", "串", "string"), _n("纸鹤", "只", "paper crane")),
-    ("搭", "builds", _n("", "座", "tower"), _n("积木", "块", "block")),
-]
-
-GOODS: list[Noun] = [
-    _n("笔记本", "本", "notebook"),
-    _n("钢笔", "支", "fountain pen"),
-    _n("蛋糕", "块", "slice of cake", "slices of cake"),
-    _n("车票", "张", "bus ticket"),
-    _n("邮票", "枚", "stamp"),
-    _n("杯子", "个", "mug"),
-    _n("足球", "个", "football"),
-    _n("风筝", "只", "kite"),
-    _n("围巾", "条", "scarf", "scarves"),
-    _n("西瓜", "个", "watermelon"),
-]
-
-# Things weighed or measured: (zh container, measure word, en container, its plural, zh/en unit of measure).
-MEASURED: list[tuple[Noun, str, str]] = [
-    (_n("大米", "袋", "sack of rice", "sacks of rice"), "千克", "kg"),
-    (_n("绳子", "根", "rope"), "米", "metres"),
-    (_n("书", "箱", "carton of books", "cartons of books"), "千克", "kg"),
-    (_n("油", "桶", "drum of oil", "drums of oil"), "升", "litres"),
-    (_n("布", "卷", "roll of cloth", "rolls of cloth"), "米", "metres"),
-]
-# Things people own, for the changes and comparisons of one kind of thing.
-OWNED: list[Noun] = [
-    _n("邮票", "枚", "stamp"),
-    _n("贝壳", "个", "seashell"),
-    _n("彩笔", "支", "crayon"),
-    _n("积木", "块", "building block"),
-    _n("书签", "张", "bookmark"),
-    _n("玻璃杯", "个", "glass", "glasses"),
-    _n("种子", "颗", "seed"),
-]
-
-NAMES = {
-    "zh": ["小林", "周阿姨", "赵老师", "小月", "阿强", "孙爷爷", "小雪", "马叔叔"],
-    "en": ["Nora", "Felix", "Ines", "Ravi", "Chloe", "Hugo", "Yara", "Dev"],
-}
-
-# ---------------------------------------------------------------- phrasings of the parts
-
-_HAVE = {
-    "zh": ["{who}有{a}。", "一共有{a}。", "{who}那里有{a}。", "数一数，有{a}。"],
-    "en": ["{who} has {a}.", "There are {a}.", "{who} looks after {a}.", "We count {a}."],
-}
-_EACH = {  # A holds n B; fields: outer (singular / zh noun with unit), inner (a count)
-    "zh": ["每{unit}{outer}有{inner}。", "每{unit}{outer}里有{inner}。", "一{unit}{outer}放着{inner}。"],
-    "en": [
-        "Each {outer} holds {inner}.",
-        "There are {inner} in every {outer}.",
-        "Inside one {outer} there are {inner}.",
-    ],
-}
-_EXTRA = {
-    "zh": ["另外还有{c}。", "旁边还多出{c}。"],
-    "en": ["On top of that there are {c}.", "{c} more are kept to one side.", "Besides those there are {c}."],
-}
-_GIVE = {
-    "zh": ["{who}又送给邻居{d}。", "后来拿走了{d}。"],
-    "en": ["{who} then gives {d} to a neighbour.", "Later {d} are taken away."],
-}
-_ASK_TOTAL = {
-    "zh": ["一共有多少{unit}{thing}？", "总共是几{unit}{thing}？", "算一算，{thing}共有多少{unit}？"],
-    "en": [
-        "How many {things} is that altogether?",
-        "What is the total number of {things}?",
-        "Count the {things}: how many are there?",
-    ],
-}
-_ASK_LEFT = {
-    "zh": ["现在还有多少{unit}{thing}？", "剩下几{unit}{thing}？", "最后剩多少{unit}{thing}？"],
-    "en": [
-        "How many {things} are still there?",
-        "What number of {things} remains?",
-        "How many {things} are there now?",
-    ],
-}
-_DAILY = {
-    "zh": ["{who}连着{a}天，每天{verb}{b}。", "{a}天里，{who}每天都{verb}{b}。"],
-    "en": ["{who} {verb} {b} a day for {a} days.", "For {a} days in a row, {who} {verb} {b} each day."],
-}
-_PRICE = {
-    "zh": ["{g1}每{u1}{p}{cur}，{g2}每{u2}{q}{cur}。", "一{u1}{g1}卖{p}{cur}，一{u2}{g2}卖{q}{cur}。"],
-    "en": [
-        "A {g1} costs {p} {cur} and a {g2} costs {q} {cur}.",
-        "The shop sells {g1s} at {p} {cur} and {g2s} at {q} {cur}.",
-    ],
-}
-_BUY = {
-    "zh": ["{who}买了{x}和{y}。", "{who}挑了{x}，还有{y}。"],
-    "en": ["{who} picks {x} and {y}.", "{who} orders {x} as well as {y}."],
-}
-_PAY = {
-    "zh": ["{who}拿出{m}{cur}付钱。", "{who}给了店员{m}{cur}。"],
-    "en": ["{who} hands over {m} {cur}.", "{who} pays {m} {cur} in cash."],
-}
-_ASK_CHANGE = {
-    "zh": ["店员应该找给{who}多少{cur}？", "{who}能拿回几{cur}？"],
-    "en": ["How much change comes back, in {cur}?", "What change does {who} get, in {cur}?"],
-}
-_ASK_SPENT = {
-    "zh": ["{who}一共要付多少{cur}？", "这些东西一共多少{cur}？"],
-    "en": ["How many {cur} does it all cost?", "What does {who} spend, in {cur}?"],
-}
-_SHARE = {
-    "zh": ["这些{thing}平均分给{k}个人。", "把{thing}平分成{k}份。"],
-    "en": [
-        "The {things} are split evenly between {k} people.",
-        "They share the {things} out equally in {k} parts.",
-    ],
-}
-_ASK_SHARE = {
-    "zh": ["每人分到几{unit}？", "每份有多少{unit}{thing}？"],
-    "en": ["How many {things} does each get?", "How many {things} go into each part?"],
-}
-_START = {
-    "zh": ["{who}原来有{a}。", "一开始，{who}手上有{a}。", "早上{who}数了数，有{a}。"],
-    "en": ["{who} starts out with {a}.", "At first {who} owns {a}.", "This morning {who} counted {a}."],
-}
-_GAIN = {
-    "zh": ["后来{who}又得到{b}。", "朋友又送给{who}{b}。", "{who}又找到了{b}。"],
-    "en": ["Later {who} is given {b}.", "A friend adds {b} to them.", "Then {who} finds {b} more."],
-}
-_LOSE = {
-    "zh": ["后来{who}送出去{b}。", "不小心丢了{b}。", "{who}用掉了{b}。"],
-    "en": ["Later {who} gives {b} away.", "Sadly {b} get lost.", "{who} uses up {b}."],
-}
-_TWO_DAYS = {
-    "zh": ["{who}第一天收集了{a}，第二天又收集了{b}。", "上午{who}收到{a}，下午收到{b}。"],
-    "en": [
-        "{who} collects {a} on the first day and {b} on the second.",
-        "{who} gets {a} before lunch and {b} after.",
-    ],
-}
-_ASK_NOW = {
-    "zh": ["现在{who}有多少{unit}{thing}？", "{who}最后有几{unit}{thing}？"],
-    "en": ["How many {things} does {who} have now?", "At the end, how many {things} are there?"],
-}
-_MORE = {  # the other has b more / fewer / k times as many
-    "zh": {
-        "+": "{other}比{who}多{b}{unit}。",
-        "-": "{other}比{who}少{b}{unit}。",
-        "*": "{other}的是{who}的{b}倍。",
-    },
-    "en": {
-        "+": "{other} has {b} more than {who}.",
-        "-": "{other} has {b} fewer than {who}.",
-        "*": "{other} has {b} times as many as {who}.",
-    },
-}
-_OWNS = {
-    "zh": ["{who}有{a}。", "{who}手里有{a}。"],
-    "en": ["{who} has {a}.", "{who} keeps {a}."],
-}
-_ASK_OTHER = {
-    "zh": ["{other}有多少{unit}{thing}？", "那么{other}有几{unit}？"],
-    "en": ["How many {things} does {other} have?", "What is {other}'s count of {things}?"],
-}
-_MEASURE = {
-    "zh": [
-        "每{unit}{thing}有{w}{measure}。{who}搬来{n}{unit}。",
-        "{who}买了{n}{unit}{thing}，每{unit}{w}{measure}。",
-    ],
-    "en": [
-        "A single {item} measures {w} {measure}. {who} brings {n} of them.",
-        "{who} buys {n} {items}, {w} {measure} each.",
-    ],
-}
-_ASK_MEASURE = {
-    "zh": ["一共有多少{measure}？", "合起来是几{measure}？"],
-    "en": ["In all, how many {measure} are there?", "What is the total, in {measure}?"],
-}
-# Restating the numbers in the chain: "12 crates, 24 bottles in each crate".
-_IN_EACH = {"zh": "每{unit}{outer}{inner}", "en": "{inner} in each {outer}"}
-_TAKEN = {"zh": "去掉{d}", "en": "{d} taken away"}
-_ADDED = {"zh": "加上{c}", "en": "{c} added"}
+from training.story_templates import (
+    ADDED,
+    ASK_CHANGE,
+    ASK_LEFT,
+    ASK_MEASURE,
+    ASK_NOW,
+    ASK_OTHER,
+    ASK_SHARE,
+    ASK_SPENT,
+    ASK_TOTAL,
+    BUY,
+    DAILY,
+    DAILY_WORK,
+    EACH,
+    EXTRA,
+    GAIN,
+    GIVE,
+    GOODS,
+    HAVE,
+    IN_EACH,
+    LOSE,
+    MEASURE,
+    MEASURED,
+    MORE,
+    NAMES,
+    OWNED,
+    OWNS,
+    PAY,
+    PRICE,
+    SHARE,
+    START,
+    TAKEN,
+    TWO_DAYS,
+    WORLDS,
+    Noun,
+)
 
 
 def _leaf(n: int) -> list:
@@ -317,7 +97,7 @@ class _Story:
 
     def have(self, noun: Noun, n: int) -> list:
         """ "Nora has 17 storerooms." and its fact; the tree's first leaf."""
-        self.say(_HAVE, a=noun.count(self.lang, n))
+        self.say(HAVE, a=noun.count(self.lang, n))
         self.fact(noun.count(self.lang, n))
         return _leaf(n)
 
@@ -325,14 +105,14 @@ class _Story:
         """ "Each storeroom holds 24 stacks." and its fact; ``root`` times n."""
         outer = container.zh if self.lang == "zh" else container.en
         inner = thing.count(self.lang, n)
-        self.say(_EACH, outer=outer, unit=container.unit, inner=inner)
-        self.fact(_IN_EACH[self.lang].format(unit=container.unit, outer=outer, inner=inner))
+        self.say(EACH, outer=outer, unit=container.unit, inner=inner)
+        self.fact(IN_EACH[self.lang].format(unit=container.unit, outer=outer, inner=inner))
         return _node("*", root, _leaf(n))
 
     def extra(self, root: list, thing: Noun, c: int) -> list:
         """ "Besides those there are 40 bricks." and its fact; ``root`` plus c."""
-        self.say(_EXTRA, c=thing.count(self.lang, c))
-        self.fact(_ADDED[self.lang].format(c=c))
+        self.say(EXTRA, c=thing.count(self.lang, c))
+        self.fact(ADDED[self.lang].format(c=c))
         return _node("+", root, _leaf(c))
 
     def question(self, ask: dict[str, list[str]], **fields: object) -> str:
@@ -365,23 +145,23 @@ def _nested(ctx: Context, s: _Story) -> tuple[str, list]:
             continue
         d = ctx.num(2, max(2, min(99, root[0] - 1)))
         if removed:
-            s.say(_GIVE, d=thing.count(lang, d))
+            s.say(GIVE, d=thing.count(lang, d))
         elif lang == "zh":
             s.sentences.append(f"其中{thing.count(lang, d)}{gone_zh}。")
         else:
             s.sentences.append(f"Of these, {thing.count(lang, d)} {gone_en}.")
         removed += 1
-        s.fact(_TAKEN[lang].format(d=d))
+        s.fact(TAKEN[lang].format(d=d))
         root = _node("-", root, _leaf(d))
     fields = {"unit": thing.unit, "thing": thing.zh or "", "things": thing.en_plural}
-    return s.question(_ASK_LEFT if "-" in changes else _ASK_TOTAL, **fields), root
+    return s.question(ASK_LEFT if "-" in changes else ASK_TOTAL, **fields), root
 
 
 def _daily(ctx: Context, s: _Story) -> tuple[str, list]:
-    zh_verb, en_verb, done, holds = ctx.choice(DAILY)
+    zh_verb, en_verb, done, holds = ctx.choice(DAILY_WORK)
     lang = ctx.lang
     days, per_day = ctx.num(2, 9), ctx.num(2, 40) if ctx.hard else ctx.num(2, 9)
-    s.say(_DAILY, a=days, b=done.count(lang, per_day), verb=zh_verb if lang == "zh" else en_verb)
+    s.say(DAILY, a=days, b=done.count(lang, per_day), verb=zh_verb if lang == "zh" else en_verb)
     s.fact(
         f"{days}天，每天{done.count(lang, per_day)}"
         if lang == "zh"
@@ -392,7 +172,7 @@ def _daily(ctx: Context, s: _Story) -> tuple[str, list]:
     if ctx.hard:
         root, thing = s.each(root, done, holds, ctx.num(2, 40)), holds
     fields = {"unit": thing.unit, "thing": thing.zh or "", "things": thing.en_plural}
-    return s.question(_ASK_TOTAL, **fields), root
+    return s.question(ASK_TOTAL, **fields), root
 
 
 def _shopping(ctx: Context, s: _Story) -> tuple[str, list]:
@@ -406,8 +186,8 @@ def _shopping(ctx: Context, s: _Story) -> tuple[str, list]:
         g2 = ctx.choice([g for g in GOODS if g != g1])
         y, q = ctx.num(2, 9), ctx.num(2, 30)
         fields |= {"q": q, "u2": g2.unit, "g2": g2.zh if lang == "zh" else g2.en, "g2s": g2.en_plural}
-        s.say(_PRICE, **fields)
-        s.say(_BUY, x=g1.count(lang, x), y=g2.count(lang, y))
+        s.say(PRICE, **fields)
+        s.say(BUY, x=g1.count(lang, x), y=g2.count(lang, y))
         cost = _node("+", cost, _node("*", _leaf(y), _leaf(q)))
         s.fact(_bought(lang, g1, x, p, cur) + ("，" if lang == "zh" else ", ") + _bought(lang, g2, y, q, cur))
     else:
@@ -417,13 +197,13 @@ def _shopping(ctx: Context, s: _Story) -> tuple[str, list]:
             s.sentences.append(f"{s.who} buys {g1.count(lang, x)} at {p} {cur} each.")
         s.fact(_bought(lang, g1, x, p, cur))
     if ctx.rng.random() < 0.3:
-        return s.question(_ASK_SPENT, cur=cur), cost
+        return s.question(ASK_SPENT, cur=cur), cost
     m = next((m for m in (10, 20, 50, 100, 200, 500) if m > cost[0]), 0)
     if not m:
         raise Reject("no note large enough")
-    s.say(_PAY, m=m, cur=cur)
+    s.say(PAY, m=m, cur=cur)
     s.fact(f"付了{m}{cur}" if lang == "zh" else f"{m} {cur} paid")
-    return s.question(_ASK_CHANGE, cur=cur), _node("-", _leaf(m), cost)
+    return s.question(ASK_CHANGE, cur=cur), _node("-", _leaf(m), cost)
 
 
 def _bought(lang: str, good: Noun, n: int, price: int, cur: str) -> str:
@@ -447,9 +227,9 @@ def _sharing(ctx: Context, s: _Story) -> tuple[str, list]:
             raise Reject("nothing extra")
         total = s.extra(total, thing, c)
     fields = {"unit": thing.unit, "thing": thing.zh or thing.unit, "things": thing.en_plural, "k": k}
-    s.say(_SHARE, **fields)
+    s.say(SHARE, **fields)
     s.fact(f"分成{k}份" if lang == "zh" else f"shared by {k}")
-    return s.question(_ASK_SHARE, **fields), _node("/", total, _leaf(k))
+    return s.question(ASK_SHARE, **fields), _node("/", total, _leaf(k))
 
 
 def _change(ctx: Context, s: _Story) -> tuple[str, list]:
@@ -460,19 +240,19 @@ def _change(ctx: Context, s: _Story) -> tuple[str, list]:
     a = ctx.num(2, top)
     if not ctx.hard and ctx.rng.random() < 0.3:
         b = ctx.num(2, top)
-        s.say(_TWO_DAYS, a=thing.count(lang, a), b=thing.count(lang, b))
+        s.say(TWO_DAYS, a=thing.count(lang, a), b=thing.count(lang, b))
         s.fact(f"{a}，{b}" if lang == "zh" else f"{a} and {b}")
-        return s.question(_ASK_TOTAL, **fields), _node("+", _leaf(a), _leaf(b))
-    s.say(_START, a=thing.count(lang, a))
+        return s.question(ASK_TOTAL, **fields), _node("+", _leaf(a), _leaf(b))
+    s.say(START, a=thing.count(lang, a))
     s.fact(thing.count(lang, a))
     root = _leaf(a)
     for _ in range(2 if ctx.hard else 1):
         gain = ctx.rng.random() < 0.5 or root[0] < 3
         b = ctx.num(2, top) if gain else ctx.num(1, root[0] - 1)
-        s.say(_GAIN if gain else _LOSE, b=thing.count(lang, b))
-        s.fact((_ADDED if gain else _TAKEN)[lang].format(c=b, d=b))
+        s.say(GAIN if gain else LOSE, b=thing.count(lang, b))
+        s.fact((ADDED if gain else TAKEN)[lang].format(c=b, d=b))
         root = _node("+" if gain else "-", root, _leaf(b))
-    return s.question(_ASK_NOW, **fields), root
+    return s.question(ASK_NOW, **fields), root
 
 
 def _compare(ctx: Context, s: _Story) -> tuple[str, list]:
@@ -482,7 +262,7 @@ def _compare(ctx: Context, s: _Story) -> tuple[str, list]:
     other = ctx.choice(names)
     fields = {"unit": thing.unit, "thing": thing.zh, "things": thing.en_plural, "other": other}
     a = ctx.num(2, 30 if ctx.hard else 20)
-    s.say(_OWNS, a=thing.count(lang, a))
+    s.say(OWNS, a=thing.count(lang, a))
     s.fact(f"{s.who}{thing.count(lang, a)}" if lang == "zh" else f"{s.who} {thing.count(lang, a)}")
     root = _leaf(a)
     ops = [ctx.choice("*+-")] if not ctx.hard else ["*", ctx.choice("+-")]
@@ -491,12 +271,12 @@ def _compare(ctx: Context, s: _Story) -> tuple[str, list]:
         if i:  # a third person, compared with the second
             s.who, other = other, ctx.choice([n for n in names if n != other])
             fields["other"] = other
-        s.sentences.append(_MORE[lang][op].format(who=s.who, other=other, b=b, unit=thing.unit))
+        s.sentences.append(MORE[lang][op].format(who=s.who, other=other, b=b, unit=thing.unit))
         zh = {"+": "{o}比{w}多{b}", "-": "{o}比{w}少{b}", "*": "{o}是{w}的{b}倍"}[op]
         en = {"+": "{o} {b} more", "-": "{o} {b} fewer", "*": "{o} {b} times as many"}[op]
         s.fact((zh if lang == "zh" else en).format(o=other, w=s.who, b=b))
         root = _node(op, root, _leaf(b))
-    return s.question(_ASK_OTHER, **fields), root
+    return s.question(ASK_OTHER, **fields), root
 
 
 def _measure(ctx: Context, s: _Story) -> tuple[str, list]:
@@ -506,7 +286,7 @@ def _measure(ctx: Context, s: _Story) -> tuple[str, list]:
     measure = zh_measure if lang == "zh" else en_measure
     n, w = (ctx.num(2, 30), ctx.num(2, 40)) if ctx.hard else (ctx.num(2, 9), ctx.num(2, 20))
     s.say(
-        _MEASURE,
+        MEASURE,
         n=n,
         w=w,
         measure=measure,
@@ -520,7 +300,7 @@ def _measure(ctx: Context, s: _Story) -> tuple[str, list]:
         if lang == "zh"
         else f"{n} {thing.en_plural}, {w} {measure} each"
     )
-    return s.question(_ASK_MEASURE, measure=measure), _node("*", _leaf(n), _leaf(w))
+    return s.question(ASK_MEASURE, measure=measure), _node("*", _leaf(n), _leaf(w))
 
 
 _SHAPES: list[Callable[[Context, _Story], tuple[str, list]]] = [
