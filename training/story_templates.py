@@ -1,7 +1,7 @@
 """The nouns and phrasings of the composed word problems (``training.reasoning_story``), per language.
 
-Names, things and sentences here share no frame with the independent held-out set: the frame test
-(``tests/training/test_heldout.py``) reads the questions they compose.
+Names, things and sentences here share no frame with the independent held-out set: its frame test (in
+``tests/training``) reads the questions they compose.
 """
 
 from __future__ import annotations
