@@ -293,6 +293,8 @@ class ArithmeticGuide(TokenConstraint):
         if any(end in piece for end in _SENTENCE_END):
             self._open_work.clear()
             return
+        if b":" not in piece and b"\x9a" not in piece:  # no colon ends here ("：" ends in 0x9a): no header
+            return
         for header in _WORKED_HEADER.finditer(self._tail):
             if header.end() > len(self._tail) - len(piece):  # its colon is in this piece
                 self._open_work.append(header.group(1).decode())

@@ -278,9 +278,9 @@ def _schedule(root: list) -> list[tuple[list, bool]]:
     return order
 
 
-def write_steps(ctx: Context, ch: Chain, root: list) -> int:
+def write_steps(ctx: Context, ch: Chain, root: list) -> str:
     """Write the chain of an expression tree: its ASCII copy ("Given: ..."), then one sentence per
-    operation in school order, each rewriting what is left. Returns the value; ``root`` ends as a leaf."""
+    operation in school order, each rewriting what is left. Returns the copy; ``root[0]`` is the value."""
     steps = _schedule(root)
     # The chain starts by copying the expression in plain ASCII: later steps read their operands there, and
     # the kind of problem shows in what was copied, not in the question's (possibly unseen) wording.
@@ -311,7 +311,7 @@ def write_steps(ctx: Context, ch: Chain, root: list) -> int:
             f"{zh_order}算{'括号里的' if inside else ''}{zh_word}：{eq}{zh_rest}",
             f"{en_order}, {en_word}{' inside the parentheses' if inside else ''}: {eq}{en_rest}",
         )
-    return root[0]
+    return plain
 
 
 def expression(ctx: Context, ch: Chain) -> Problem:
@@ -333,8 +333,7 @@ def expression(ctx: Context, ch: Chain) -> Problem:
     spoken = None
     if ctx.split == "train" and ctx.rng.random() < ctx.spoken_share:
         spoken = say_expression(root, ctx.lang, ctx.rng, _needs_parens)
-    plain = _render(root, _PLAIN)
-    write_steps(ctx, ch, root)
+    plain = write_steps(ctx, ch, root)
     ch.write(chain_format.result(ch.lang, root[0]))
     user = spoken or ctx.pick(wording.EXPRESSION).format(e=shown)
     key, display = numeric_answer(root[0])
