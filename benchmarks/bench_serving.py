@@ -22,6 +22,8 @@ and build it outside this repository:
 The GGUF of a TinyLLM checkpoint: ``python -m tinyllm export-gguf`` where available, or llama.cpp's
 ``convert_hf_to_gguf.py CHECKPOINT --outtype f16`` (a TinyLLM checkpoint is a Hugging Face Llama directory).
 Without ``--llama-server`` (or ``$LLAMA_SERVER``) only our rows are measured and the table says so.
+``--engine thread process`` runs two of our servers, the engine in a thread and in its own process
+(``TINYLLM_ENGINE_PROCESS``), alternated with llama-server like the rest.
 """
 
 from __future__ import annotations
@@ -188,6 +190,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--prefix-cache-entries", type=int, default=None, help="our server's prefix cache (default: its own)"
     )
+    parser.add_argument(
+        "--engine",
+        nargs="+",
+        default=["thread"],
+        choices=["thread", "process"],
+        help="where our engine runs (TINYLLM_ENGINE_PROCESS); both: one server of each, alternated",
+    )
     args = parser.parse_args(argv)
     prompt = long_prompt(args.prompt_words)
     cache = (
@@ -197,24 +206,21 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     servers: list[Server] = []
-    port = free_port()
-    ours = Server(
-        "tinyllm",
-        [sys.executable, "-m", "server", "--model", str(args.model), "--host", "127.0.0.1"]
-        + [
-            "--port",
-            str(port),
-            "--auth-disabled",
-            "--threads",
-            str(args.threads),
-            "--served-model-name",
-            "tinyllm",
-        ]
-        + ["--max-batch", str(max(args.concurrency)), "--quantize", args.quantize, "--log-level", "warning"]
-        + cache,
-        port,
-    )
-    servers.append(ours)
+    for engine in args.engine:
+        port = free_port()
+        name = "tinyllm" if engine == "thread" else "tinyllm (engine process)"
+        servers.append(
+            Server(
+                name,
+                [sys.executable, "-m", "server", "--model", str(args.model), "--host", "127.0.0.1"]
+                + ["--port", str(port), "--auth-disabled", "--threads", str(args.threads)]
+                + ["--served-model-name", "tinyllm", "--max-batch", str(max(args.concurrency))]
+                + ["--quantize", args.quantize, "--log-level", "warning"]
+                + ["--engine-process" if engine == "process" else "--no-engine-process"]
+                + cache,
+                port,
+            )
+        )
     peer = None
     if args.llama_server and args.gguf:
         port = free_port()
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         rate = run.tokens / run.wall_s
         other = results.get(("llama-server", c, mode))
         ratio = f"{rate / (other.tokens / other.wall_s):.2f}" if other and other.tokens else ""
-        ceiling = bandwidth * 1e9 / (ours_bytes if name == "tinyllm" else peer_bytes)
+        ceiling = bandwidth * 1e9 / (peer_bytes if name == "llama-server" else ours_bytes)
         share = f"{100 * rate / ceiling:.0f}" if c == 1 else ""
         ttft = statistics.median(run.ttfts) * 1e3 if run.ttfts else float("nan")
         itl = statistics.median(run.gaps) * 1e3 if run.gaps else float("nan")

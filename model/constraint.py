@@ -18,6 +18,7 @@ import functools
 import json
 import re
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,6 +42,16 @@ class GrammarVocabulary(Protocol):
 
 class GrammarError(ValueError):
     """The grammar engine refused a schema or a structural tag (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A compiled grammar and its source (``kind`` "json" or "tag", the JSON text), which is how it is
+    compiled again in the engine process."""
+
+    kind: str
+    text: str
+    compiled: xgrammar.CompiledGrammar
 
 
 class GrammarCompiler:
@@ -68,26 +79,31 @@ class GrammarCompiler:
         self._compiler = xgrammar.GrammarCompiler(info, max_threads=threads)
         self._lock = threading.Lock()  # one compile at a time: they use every compile thread already
 
-    def json_schema(self, schema: dict[str, Any] | None) -> xgrammar.CompiledGrammar:
+    def json_schema(self, schema: dict[str, Any] | None) -> Grammar:
         """Any JSON object (``schema`` None) or a document valid under ``schema``. Compact JSON: a model
         that loops on whitespace would otherwise never close the document."""
         text = json.dumps({"type": "object"} if schema is None else schema, sort_keys=True)
-        return self._compile("json", text)
+        return self.compile("json", text)
 
-    def structural_tag(self, tag: dict[str, Any]) -> xgrammar.CompiledGrammar:
+    def structural_tag(self, tag: dict[str, Any]) -> Grammar:
         """A structural tag (xgrammar's format): free text, tags with JSON inside, sequences of them."""
-        return self._compile("tag", json.dumps(tag, sort_keys=True))
+        return self.compile("tag", json.dumps(tag, sort_keys=True))
 
-    def constraint(self, compiled: xgrammar.CompiledGrammar) -> GrammarConstraint:
-        return GrammarConstraint(compiled, self.vocab_size)
+    def constraint(self, grammar: Grammar) -> GrammarConstraint:
+        return GrammarConstraint(grammar, self.vocab_size)
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one compiler per served model, alive with it
-    def _compile(self, kind: str, text: str) -> xgrammar.CompiledGrammar:
+    def compile(self, kind: str, text: str) -> Grammar:
+        """``kind`` "json" (a JSON schema's text) or "tag" (a structural tag's)."""
         with self._lock:
             try:
                 if kind == "json":
-                    return self._compiler.compile_json_schema(text, any_whitespace=False, strict_mode=True)
-                return self._compiler.compile_structural_tag(text)
+                    compiled = self._compiler.compile_json_schema(
+                        text, any_whitespace=False, strict_mode=True
+                    )
+                else:
+                    compiled = self._compiler.compile_structural_tag(text)
+                return Grammar(kind, text, compiled)
             except Exception as e:  # xgrammar's errors (several types) for a grammar it cannot serve
                 raise GrammarError(str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)) from e
 
@@ -102,10 +118,10 @@ class GrammarConstraint(TokenConstraint):
 
     decides_end = True  # a finished document has nothing else to write
 
-    def __init__(self, compiled: xgrammar.CompiledGrammar, vocab_size: int) -> None:
-        self._compiled = compiled
+    def __init__(self, grammar: Grammar, vocab_size: int) -> None:
+        self._grammar = grammar
         self._vocab_size = vocab_size
-        self._matcher = xgrammar.GrammarMatcher(compiled)
+        self._matcher = xgrammar.GrammarMatcher(grammar.compiled)
         self._bitmask = xgrammar.allocate_token_bitmask(1, vocab_size)
         self.broken = False
 
@@ -128,8 +144,11 @@ class GrammarConstraint(TokenConstraint):
 
     def fork(self) -> GrammarConstraint:
         twin = GrammarConstraint.__new__(GrammarConstraint)
-        twin._compiled, twin._vocab_size = self._compiled, self._vocab_size
+        twin._grammar, twin._vocab_size = self._grammar, self._vocab_size
         twin._matcher = self._matcher.fork()
         twin._bitmask = xgrammar.allocate_token_bitmask(1, self._vocab_size)
         twin.broken = self.broken
         return twin
+
+    def recipe(self) -> tuple[str, tuple[str, str]]:
+        return "grammar", (self._grammar.kind, self._grammar.text)

@@ -31,7 +31,7 @@ import torch
 
 from model.kv_cache import KVCache
 from model.prefix_cache import PrefixCache
-from model.request_handle import GenerationResult, RequestHandle, TokenEvent, deliver
+from model.request_handle import EventSink, GenerationResult, RequestHandle, TokenEvent, collect, deliver
 from model.sampling import SamplingParams, SequenceSamplingState, sample_next
 from model.transformer import Transformer
 
@@ -76,6 +76,24 @@ class PromptTooLongError(EngineError):
             f"the completion). Please reduce the prompt or the completion length."
         )
         self.prompt_tokens, self.max_tokens, self.context = prompt_tokens, max_tokens, context
+
+
+def check_prompt(prompt_tokens: int, max_tokens: int, context: int) -> None:
+    if prompt_tokens + max_tokens > context:
+        raise PromptTooLongError(prompt_tokens, max_tokens, context)
+
+
+def check_request(
+    prompt_ids: list[int], params: SamplingParams, n: int, max_batch: int, vocab_size: int, context: int
+) -> None:
+    if not prompt_ids:
+        raise ValueError("the prompt is empty")
+    if not 1 <= n <= max_batch:
+        raise ValueError(f"n must be between 1 and {max_batch}")
+    if any(not 0 <= t < vocab_size for t in prompt_ids):
+        raise ValueError("prompt token id out of range")
+    params.validate(vocab_size)
+    check_prompt(len(prompt_ids), params.max_tokens, context)
 
 
 @dataclass
@@ -156,9 +174,10 @@ class Engine:
         return self._thread is not None and self._thread.is_alive() and not self._stopping
 
     def start(self) -> None:
+        """Run the engine in its own thread."""
         if self._thread is not None:
             return
-        self._accepting = True
+        self.start_accepting()
         self._thread = threading.Thread(target=self._run, name="tinyllm-engine", daemon=True)
         self._thread.start()
 
@@ -168,21 +187,25 @@ class Engine:
 
     def check_prompt(self, prompt_tokens: int, max_tokens: int) -> None:
         """Raise PromptTooLongError if the prompt and the completion cannot fit in the context."""
-        if prompt_tokens + max_tokens > self.max_seq_len:
-            raise PromptTooLongError(prompt_tokens, max_tokens, self.max_seq_len)
+        check_prompt(prompt_tokens, max_tokens, self.max_seq_len)
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams, n: int = 1) -> RequestHandle:
+    @property
+    def kv_cache_bytes(self) -> int:
+        return self.cache.nbytes()
+
+    def check_request(self, prompt_ids: list[int], params: SamplingParams, n: int) -> None:
+        """Raise ValueError naming what is wrong, or PromptTooLongError, for a request this engine cannot
+        run (the same checks wherever the engine runs: :class:`model.engine_client.EngineClient` too)."""
+        check_request(prompt_ids, params, n, self.config.max_batch, self.vocab_size, self.max_seq_len)
+
+    def submit(
+        self, prompt_ids: list[int], params: SamplingParams, n: int = 1, sink: EventSink | None = None
+    ) -> RequestHandle:
         """Queue a request for ``n`` continuations of ``prompt_ids``. Raises before any work is done:
-        ValueError on bad arguments, PromptTooLongError, QueueFullError, EngineError when stopped."""
-        if not prompt_ids:
-            raise ValueError("the prompt is empty")
-        if not 1 <= n <= self.config.max_batch:
-            raise ValueError(f"n must be between 1 and {self.config.max_batch}")
-        if any(not 0 <= t < self.vocab_size for t in prompt_ids):
-            raise ValueError("prompt token id out of range")
-        params.validate(self.vocab_size)
-        self.check_prompt(len(prompt_ids), params.max_tokens)
-        handle = RequestHandle(n, self._notify)
+        ValueError on bad arguments, PromptTooLongError, QueueFullError, EngineError when stopped.
+        ``sink`` receives the request's events instead of the handle's queues (the engine process)."""
+        self.check_request(prompt_ids, params, n)
+        handle = RequestHandle(n, self._notify, sink)
         with self._cond:
             if not self._accepting:
                 raise EngineError("the engine is not accepting requests (not started or shutting down)")
@@ -194,16 +217,7 @@ class Engine:
 
     def generate(self, prompt_ids: list[int], params: SamplingParams, n: int = 1) -> list[GenerationResult]:
         """Blocking convenience for scripts and evaluation: returns the n finished sequences."""
-        handle = self.submit(prompt_ids, params, n)
-        results = [GenerationResult([], "", []) for _ in range(n)]
-        for event in handle.iter_sync():
-            result = results[event.index]
-            if event.token_id is not None:
-                result.token_ids.append(event.token_id)
-                result.logprobs.append(event.logprob)
-            if event.finish_reason is not None:
-                result.finish_reason = event.finish_reason
-        return results
+        return collect(self.submit(prompt_ids, params, n))
 
     def stats(self) -> EngineStats:
         with self._cond:
@@ -215,6 +229,10 @@ class Engine:
                 last_batch_size=self._last_batch_size,
                 running_requests=len({id(s.request) for s in self._active}),
             )
+
+    def start_accepting(self) -> None:
+        with self._cond:
+            self._accepting = True
 
     def stop_accepting(self) -> None:
         with self._cond:
@@ -228,8 +246,7 @@ class Engine:
         with self._cond:
             while (self._active or self._waiting) and time.monotonic() < deadline:
                 self._cond.wait(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
-            for request in list(self._waiting) + [s.request for s in self._active]:
-                request.handle.cancelled = True
+            self.cancel_all()
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
@@ -247,20 +264,36 @@ class Engine:
         with torch.inference_mode():
             while True:
                 with self._cond:
-                    while not (self._waiting or self._active or self._stopping):
+                    while not (self.has_work() or self._stopping):
                         self._cond.wait()
-                    if self._stopping and not self._active and not self._waiting:
+                    if self._stopping and not self.has_work():
                         return
-                try:
-                    self._drop_cancelled()
-                    self._fill_free_slots()
-                    if self._active:
-                        self._decode_step()
-                except Exception:  # keep serving others; the requests in flight end with "error"
-                    log.exception("engine step failed")
-                    self._fail_all_active()
+                self.step()
                 if self._stopping:
                     self._drop_cancelled()
+
+    def has_work(self) -> bool:
+        """Requests are waiting or sequences decoding."""
+        return bool(self._waiting or self._active)
+
+    def step(self) -> None:
+        """One iteration: free cancelled requests' slots, prefill waiting prompts into free slots, one decode
+        step over every active sequence. Runs in the engine thread, or in the engine process's loop
+        (:mod:`model.engine_core`), under ``torch.inference_mode()``."""
+        try:
+            self._drop_cancelled()
+            self._fill_free_slots()
+            if self._active:
+                self._decode_step()
+        except Exception:  # keep serving others; the requests in flight end with "error"
+            log.exception("engine step failed")
+            self._fail_all_active()
+
+    def cancel_all(self) -> None:
+        """Mark every waiting and running request cancelled (the next step ends them)."""
+        with self._cond:
+            for request in list(self._waiting) + [s.request for s in self._active]:
+                request.handle.cancelled = True
 
     def _drop_cancelled(self) -> None:
         with self._cond:

@@ -2,7 +2,8 @@
 
 The engine thread produces :class:`TokenEvent` objects and hands them over with :func:`deliver`; a caller
 holds a :class:`RequestHandle` and reads them as an async stream (when it submitted from an event loop) or
-synchronously, from any thread, and can cancel.
+synchronously, from any thread, and can cancel. In the engine process (:mod:`model.engine_core`) a handle
+has a sink instead: its events are sent on to the API process, where a handle of the same shape streams them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import queue
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 
 @dataclass(slots=True)
@@ -30,18 +32,34 @@ class GenerationResult:
     logprobs: list[float | None]
 
 
+def collect(handle: RequestHandle) -> list[GenerationResult]:
+    """Wait for a request submitted outside an event loop and return its ``n`` finished sequences."""
+    results = [GenerationResult([], "", []) for _ in range(handle.n)]
+    for event in handle.iter_sync():
+        result = results[event.index]
+        if event.token_id is not None:
+            result.token_ids.append(event.token_id)
+            result.logprobs.append(event.logprob)
+        if event.finish_reason is not None:
+            result.finish_reason = event.finish_reason
+    return results
+
+
 class RequestHandle:
     """The caller's side of a request: its events and a cancel switch. Safe to use from any thread."""
 
     _ids = itertools.count()
 
-    def __init__(self, n: int, wake: Callable[[], None]) -> None:
+    def __init__(self, n: int, wake: Callable[[], None], sink: EventSink | None = None) -> None:
         self.request_id = next(self._ids)
         self.n = n
         self.cancelled = False
-        self.scheduled_at: float | None = None  # time.perf_counter() when the engine starts the prompt
+        # time.perf_counter() when the engine starts the prompt: CLOCK_MONOTONIC on Linux, one clock for
+        # every process, so the engine process's reading means the same in the API process.
+        self.scheduled_at: float | None = None
         self.cached_tokens = 0  # prompt tokens whose keys and values came from the prefix cache
         self._wake = wake
+        self._sink = sink
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             self._async_queue: asyncio.Queue[TokenEvent] | None = asyncio.Queue()
@@ -59,13 +77,23 @@ class RequestHandle:
         deliver([(self, event)])
 
     async def stream(self) -> AsyncIterator[TokenEvent]:
+        async for batch in self.batches():
+            for event in batch:
+                yield event
+
+    async def batches(self) -> AsyncIterator[list[TokenEvent]]:
+        """The events in the order they came, each time as many as have arrived: one when the reader keeps
+        up, several when it fell behind (a streaming response then writes them as one chunk)."""
         if self._async_queue is None:
-            raise RuntimeError("stream() needs the handle to be submitted from a running event loop")
+            raise RuntimeError("batches() needs the handle to be submitted from a running event loop")
+        queue = self._async_queue
         remaining = self.n
         while remaining:
-            event = await self._async_queue.get()
-            remaining -= event.finish_reason is not None
-            yield event
+            batch = [await queue.get()]
+            while remaining > sum(e.finish_reason is not None for e in batch) and not queue.empty():
+                batch.append(queue.get_nowait())
+            remaining -= sum(e.finish_reason is not None for e in batch)
+            yield batch
 
     def iter_sync(self) -> Iterator[TokenEvent]:
         remaining = self.n
@@ -75,21 +103,29 @@ class RequestHandle:
             yield event
 
 
+EventSink: TypeAlias = Callable[[list[tuple["RequestHandle", TokenEvent]]], None]
+
+
 def deliver(items: list[tuple[RequestHandle, TokenEvent]]) -> None:
     """Hand events to their callers: one ``call_soon_threadsafe`` per event loop for the whole batch (each
-    call wakes the loop through a pipe), not one per token."""
+    call wakes the loop through a pipe), not one per token; one call per sink."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[RequestHandle, TokenEvent]]] = {}
+    by_sink: dict[EventSink, list[tuple[RequestHandle, TokenEvent]]] = {}
     for handle, event in items:
-        if handle._loop is None:
+        if handle._sink is not None:
+            by_sink.setdefault(handle._sink, []).append((handle, event))
+        elif handle._loop is None:
             handle._sync_queue.put(event)
         else:
             by_loop.setdefault(handle._loop, []).append((handle, event))
+    for sink, batch in by_sink.items():
+        sink(batch)
     for loop, batch in by_loop.items():
         try:
             loop.call_soon_threadsafe(_put_all, batch)
         except RuntimeError:  # the caller's event loop is gone; nobody is listening any more
             for handle, _ in batch:
-                handle.cancelled = True
+                handle.cancel()
 
 
 def _put_all(batch: list[tuple[RequestHandle, TokenEvent]]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -51,6 +51,10 @@ class TokenConstraint(Protocol):
 
     def fork(self) -> TokenConstraint:
         """A fresh copy in the same state, for another sequence of the same request."""
+
+    def recipe(self) -> tuple[str, tuple[Any, ...]]:
+        """How to build this constraint afresh (before any token) in the engine process: a kind that
+        process knows and picklable arguments (see server/engine_process.py)."""
 
 
 @dataclass

@@ -191,6 +191,7 @@ class ArithmeticGuide(TokenConstraint):
 
     def __init__(self, vocabulary: GuideVocabulary, question: str | None = None) -> None:
         self._vocab = vocabulary
+        self._question_text = question
         self._tail = bytearray()
         self._text = b""  # what is left to write of a value, copy or rewrite, in pieces the model picks
         self._ban_digits = False  # the step right after a completed value or copy
@@ -420,6 +421,9 @@ class ArithmeticGuide(TokenConstraint):
         twin._reading = None if self._reading is None else bytearray(self._reading)
         twin._open_work = list(self._open_work)
         return twin
+
+    def recipe(self) -> tuple[str, tuple[str | None]]:
+        return "arithmetic_guide", (self._question_text,)
 
 
 def _written_after(tail: bytearray, marker: bytes, piece_length: int) -> bytes | None:

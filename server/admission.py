@@ -15,7 +15,7 @@ from server.metrics import RequestMetrics
 from server.outputs import SequenceAccounting
 from server.ratelimit import Reservation
 from server.request_log import log_fields
-from server.streams import merged_events
+from server.streams import merged_batches
 
 if TYPE_CHECKING:  # server.serving builds Admissions: importing it here would be a cycle
     from server.serving import ServingContext
@@ -43,13 +43,14 @@ class Admission:
         for handle in self.handles:
             handle.cancel()
 
-    async def events(self) -> AsyncIterator[tuple[int, TokenEvent]]:
-        """``(prompt index, event)`` from every handle (:func:`server.streams.merged_events`); the first token
-        is timed as it arrives, so a stream still running already shows in time to first token."""
-        async for p, event in merged_events(self.handles):
-            if event.token_id is not None:
+    async def batches(self) -> AsyncIterator[list[tuple[int, TokenEvent]]]:
+        """``(prompt index, event)`` from every handle, as many as have arrived each time
+        (:func:`server.streams.merged_batches`); the first token is timed as it arrives, so a stream still
+        running already shows in time to first token."""
+        async for batch in merged_batches(self.handles):
+            if any(event.token_id is not None for _, event in batch):
                 self.timing.on_token()
-            yield p, event
+            yield batch
 
     def finish(
         self, choices: Sequence[SequenceAccounting], scope: dict[str, Any], extra_log: dict[str, Any]

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 from model.checkpoint import LoadedCheckpoint
-from model.engine import Engine, EngineConfig
-from model.inference import prepare_for_serving
+from model.engine import Engine
+from model.engine_client import EngineClient
 from server import routes
 from server.auth import AuthMiddleware, ConfigError, KeyStore
 from server.body_limit import BodySizeLimitMiddleware
 from server.client_limits import AuthFailureLimit, ClientCounters, PublicRouteLimitMiddleware, parse_limit
+from server.engine_process import start_engine
 from server.errors import install_error_handlers
 from server.keys_reload import KeyReloader
 from server.lifecycle import Lifecycle
@@ -51,7 +52,7 @@ class ServerState:
     limiter: RateLimiter
     metrics: Metrics
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
-    engine: Engine | None = None
+    engine: Engine | EngineClient | None = None
     context: ServingContext | None = None
     chat: ServingChat | None = None
     completions: ServingCompletions | None = None
@@ -95,21 +96,8 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
         loaded = checkpoint or await asyncio.to_thread(
             load_for_serving, settings.model, settings.max_model_len, settings.cache_dir
         )
-        # A fused copy laid out for decoding (int8 or fp32); ``loaded.model`` stays as loaded.
-        precision = "int8" if settings.quantize == "int8" else "fp32"
-        model = await asyncio.to_thread(prepare_for_serving, loaded.model, precision)
-        engine = Engine(
-            model,
-            EngineConfig(
-                max_batch=settings.max_batch,
-                max_queue=settings.max_queue,
-                prefix_cache_entries=settings.prefix_cache_entries,
-                num_threads=settings.threads or None,
-            ),
-            eos_token_ids=list(loaded.tokenizer.stop_token_ids),
-        )
+        engine = await asyncio.to_thread(start_engine, settings, loaded)
         engine.add_step_listener(metrics.observe_step)
-        engine.start()
         ctx = ServingContext(
             settings=settings,
             engine=engine,
@@ -139,7 +127,8 @@ def create_app(settings: Settings, *, checkpoint: LoadedCheckpoint | None = None
                 "checkpoint": str(loaded.path),
                 "quantize": settings.quantize,
                 "context": engine.max_seq_len,
-                "kv_cache_bytes": engine.cache.nbytes(),
+                "kv_cache_bytes": engine.kv_cache_bytes,
+                "engine_pid": engine.pid if isinstance(engine, EngineClient) else None,
                 "max_batch": settings.max_batch,
                 "parameters": loaded.model.num_parameters(),
                 "startup_s": round(time.perf_counter() - started, 2),

@@ -87,7 +87,7 @@ def _model_card(request: Request) -> ModelCard:
         id=state.settings.served_model_name,
         owned_by=state.model_owner,
         max_model_len=engine.max_seq_len if engine is not None else None,
-        kv_cache_bytes=engine.cache.nbytes() if engine is not None else None,
+        kv_cache_bytes=engine.kv_cache_bytes if engine is not None else None,
     )
 
 

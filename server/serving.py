@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypeVar
 from fastapi import Request, Response
 
 from model.engine import Engine, EngineError, PromptTooLongError, QueueFullError
+from model.engine_client import EngineClient
 from model.request_handle import RequestHandle
 from model.sampling import SamplingParams
 from model.tokenizer import Tokenizer
@@ -61,7 +62,7 @@ class ServingContext:
     """What the endpoints serve with: built once the model is loaded and the engine runs."""
 
     settings: Settings
-    engine: Engine
+    engine: Engine | EngineClient
     tokenizer: Tokenizer
     limiter: RateLimiter
     metrics: Metrics
@@ -323,7 +324,7 @@ class OpenAIServing:
             return sse_response(self.ctx.settings, self._stream(gen), on_close=lambda: self._finish(gen))
         try:
             done = await run_until_disconnect(
-                collect(gen.admission.events(), gen.choices, gen.n), gen.raw_request, gen.admission.cancel
+                collect(gen.admission.batches(), gen.choices, gen.n), gen.raw_request, gen.admission.cancel
             )
             if done is not None:
                 self.on_collected(gen)
@@ -340,19 +341,30 @@ class OpenAIServing:
         try:
             for chunk in self.opening_chunks(gen):
                 yield chunk
-            async for p, event in gen.admission.events():
-                choice = gen.choices[p * gen.n + event.index]
-                if choice.done:  # tokens still in flight after a stop string matched
-                    continue
-                text = choice.on_event(event)
-                if choice.finish_reason in ("cancelled", "error"):
+            async for batch in gen.admission.batches():
+                # Events that arrived together (the reader fell behind the engine) leave as one chunk per
+                # choice: the text they made safe, and their logprobs, together.
+                texts: dict[int, str] = {}
+                failed = None
+                for p, event in batch:
+                    position = p * gen.n + event.index
+                    choice = gen.choices[position]
+                    if choice.done:  # tokens still in flight after a stop string matched
+                        continue
+                    texts[position] = texts.get(position, "") + choice.on_event(event)
+                    if choice.finish_reason in ("cancelled", "error"):
+                        failed = choice.finish_reason
+                        break
+                if failed is None:
+                    for position, text in texts.items():
+                        for chunk in self.event_chunks(gen, gen.choices[position], text):
+                            yield chunk
+                else:
                     yield error_event(
                         "The generation ended early: the server is shutting down or failed.",
-                        "generation_" + choice.finish_reason,
+                        "generation_" + failed,
                     )
                     return
-                for chunk in self.event_chunks(gen, choice, text):
-                    yield chunk
                 if all(c.done for c in gen.choices):
                     break
             for chunk in self.closing_chunks(gen):

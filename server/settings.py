@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         "the same way (a chat's next turn, a shared system prompt) skips those tokens (0 = off).",
     )
     threads: int = Field(0, ge=0, description="Torch CPU threads (0 = torch default).")
+    engine_process: bool = Field(
+        False,
+        description="Run the engine in its own process (the API process then only parses, streams and "
+        "detokenizes; docs/performance.md measures both).",
+    )
     max_tokens: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for.")
     max_n: int = Field(8, ge=1, description="Largest n (choices per request).")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body; larger gets 413.")

@@ -20,40 +20,44 @@ from server.settings import Settings
 T = TypeVar("T")
 
 
-async def merged_events(handles: list[RequestHandle]) -> AsyncIterator[tuple[int, TokenEvent]]:
-    """``(prompt index, event)`` from every handle, in arrival order."""
+async def merged_batches(handles: list[RequestHandle]) -> AsyncIterator[list[tuple[int, TokenEvent]]]:
+    """``(prompt index, event)`` from every handle in arrival order, each time all that have arrived (see
+    :meth:`RequestHandle.batches`)."""
     if len(handles) == 1:
-        async for event in handles[0].stream():
-            yield 0, event
+        async for batch in handles[0].batches():
+            yield [(0, event) for event in batch]
         return
-    queue: asyncio.Queue[tuple[int, TokenEvent] | None] = asyncio.Queue()
+    queue: asyncio.Queue[list[tuple[int, TokenEvent]] | None] = asyncio.Queue()
 
     async def forward(i: int, handle: RequestHandle) -> None:
-        async for event in handle.stream():
-            queue.put_nowait((i, event))
+        async for batch in handle.batches():
+            queue.put_nowait([(i, event) for event in batch])
         queue.put_nowait(None)
 
     tasks = [asyncio.ensure_future(forward(i, h)) for i, h in enumerate(handles)]
     try:
         remaining = len(tasks)
         while remaining:
-            item = await queue.get()
-            if item is None:
-                remaining -= 1
-            else:
-                yield item
+            items = [await queue.get()]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            remaining -= items.count(None)
+            merged = [pair for item in items if item is not None for pair in item]
+            if merged:
+                yield merged
     finally:
         for task in tasks:
             task.cancel()
 
 
 async def collect(
-    events: AsyncIterator[tuple[int, TokenEvent]], choices: Sequence[SequenceAccounting], n: int
+    batches: AsyncIterator[list[tuple[int, TokenEvent]]], choices: Sequence[SequenceAccounting], n: int
 ) -> bool:
-    """Feed every ``(prompt index, event)`` of a non-streaming request (``Admission.events()``) to its choice
+    """Feed every ``(prompt index, event)`` of a non-streaming request (``Admission.batches()``) to its choice
     (choice ``p * n + i`` is sequence i of prompt p) until all are done; True once they are."""
-    async for p, event in events:
-        choices[p * n + event.index].on_event(event)
+    async for batch in batches:
+        for p, event in batch:
+            choices[p * n + event.index].on_event(event)
         if all(c.done for c in choices):
             break
     return True

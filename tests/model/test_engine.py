@@ -11,6 +11,7 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from model.engine import Engine, EngineConfig, EngineError, PromptTooLongError, QueueFullError
+from model.request_handle import RequestHandle, TokenEvent, deliver
 from model.sampling import SamplingParams
 
 
@@ -164,6 +165,25 @@ def test_async_stream_from_an_event_loop(loaded):
         assert results[0] == reference_greedy(loaded.model, [3, 4, 5], 6)
     finally:
         engine.shutdown()
+
+
+def test_events_that_arrived_together_are_read_together():
+    """A reader that fell behind gets what is waiting as one batch (a stream then writes it as one chunk);
+    one that keeps up gets each event alone."""
+
+    async def read() -> list[list[tuple[int, int | None]]]:
+        handle = RequestHandle(2, lambda: None)
+        deliver([(handle, TokenEvent(0, 5)), (handle, TokenEvent(1, 6)), (handle, TokenEvent(0, 7))])
+        await asyncio.sleep(0)  # the hand-off runs: three events wait
+        deliver([(handle, TokenEvent(0, None, finish_reason="stop"))])
+        batches = []
+        async for batch in handle.batches():
+            batches.append([(e.index, e.token_id) for e in batch])
+            if len(batches) == 2:
+                deliver([(handle, TokenEvent(1, None, finish_reason="length"))])
+        return batches
+
+    assert asyncio.run(read()) == [[(0, 5), (1, 6), (0, 7)], [(0, None)], [(1, None)]]
 
 
 def test_shutdown_drains_then_refuses(loaded):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.server.support import sse_events
 
@@ -52,7 +53,8 @@ def test_a_broken_checkpoint_is_named(tmp_path: Path, server_checkpoint: Path):
     assert "model.safetensors" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_sigterm_lets_the_stream_in_flight_finish(server_checkpoint: Path):
+@pytest.mark.parametrize("engine_process", [False, True], ids=["engine-thread", "engine-process"])
+def test_sigterm_lets_the_stream_in_flight_finish(server_checkpoint: Path, engine_process: bool):
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -70,6 +72,7 @@ def test_sigterm_lets_the_stream_in_flight_finish(server_checkpoint: Path):
             "20",
             "--quantize",
             "none",
+            "--engine-process" if engine_process else "--no-engine-process",
         ],
         cwd=REPO,
         env=server_env(api_keys="sk-cli"),
@@ -112,6 +115,12 @@ def test_sigterm_lets_the_stream_in_flight_finish(server_checkpoint: Path):
         log_lines += [json.loads(line) for line in proc.stderr.read().splitlines() if line.strip()]
         messages = [entry["msg"] for entry in log_lines]
         assert any(m.startswith("draining") for m in messages) and "stopped" in messages
+        engine_pid = next(e for e in log_lines if e["msg"] == "ready")["engine_pid"]
+        if engine_process:  # drained, then stopped and reaped: no engine process outlives the server
+            assert "engine process stopped" in messages
+            assert not Path(f"/proc/{engine_pid}").exists()
+        else:
+            assert engine_pid is None
         assert not [e for e in log_lines if e["level"] == "error" or "exc" in e]
         assert "sk-cli" not in json.dumps(log_lines)
     finally:
