@@ -54,7 +54,7 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _default_threads() -> int:
+def default_threads() -> int:
     """Every CPU this process may run on (not OMP_NUM_THREADS: the server keeps that at 1 for the other
     threads, see server/cli.py)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -260,7 +260,7 @@ class Engine:
 
     def _run(self) -> None:
         # The thread count is each thread's own OpenMP setting: it must be set here, in the engine thread.
-        torch.set_num_threads(self.config.num_threads or _default_threads())
+        torch.set_num_threads(self.config.num_threads or default_threads())
         with torch.inference_mode():
             while True:
                 with self._cond:

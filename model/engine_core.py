@@ -37,7 +37,7 @@ from typing import Any
 import msgspec
 import torch
 
-from model.engine import Engine, EngineError, _default_threads
+from model.engine import Engine, EngineError, default_threads
 from model.request_handle import RequestHandle, TokenEvent
 from model.sampling import TokenConstraint
 
@@ -141,7 +141,7 @@ def serve(
     )
     outputs.send_bytes(encoder.encode(ready))
     drain_until: float | None = None
-    torch.set_num_threads(config.num_threads or _default_threads())
+    torch.set_num_threads(config.num_threads or default_threads())
     with torch.inference_mode():
         while True:
             idle = not engine.has_work()
