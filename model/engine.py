@@ -173,6 +173,11 @@ class Engine:
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._stopping
 
+    @property
+    def is_dead(self) -> bool:
+        """The engine thread ended without being asked to: nothing will ever run again."""
+        return self._thread is not None and not self._thread.is_alive() and not self._stopping
+
     def start(self) -> None:
         """Run the engine in its own thread."""
         if self._thread is not None:

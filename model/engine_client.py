@@ -59,6 +59,7 @@ class EngineClient:
         self._tracked: dict[int, _Tracked] = {}
         self._accepting = True
         self._alive = True
+        self._stopping = False  # shutdown() was called
         self._stopped = threading.Event()
         self._step_listeners: list[Callable[[int, float], None]] = []
         self._last_batch_size = 0
@@ -98,6 +99,11 @@ class EngineClient:
     @property
     def is_running(self) -> bool:
         return self._alive and self._accepting
+
+    @property
+    def is_dead(self) -> bool:
+        """The engine process ended without being asked to: nothing will ever run again."""
+        return not self._alive and not self._stopping
 
     def add_step_listener(self, listener: Callable[[int, float], None]) -> None:
         """``listener(batch_size, seconds)`` for every decode step, called on the receiver thread."""
@@ -154,6 +160,7 @@ class EngineClient:
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop admitting; the engine process lets running and queued requests finish for up to ``timeout``
         seconds, cancels what is left (its events still arrive) and exits."""
+        self._stopping = True
         self.stop_accepting()
         if self._alive:
             self._send(("shutdown", timeout))

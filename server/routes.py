@@ -106,10 +106,13 @@ async def retrieve_model(model_id: str, request: Request) -> ModelCard:
     return card
 
 
-@router.get("/health", tags=["operations"])
-async def health() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+@router.get("/health", tags=["operations"], responses={503: {"model": ErrorResponse}})
+async def health(request: Request) -> Response:
+    """Liveness: the process answers and its engine has not died (a dead engine never comes back: restart)."""
+    engine = _state(request).engine
+    if engine is not None and engine.is_dead:
+        return error_response(503, "The engine has stopped; restart the server.", code="engine_dead")
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/ready", tags=["operations"], responses={503: {"model": ErrorResponse}})

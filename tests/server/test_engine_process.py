@@ -149,6 +149,7 @@ def test_a_dead_engine_process_ends_streams_and_fails_readiness():
     with run_server(DEFAULT_MODEL_DIR, engine_process=True) as live:
         engine = live.app.state.tinyllm.engine
         assert httpx.get(live.base_url + "/ready").status_code == 200
+        assert httpx.get(live.base_url + "/health").status_code == 200
         body = {"model": MODEL, "prompt": "a", "max_tokens": 900, "ignore_eos": True, "stream": True}
         with live.client() as c, c.stream("POST", "/v1/completions", json=body) as r:
             events = sse_events(r.iter_lines())
@@ -160,6 +161,9 @@ def test_a_dead_engine_process_ends_streams_and_fails_readiness():
         while httpx.get(live.base_url + "/ready").status_code == 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert httpx.get(live.base_url + "/ready").status_code == 503
+        # Liveness fails too: a dead engine never comes back, so the orchestrator must restart the server.
+        health = httpx.get(live.base_url + "/health")
+        assert health.status_code == 503 and health.json()["error"]["code"] == "engine_dead"
         refused = live.client().post("/v1/completions", json={**body, "stream": False})
         assert refused.status_code == 503 and "retry-after" in refused.headers
 
