@@ -90,9 +90,11 @@ class RequestHandle:
         remaining = self.n
         while remaining:
             batch = [await queue.get()]
-            while remaining > sum(e.finish_reason is not None for e in batch) and not queue.empty():
+            ended = batch[0].finish_reason is not None
+            while ended < remaining and not queue.empty():  # nothing of this request comes after its ends
                 batch.append(queue.get_nowait())
-            remaining -= sum(e.finish_reason is not None for e in batch)
+                ended += batch[-1].finish_reason is not None
+            remaining -= ended
             yield batch
 
     def iter_sync(self) -> Iterator[TokenEvent]:
