@@ -31,7 +31,14 @@ import torch
 
 from model.kv_cache import KVCache
 from model.prefix_cache import PrefixCache
-from model.request_handle import EventSink, GenerationResult, RequestHandle, TokenEvent, collect, deliver
+from model.request_handle import (
+    EventSink,
+    GenerationResult,
+    RequestHandle,
+    TokenEvent,
+    deliver,
+    wait_for_results,
+)
 from model.sampling import SamplingParams, SequenceSamplingState, sample_next
 from model.transformer import Transformer
 
@@ -222,7 +229,7 @@ class Engine:
 
     def generate(self, prompt_ids: list[int], params: SamplingParams, n: int = 1) -> list[GenerationResult]:
         """Blocking convenience for scripts and evaluation: returns the n finished sequences."""
-        return collect(self.submit(prompt_ids, params, n))
+        return wait_for_results(self.submit(prompt_ids, params, n))
 
     def stats(self) -> EngineStats:
         with self._cond:

@@ -7,8 +7,8 @@ input still fails at once with the parameter named), keeps the queue bound itsel
 requests the engine has started), and one receiver thread hands each step's events to their handles with the
 engine's own :func:`~model.request_handle.deliver`.
 
-If the engine process dies, every request in flight ends with ``"error"``, ``is_running`` turns false (the
-readiness probe then fails) and new requests are refused.
+If the engine process dies, every request in flight ends with ``"error"``, ``is_running`` turns false and
+``is_dead`` true (the readiness and liveness probes then fail) and new requests are refused.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import msgspec
 
 from model.engine import EngineError, EngineStats, QueueFullError, check_prompt, check_request
 from model.engine_core import OutputMessage, Outputs, Ready, Stopped
-from model.request_handle import GenerationResult, RequestHandle, TokenEvent, collect, deliver
+from model.request_handle import GenerationResult, RequestHandle, TokenEvent, deliver, wait_for_results
 from model.sampling import SamplingParams
 
 log = logging.getLogger("tinyllm.engine")
@@ -43,9 +43,13 @@ class ClientConfig:
 class _Tracked:
     handle: RequestHandle
     n: int
-    running: int = 0  # sequences started and not finished
     finished: set[int] = field(default_factory=set)  # indices of the sequences that ended
     started: bool = False
+
+    @property
+    def running(self) -> int:
+        """Sequences started and not finished."""
+        return self.n - len(self.finished) if self.started else 0
 
 
 class EngineClient:
@@ -126,20 +130,14 @@ class EngineClient:
             if waiting >= self.config.max_queue:
                 raise QueueFullError(f"the waiting queue is full ({self.config.max_queue} requests)")
             self._tracked[handle.request_id] = _Tracked(handle, n)
-            message = (
-                "add",
-                handle.request_id,
-                list(prompt_ids),
-                replace(params, constraint=None),
-                n,
-                recipe,
+            self._write(
+                ("add", handle.request_id, list(prompt_ids), replace(params, constraint=None), n, recipe)
             )
-            self._requests.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         return handle
 
     def generate(self, prompt_ids: list[int], params: SamplingParams, n: int = 1) -> list[GenerationResult]:
         """Blocking convenience for scripts and evaluation: returns the n finished sequences."""
-        return collect(self.submit(prompt_ids, params, n))
+        return wait_for_results(self.submit(prompt_ids, params, n))
 
     def stats(self) -> EngineStats:
         with self._lock:
@@ -181,9 +179,13 @@ class EngineClient:
         with self._lock:
             if self._alive:
                 try:
-                    self._requests.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+                    self._write(message)
                 except OSError:  # the engine process is gone; the receiver reports it
                     pass
+
+    def _write(self, message: tuple) -> None:
+        """One request to the engine process (the caller holds self._lock)."""
+        self._requests.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _receive(self) -> None:
         while True:
@@ -209,7 +211,7 @@ class EngineClient:
                 tracked = self._tracked.get(request_id)
                 if tracked is not None:
                     tracked.handle.scheduled_at, tracked.handle.cached_tokens = scheduled_at, cached_tokens
-                    tracked.started, tracked.running = True, tracked.n
+                    tracked.started = True
             for request_id, index, token_id, logprob, top, finish_reason in message.events:
                 tracked = self._tracked.get(request_id)
                 if tracked is None:
@@ -220,7 +222,6 @@ class EngineClient:
                 )
                 if finish_reason is not None:
                     tracked.finished.add(index)
-                    tracked.running = max(0, tracked.running - 1)
                     if len(tracked.finished) == tracked.n:
                         del self._tracked[request_id]
             if message.steps:

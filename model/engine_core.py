@@ -31,6 +31,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -74,28 +75,40 @@ class Stopped(msgspec.Struct, tag=True, array_like=True):
 OutputMessage = Ready | Outputs | Stopped
 
 
+@dataclass(slots=True)
+class _Request:
+    request_id: int  # the API process's id
+    handle: RequestHandle  # the engine's
+    remaining: int  # sequences not yet finished
+    announced: bool = False  # its start was sent
+
+
 class _Outbox:
-    """What the current step produced, sent as one message."""
+    """The requests in flight, and what the current step produced for them, sent as one message."""
 
     def __init__(self) -> None:
         self.events: list[WireEvent] = []
         self.started: list[tuple[int, float, int]] = []
         self.steps: list[tuple[int, float]] = []
-        self._announced: set[int] = set()  # request ids whose start was sent
-        self._ids: dict[RequestHandle, int] = {}  # engine handle -> the API's request id
+        self._by_handle: dict[RequestHandle, _Request] = {}
+        self._by_id: dict[int, _Request] = {}
 
-    def track(self, handle: RequestHandle, request_id: int) -> None:
-        self._ids[handle] = request_id
+    def track(self, handle: RequestHandle, request_id: int, n: int) -> None:
+        self._by_handle[handle] = self._by_id[request_id] = _Request(request_id, handle, n)
+
+    def handle(self, request_id: int) -> RequestHandle | None:
+        request = self._by_id.get(request_id)
+        return None if request is None else request.handle
 
     def sink(self, batch: list[tuple[RequestHandle, TokenEvent]]) -> None:
         for handle, event in batch:
-            request_id = self._ids[handle]
-            if request_id not in self._announced and handle.scheduled_at is not None:
-                self._announced.add(request_id)
-                self.started.append((request_id, handle.scheduled_at, handle.cached_tokens))
+            request = self._by_handle[handle]
+            if not request.announced and handle.scheduled_at is not None:
+                request.announced = True
+                self.started.append((request.request_id, handle.scheduled_at, handle.cached_tokens))
             self.events.append(
                 (
-                    request_id,
+                    request.request_id,
                     event.index,
                     event.token_id,
                     event.logprob,
@@ -103,13 +116,13 @@ class _Outbox:
                     event.finish_reason,
                 )
             )
+            if event.finish_reason is not None:
+                request.remaining -= 1
+                if request.remaining == 0:  # its last event: nothing more comes for it
+                    del self._by_handle[handle], self._by_id[request.request_id]
 
     def step(self, batch_size: int, seconds: float) -> None:
         self.steps.append((batch_size, seconds))
-
-    def forget(self, finished: set[int]) -> None:
-        self._announced -= finished
-        self._ids = {h: i for h, i in self._ids.items() if i not in finished}
 
     def take(self) -> Outputs | None:
         if not (self.events or self.started or self.steps):
@@ -127,8 +140,6 @@ def serve(
     encoder = msgspec.msgpack.Encoder()
     outbox = _Outbox()
     engine.add_step_listener(outbox.step)
-    handles: dict[int, RequestHandle] = {}
-    remaining: dict[int, int] = {}  # request id -> sequences not yet finished
     engine.start_accepting()
     config = engine.config
     ready = Ready(
@@ -154,20 +165,13 @@ def serve(
                 # Wait for requests only when there is nothing to run; else look once between steps.
                 while requests.poll(None if idle and drain_until is None else 0):
                     message = pickle.loads(requests.recv_bytes())
-                    drain_until = _handle(
-                        message, engine, outbox, handles, remaining, build_constraint, drain_until
-                    )
+                    drain_until = _handle(message, engine, outbox, build_constraint, drain_until)
                     idle = False
             except EOFError:  # the API process is gone without a word: nobody reads our outputs
                 log.error("the API process is gone; the engine process exits")
                 return
             engine.step()
-            finished = _count_finished(outbox.events, remaining)
             _send(outputs, encoder, outbox)
-            if finished:
-                outbox.forget(finished)
-                for request_id in finished:
-                    handles.pop(request_id, None)
     outputs.send_bytes(encoder.encode(Stopped()))
 
 
@@ -175,8 +179,6 @@ def _handle(
     message: tuple[Any, ...],
     engine: Engine,
     outbox: _Outbox,
-    handles: dict[int, RequestHandle],
-    remaining: dict[int, int],
     build_constraint: ConstraintBuilder,
     drain_until: float | None,
 ) -> float | None:
@@ -191,11 +193,9 @@ def _handle(
             log.warning("engine process refused request %d: %s", request_id, e)
             outbox.events.extend((request_id, i, None, None, None, "error") for i in range(n))
             return drain_until
-        outbox.track(handle, request_id)
-        handles[request_id] = handle
-        remaining[request_id] = n
+        outbox.track(handle, request_id, n)
     elif kind == "cancel":
-        handle = handles.get(message[1])
+        handle = outbox.handle(message[1])
         if handle is not None:
             handle.cancelled = True
     elif kind == "shutdown":
@@ -204,17 +204,6 @@ def _handle(
     else:
         raise ValueError(f"unknown request to the engine process: {kind!r}")
     return drain_until
-
-
-def _count_finished(events: list[WireEvent], remaining: dict[int, int]) -> set[int]:
-    finished = set()
-    for request_id, _, _, _, _, finish_reason in events:
-        if finish_reason is not None and request_id in remaining:
-            remaining[request_id] -= 1
-            if remaining[request_id] == 0:
-                del remaining[request_id]
-                finished.add(request_id)
-    return finished
 
 
 def _send(outputs: Connection, encoder: msgspec.msgpack.Encoder, outbox: _Outbox) -> None:

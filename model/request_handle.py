@@ -32,7 +32,7 @@ class GenerationResult:
     logprobs: list[float | None]
 
 
-def collect(handle: RequestHandle) -> list[GenerationResult]:
+def wait_for_results(handle: RequestHandle) -> list[GenerationResult]:
     """Wait for a request submitted outside an event loop and return its ``n`` finished sequences."""
     results = [GenerationResult([], "", []) for _ in range(handle.n)]
     for event in handle.iter_sync():

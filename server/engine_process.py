@@ -9,6 +9,7 @@ question. Its log lines go to stderr in the server's format.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import signal
@@ -16,13 +17,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from model.checkpoint import LoadedCheckpoint
-from model.constraint import GrammarCompiler
 from model.engine import Engine, EngineConfig
 from model.engine_client import EngineClient, connect
 from model.engine_core import ConstraintBuilder, serve
 from model.inference import prepare_for_serving
 from model.sampling import TokenConstraint
 from reasoning.arithmetic_guide import ArithmeticGuide, GuideVocabulary
+from server.constrained_output import grammar_compiler
 from server.loading import load_for_serving
 from server.request_log import configure_logging
 from server.settings import Settings
@@ -81,20 +82,16 @@ def start_engine(settings: Settings, loaded: LoadedCheckpoint) -> Engine | Engin
 
 def constraint_builder(tokenizer: Any, vocab_size: int) -> ConstraintBuilder:
     """Builds the constraints of the engine process from their recipes; what each kind needs of the
-    tokenizer is built at its first use and kept."""
-    grammars: list[GrammarCompiler] = []
-    guides: list[GuideVocabulary] = []
+    tokenizer is built at its first use and kept (the grammar compiler as the API process keeps its own)."""
+    guide_vocabulary = functools.cache(lambda: GuideVocabulary.of(tokenizer))
 
     def build(recipe: tuple[str, tuple[Any, ...]]) -> TokenConstraint:
         kind, args = recipe
         if kind == "grammar":
-            if not grammars:
-                grammars.append(GrammarCompiler(tokenizer, vocab_size))
-            return grammars[0].constraint(grammars[0].compile(*args))
+            compiler = grammar_compiler(tokenizer, vocab_size)
+            return compiler.constraint(compiler.compile(*args))
         if kind == "arithmetic_guide":
-            if not guides:
-                guides.append(GuideVocabulary.of(tokenizer))
-            return ArithmeticGuide(guides[0], *args)
+            return ArithmeticGuide(guide_vocabulary(), *args)
         raise ValueError(f"no engine-side builder for constraints of kind {kind!r}")
 
     return build
